@@ -1,0 +1,84 @@
+"""The root ``velocast`` Typer app and its verb groups (``ingest``, ``simulate``, ``train`` ...).
+
+Domain modules register their commands on a group: ``@group("ingest").command("weather")``. A group
+is added to the root app the first time it is asked for, so ``velocast --help`` lists only what exists.
+Command modules import heavy libraries inside the command body so ``--help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import typer
+
+from pipeline import __version__
+
+GROUP_HELP: dict[str, str] = {
+    "ingest": "Bring data into a validated, normalised Zarr training store.",
+    "simulate": "Generate data with the embedded simulators (no download needed).",
+    "train": "Train a flow-matching model with the core training loop.",
+    "sample": "Draw samples from a trained model.",
+    "forecast": "Roll a trained model out into forecasts.",
+    "distill": "Distil a trained model into a few-step sampler.",
+    "evaluate": "Score forecasts or samples against the truth and write a report.",
+    "run": "Run a whole pipeline end to end (simulate, ingest, train, forecast, evaluate).",
+}
+
+app = typer.Typer(
+    name="velocast",
+    help="velocast: probabilistic forecasting with flow matching, for weather and molecules.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+_groups: dict[str, typer.Typer] = {}
+
+
+def group(name: str) -> typer.Typer:
+    """The verb group ``name`` (created and registered on first use)."""
+    if name not in _groups:
+        sub = typer.Typer(
+            no_args_is_help=True,
+            pretty_exceptions_enable=False,
+            context_settings={"help_option_names": ["-h", "--help"]},
+        )
+        app.add_typer(sub, name=name, help=GROUP_HELP.get(name, ""))
+        _groups[name] = sub
+    return _groups[name]
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"velocast {__version__}")
+        raise typer.Exit()
+
+
+def configure_logging(verbose: bool) -> None:
+    """Rich-formatted logging to stderr: INFO by default, DEBUG with ``--verbose``."""
+    from rich.logging import RichHandler
+
+    from pipeline.console import err_console
+
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(message)s",
+        datefmt="[%X]",
+        handlers=[RichHandler(console=err_console, show_path=verbose, rich_tracebacks=False)],
+        force=True,
+    )
+    # Third-party chatter stays at WARNING unless asked for.
+    for noisy in ("distributed", "asyncio", "urllib3", "fsspec", "numcodecs", "httpx", "matplotlib"):
+        logging.getLogger(noisy).setLevel(logging.DEBUG if verbose else logging.WARNING)
+
+
+@app.callback()
+def root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version_callback, is_eager=True, help="Print the version and exit."
+    ),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log debug detail to stderr."),
+) -> None:
+    """velocast: probabilistic forecasting with flow matching, for weather and molecules."""
+    configure_logging(verbose)

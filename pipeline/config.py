@@ -1,0 +1,110 @@
+"""Configuration: pydantic models loaded from YAML (``yaml.safe_load``) and overridden from the CLI.
+
+Precedence, lowest to highest: the model's defaults, the YAML file, ``--set dotted.key=value`` pairs,
+then explicit CLI flags. Any validation problem becomes one :class:`~pipeline.errors.UserError` line.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping, Sequence, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from pipeline.errors import UserError
+
+ConfigT = TypeVar("ConfigT", bound=BaseModel)
+
+
+class StrictModel(BaseModel):
+    """Base for every velocast config: unknown keys are errors (a typo should never pass silently)."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a YAML mapping with ``safe_load``; a missing, unreadable or non-mapping file is a UserError."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError("config file not found", path=path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise UserError(f"not valid YAML{where}: {getattr(exc, 'problem', exc)}", path=path) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"cannot read config: {exc}", path=path) from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise UserError(f"expected a mapping at the top level, found {type(data).__name__}", path=path)
+    return data
+
+
+def parse_set_overrides(pairs: Sequence[str]) -> dict[str, Any]:
+    """Turn ``["train.lr=1e-3", "members=8"]`` into a nested dict; values are parsed as YAML scalars."""
+    nested: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key.strip():
+            raise UserError(f"--set expects KEY=VALUE, got {pair!r}")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else None
+        except yaml.YAMLError:
+            value = raw
+        cursor = nested
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            cursor = cursor.setdefault(part, {})
+            if not isinstance(cursor, dict):
+                raise UserError(f"--set {key}: {part!r} is not a section")
+        cursor[parts[-1]] = value
+    return nested
+
+
+def deep_merge(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
+    """Recursively merge ``update`` into a copy of ``base`` (mappings merge, everything else replaces)."""
+    merged = dict(base)
+    for key, value in update.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def format_validation_error(exc: ValidationError) -> str:
+    """One line: ``field.path: message; other.field: message``."""
+    parts = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err.get("loc", ())) or "(config)"
+        parts.append(f"{loc}: {err.get('msg', 'invalid')}")
+    return "; ".join(parts)
+
+
+def load_config(
+    model: type[ConfigT],
+    path: str | Path | None = None,
+    *,
+    sets: Sequence[str] = (),
+    overrides: Mapping[str, Any] | None = None,
+) -> ConfigT:
+    """Build ``model`` from defaults < YAML file < ``--set`` pairs < explicit flag ``overrides``.
+
+    ``overrides`` entries whose value is ``None`` are ignored (flags the user did not give).
+    """
+    data: dict[str, Any] = read_yaml(path) if path is not None else {}
+    data = deep_merge(data, parse_set_overrides(sets))
+    data = deep_merge(data, {k: v for k, v in (overrides or {}).items() if v is not None})
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        where = f"{path}: " if path is not None else ""
+        raise UserError(f"{where}invalid configuration: {format_validation_error(exc)}") from None
+
+
+def dump_config(config: BaseModel, path: str | Path) -> None:
+    """Write a config as YAML that :func:`load_config` reads back to an equal model."""
+    Path(path).write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))

@@ -1,0 +1,61 @@
+"""Config loading: YAML < --set < flags, unknown keys refused, every problem a one-line UserError."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pipeline.config import StrictModel, dump_config, load_config, parse_set_overrides
+from pipeline.errors import UserError
+
+
+class Inner(StrictModel):
+    lr: float = 1e-3
+    steps: int = 100
+
+
+class Outer(StrictModel):
+    name: str = "run"
+    train: Inner = Inner()
+
+
+def test_precedence_defaults_yaml_set_flags(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("name: from-yaml\ntrain:\n  lr: 0.01\n  steps: 5\n")
+    loaded = load_config(Outer, cfg, sets=["train.steps=7"], overrides={"name": "from-flag", "train": None})
+    assert loaded.name == "from-flag"
+    assert loaded.train.lr == 0.01
+    assert loaded.train.steps == 7
+
+
+def test_unknown_key_is_a_user_error_naming_the_field(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("train:\n  learning_rate: 0.1\n")
+    with pytest.raises(UserError, match=r"train\.learning_rate"):
+        load_config(Outer, cfg)
+
+
+def test_bad_yaml_names_file_and_line(tmp_path: Path) -> None:
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text("train:\n  lr: [1, 2\n")
+    with pytest.raises(UserError, match=r"bad\.yaml: not valid YAML at line"):
+        load_config(Outer, cfg)
+
+
+def test_yaml_is_loaded_safely(tmp_path: Path) -> None:
+    cfg = tmp_path / "evil.yaml"
+    cfg.write_text("name: !!python/object/apply:os.system ['echo pwned']\n")
+    with pytest.raises(UserError):
+        load_config(Outer, cfg)
+
+
+def test_dump_then_load_round_trips(tmp_path: Path) -> None:
+    original = Outer(name="x", train=Inner(lr=0.5, steps=3))
+    dump_config(original, tmp_path / "o.yaml")
+    assert load_config(Outer, tmp_path / "o.yaml") == original
+
+
+def test_set_override_rejects_missing_equals() -> None:
+    with pytest.raises(UserError, match="KEY=VALUE"):
+        parse_set_overrides(["train.lr"])
