@@ -1,7 +1,7 @@
 """The ``velocast`` command line.
 
 ``main`` imports every command module (each registers its commands on a verb group of
-:mod:`pipeline.cli.app`), runs the app, and turns a :class:`~pipeline.errors.UserError` into one line on
+:mod:`pipeline.cli.root`), runs the app, and turns a :class:`~pipeline.errors.UserError` into one line on
 stderr with exit status 2.
 """
 
@@ -10,7 +10,8 @@ from __future__ import annotations
 import importlib
 import sys
 
-from pipeline.cli.app import app, group
+from pipeline.cli import root
+from pipeline.cli.root import app, group
 from pipeline.errors import UserError
 
 # Modules that register commands. Add a domain's CLI module here.
@@ -27,7 +28,7 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``velocast`` command."""
     load_commands()
     try:
-        app(args=argv, prog_name="velocast")
+        root.app(args=argv, prog_name="velocast")
     except UserError as exc:
         from rich.markup import escape
 

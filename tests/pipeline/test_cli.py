@@ -33,7 +33,7 @@ def test_help_lists_the_registered_groups() -> None:
 def test_user_error_is_one_line_on_stderr_with_exit_2(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
     import typer
 
-    from pipeline.cli import app as app_module
+    from pipeline.cli import root
 
     probe = typer.Typer()
 
@@ -41,8 +41,7 @@ def test_user_error_is_one_line_on_stderr_with_exit_2(monkeypatch: pytest.Monkey
     def boom() -> None:
         raise UserError("variable 'temperature' is missing", path="input.nc")
 
-    monkeypatch.setattr(app_module, "app", probe)
-    monkeypatch.setattr("pipeline.cli.app", probe)
+    monkeypatch.setattr(root, "app", probe)
     with pytest.raises(SystemExit) as exit_info:
         main([])
     assert exit_info.value.code == 2
