@@ -1,0 +1,200 @@
+"""A U-Net denoiser for fields on a regular latitude-longitude grid.
+
+Inputs are ``(B, C, H, W)`` fields with ``H`` latitudes and ``W`` longitudes. Convolutions pad
+*circularly* in longitude (the grid wraps around the sphere) and by edge replication in latitude
+(the poles). Conditioning follows GenCast: condition fields (previous states, static fields, encodings
+broadcast to the grid) are concatenated to the noisy state as extra channels, and the flow time (plus
+optional global features such as time-of-day encodings) modulates every residual block through
+FiLM (per-channel scale and shift).
+
+Network call: ``net(x_t, t, condition)`` with ``condition = {"fields": (B, Cc, H, W) | None,
+"globals": (B, G) | None}`` (either key may be missing).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+def sinusoidal_embedding(t: Tensor, dim: int, *, max_period: float = 10_000.0) -> Tensor:
+    """Transformer-style embedding of a scalar per sample: ``[cos(t·f_k), sin(t·f_k)]``, ``t`` scaled ×1000."""
+    half = dim // 2
+    freqs = torch.exp(-math.log(max_period) * torch.arange(half, device=t.device, dtype=torch.float32) / half)
+    args = 1000.0 * t.float().reshape(-1, 1) * freqs.reshape(1, -1)
+    return torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
+
+
+def pad_sphere(x: Tensor, pad: int) -> Tensor:
+    """Pad ``pad`` cells: circular in longitude (last dim), replicated at the poles (second-last dim)."""
+    if pad == 0:
+        return x
+    x = F.pad(x, (pad, pad, 0, 0), mode="circular")
+    return F.pad(x, (0, 0, pad, pad), mode="replicate")
+
+
+class SphereConv(nn.Module):
+    """A 2-D convolution (odd kernel) with :func:`pad_sphere` padding instead of zeros."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3) -> None:
+        super().__init__()
+        self.pad = kernel_size // 2
+        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, padding=0)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.conv(pad_sphere(x, self.pad))
+
+
+def _groups(channels: int) -> int:
+    for groups in (32, 16, 8, 4, 2):
+        if channels % groups == 0:
+            return groups
+    return 1
+
+
+class ResBlock(nn.Module):
+    """GroupNorm → SiLU → conv, FiLM from the embedding, GroupNorm → SiLU → dropout → conv, + skip."""
+
+    def __init__(self, in_channels: int, out_channels: int, embed_dim: int, dropout: float) -> None:
+        super().__init__()
+        self.norm1 = nn.GroupNorm(_groups(in_channels), in_channels)
+        self.conv1 = SphereConv(in_channels, out_channels)
+        self.film = nn.Linear(embed_dim, 2 * out_channels)
+        self.norm2 = nn.GroupNorm(_groups(out_channels), out_channels)
+        self.dropout = nn.Dropout(dropout)
+        self.conv2 = SphereConv(out_channels, out_channels)
+        nn.init.zeros_(self.conv2.conv.weight)
+        nn.init.zeros_(self.conv2.conv.bias)
+        self.skip = nn.Conv2d(in_channels, out_channels, 1) if in_channels != out_channels else nn.Identity()
+
+    def forward(self, x: Tensor, embedding: Tensor) -> Tensor:
+        h = self.conv1(F.silu(self.norm1(x)))
+        scale, shift = self.film(embedding)[:, :, None, None].chunk(2, dim=1)
+        h = self.norm2(h) * (1 + scale) + shift
+        h = self.conv2(self.dropout(F.silu(h)))
+        return self.skip(x) + h
+
+
+class SelfAttention(nn.Module):
+    """Multi-head self-attention over all grid cells (used at the coarsest resolution only)."""
+
+    def __init__(self, channels: int, heads: int) -> None:
+        super().__init__()
+        self.norm = nn.GroupNorm(_groups(channels), channels)
+        self.attention = nn.MultiheadAttention(channels, heads, batch_first=True)
+
+    def forward(self, x: Tensor) -> Tensor:
+        b, c, h, w = x.shape
+        tokens = self.norm(x).reshape(b, c, h * w).transpose(1, 2)
+        out, _ = self.attention(tokens, tokens, tokens, need_weights=False)
+        return x + out.transpose(1, 2).reshape(b, c, h, w)
+
+
+class GridUNet(nn.Module):
+    """U-Net on a lat-lon grid; output has ``out_channels`` channels at the input resolution.
+
+    ``H`` and ``W`` must be divisible by ``2 ** (len(channel_mults) - 1)``.
+    """
+
+    def __init__(
+        self,
+        *,
+        in_channels: int,
+        out_channels: int,
+        condition_channels: int = 0,
+        global_features: int = 0,
+        base_channels: int = 64,
+        channel_mults: Sequence[int] = (1, 2, 2),
+        blocks_per_level: int = 2,
+        attention_heads: int = 4,
+        use_attention: bool = True,
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__()
+        self.in_channels = in_channels
+        self.condition_channels = condition_channels
+        self.global_features = global_features
+        embed_dim = 4 * base_channels
+        self.time_dim = base_channels
+        self.embed = nn.Sequential(
+            nn.Linear(base_channels + global_features, embed_dim), nn.SiLU(), nn.Linear(embed_dim, embed_dim)
+        )
+        self.stem = SphereConv(in_channels + condition_channels, base_channels)
+
+        widths = [base_channels * m for m in channel_mults]
+        self.down = nn.ModuleList()
+        self.downsample = nn.ModuleList()
+        skip_widths = [base_channels]
+        width = base_channels
+        for level, level_width in enumerate(widths):
+            blocks = nn.ModuleList()
+            for _ in range(blocks_per_level):
+                blocks.append(ResBlock(width, level_width, embed_dim, dropout))
+                width = level_width
+                skip_widths.append(width)
+            self.down.append(blocks)
+            last = level == len(widths) - 1
+            self.downsample.append(nn.Identity() if last else nn.Conv2d(width, width, 2, stride=2))
+            if not last:
+                skip_widths.append(width)
+
+        self.mid1 = ResBlock(width, width, embed_dim, dropout)
+        self.mid_attention = SelfAttention(width, attention_heads) if use_attention else nn.Identity()
+        self.mid2 = ResBlock(width, width, embed_dim, dropout)
+
+        self.up = nn.ModuleList()
+        self.upsample = nn.ModuleList()
+        for level, level_width in reversed(list(enumerate(widths))):
+            blocks = nn.ModuleList()
+            for _ in range(blocks_per_level + 1):
+                blocks.append(ResBlock(width + skip_widths.pop(), level_width, embed_dim, dropout))
+                width = level_width
+            self.up.append(blocks)
+            self.upsample.append(nn.Upsample(scale_factor=2, mode="nearest") if level > 0 else nn.Identity())
+
+        self.head_norm = nn.GroupNorm(_groups(width), width)
+        self.head = SphereConv(width, out_channels)
+        nn.init.zeros_(self.head.conv.weight)
+        nn.init.zeros_(self.head.conv.bias)
+        self.levels = len(widths)
+
+    def forward(self, x: Tensor, t: Tensor, condition: Mapping[str, Tensor | None] | None = None) -> Tensor:
+        condition = condition or {}
+        fields = condition.get("fields")
+        globals_ = condition.get("globals")
+        factor = 2 ** (self.levels - 1)
+        if x.shape[-2] % factor or x.shape[-1] % factor:
+            raise ValueError(f"grid {tuple(x.shape[-2:])} is not divisible by {factor} (U-Net depth)")
+        if t.ndim == 0:
+            t = t.expand(x.shape[0])
+        embedding = sinusoidal_embedding(t, self.time_dim).to(x.dtype)
+        if self.global_features:
+            if globals_ is None:
+                raise ValueError(f"this network expects {self.global_features} global features")
+            embedding = torch.cat([embedding, globals_.to(x.dtype)], dim=-1)
+        embedding = self.embed(embedding)
+        if self.condition_channels:
+            if fields is None or fields.shape[1] != self.condition_channels:
+                got = None if fields is None else fields.shape[1]
+                raise ValueError(f"expected {self.condition_channels} condition channels, got {got}")
+            x = torch.cat([x, fields.to(x.dtype)], dim=1)
+
+        h = self.stem(x)
+        skips = [h]
+        for blocks, downsample in zip(self.down, self.downsample):
+            for block in blocks:
+                h = block(h, embedding)
+                skips.append(h)
+            if not isinstance(downsample, nn.Identity):
+                h = downsample(h)
+                skips.append(h)
+        h = self.mid2(self.mid_attention(self.mid1(h, embedding)), embedding)
+        for blocks, upsample in zip(self.up, self.upsample):
+            for block in blocks:
+                h = block(torch.cat([h, skips.pop()], dim=1), embedding)
+            h = upsample(h)
+        return self.head(F.silu(self.head_norm(h)))

@@ -1,0 +1,83 @@
+"""GridUNet respects the sphere: longitude is periodic, shapes and conditioning are checked."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from models.networks.grid_unet import GridUNet, pad_sphere
+
+
+def randomised(net: GridUNet) -> GridUNet:
+    """Zero-initialised output layers would make any equivariance test pass trivially."""
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.normal_(0.0, 0.2)
+    return net
+
+
+def make_net(**kwargs) -> GridUNet:
+    defaults = dict(in_channels=3, out_channels=3, condition_channels=2, global_features=4, base_channels=16,
+                    channel_mults=(1, 2, 2), blocks_per_level=1)
+    defaults.update(kwargs)
+    return randomised(GridUNet(**defaults)).eval()
+
+
+def inputs(batch: int = 2, h: int = 16, w: int = 32):
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(batch, 3, h, w, generator=g)
+    cond = {"fields": torch.randn(batch, 2, h, w, generator=g), "globals": torch.randn(batch, 4, generator=g)}
+    t = torch.rand(batch, generator=g)
+    return x, t, cond
+
+
+def test_output_has_the_input_shape_and_depends_on_every_input() -> None:
+    net = make_net()
+    x, t, cond = inputs()
+    out = net(x, t, cond)
+    assert out.shape == x.shape
+    for changed in (
+        net(x, t + 0.3, cond),
+        net(x, t, {**cond, "fields": cond["fields"] + 1}),
+        net(x, t, {**cond, "globals": cond["globals"] + 1}),
+    ):
+        assert not torch.allclose(changed, out)
+
+
+def test_longitude_shift_commutes_with_the_network() -> None:
+    """Rolling every input by 4 longitudes rolls the output by 4 (circular padding, no edge in longitude)."""
+    net = make_net()
+    x, t, cond = inputs()
+    shift = 4  # a multiple of the total downsampling factor (2 ** 2)
+    out = net(x, t, cond)
+    rolled = net(
+        torch.roll(x, shift, dims=-1), t, {**cond, "fields": torch.roll(cond["fields"], shift, dims=-1)}
+    )
+    torch.testing.assert_close(rolled, torch.roll(out, shift, dims=-1), atol=1e-4, rtol=1e-4)
+
+
+def test_latitude_shift_does_not_commute() -> None:
+    """Latitude is not periodic: the poles are edges, so a roll in latitude changes the answer."""
+    net = make_net()
+    x, t, cond = inputs()
+    out = net(x, t, cond)
+    rolled = net(torch.roll(x, 4, dims=-2), t, {**cond, "fields": torch.roll(cond["fields"], 4, dims=-2)})
+    assert not torch.allclose(rolled, torch.roll(out, 4, dims=-2), atol=1e-3)
+
+
+def test_pad_sphere_wraps_longitude_and_replicates_poles() -> None:
+    x = torch.arange(12.0).reshape(1, 1, 3, 4)
+    padded = pad_sphere(x, 1)
+    assert padded.shape == (1, 1, 5, 6)
+    torch.testing.assert_close(padded[0, 0, 1:-1, 0], x[0, 0, :, -1])  # west edge wraps to the east
+    torch.testing.assert_close(padded[0, 0, 0, 1:-1], x[0, 0, 0, :])  # north pole row replicated
+
+
+def test_wrong_condition_channels_and_grid_size_are_refused() -> None:
+    net = make_net()
+    x, t, cond = inputs()
+    with pytest.raises(ValueError, match="condition channels"):
+        net(x, t, {**cond, "fields": cond["fields"][:, :1]})
+    with pytest.raises(ValueError, match="not divisible"):
+        net(x[..., :30], t, {**cond, "fields": cond["fields"][..., :30]})
