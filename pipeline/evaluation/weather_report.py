@@ -1,0 +1,199 @@
+"""Weather verification report: ``metrics.json``, ``report.md`` and PNG plots.
+
+Plots: CRPS and RMSE against lead per system (one panel per headline channel), spread/skill against
+lead, rank histograms, maps of ensemble mean / spread / truth for one case, and a plume at one point.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import xarray as xr  # noqa: E402
+
+from pipeline.evaluation.weather import channel_arrays, truth_at_valid_times  # noqa: E402
+
+SYSTEM_STYLE: dict[str, dict] = {
+    "velocast": {"color": "tab:red", "lw": 2.2},
+    "perfect_model": {"color": "black", "ls": "--"},
+    "persistence": {"color": "tab:gray"},
+    "climatology": {"color": "tab:olive"},
+    "deterministic": {"color": "tab:blue"},
+    "deterministic_noise": {"color": "tab:cyan"},
+}
+
+
+def _headline(metrics: dict, limit: int = 4) -> list[str]:
+    preferred = [v for v in ("geopotential_500", "temperature_850") if v in metrics["variables"]]
+    rest = [v for v in metrics["variables"] if v not in preferred]
+    return (preferred + rest)[:limit]
+
+
+def _line_panel(metrics: dict, metric: str, path: Path, *, ylabel: str, reference: float | None = None) -> Path:
+    channels = _headline(metrics)
+    leads = metrics["lead_hours"]
+    fig, axes = plt.subplots(1, len(channels), figsize=(4.2 * len(channels), 3.4), squeeze=False)
+    for ax, channel in zip(axes[0], channels):
+        for system, by_metric in metrics["scores"].items():
+            values = by_metric.get(metric, {}).get(channel)
+            if values is None or all(v is None for v in values):
+                continue
+            y = [np.nan if v is None else v for v in values]
+            ax.plot(leads, y, marker="o", ms=3, label=system, **SYSTEM_STYLE.get(system, {}))
+        if reference is not None:
+            ax.axhline(reference, color="k", lw=0.8, ls=":")
+        ax.set_title(channel)
+        ax.set_xlabel("lead (hours)")
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_rank_histograms(metrics: dict, path: Path, *, system: str = "velocast") -> Path | None:
+    """Rank histograms of ``system`` at three leads (first, middle, last) per headline channel."""
+    histograms = metrics.get("rank_histograms", {}).get(system)
+    if not histograms:
+        return None
+    channels = [c for c in _headline(metrics) if c in histograms]
+    leads = metrics["lead_hours"]
+    picks = sorted({0, len(leads) // 2, len(leads) - 1})
+    fig, axes = plt.subplots(len(channels), len(picks), figsize=(3.2 * len(picks), 2.6 * len(channels)),
+                             squeeze=False)
+    for row, channel in enumerate(channels):
+        for col, lead_index in enumerate(picks):
+            freq = np.asarray(histograms[channel][lead_index])
+            ax = axes[row][col]
+            ax.bar(np.arange(1, freq.size + 1), freq, color="tab:red", alpha=0.7)
+            ax.axhline(1 / freq.size, color="k", lw=0.8, ls=":")
+            ax.set_title(f"{channel}, {leads[lead_index]} h", fontsize=9)
+            ax.set_xlabel("rank of truth")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_case_maps(forecast: xr.Dataset, truth: xr.Dataset, *, channel: str, init_index: int,
+                   lead_index: int, path: Path) -> Path:
+    """Ensemble mean, ensemble spread and truth of one channel for one case, on a lat-lon map."""
+    fc = channel_arrays(forecast)[channel].isel(init_time=init_index, lead_time=lead_index)
+    init = forecast["init_time"].values[init_index : init_index + 1]
+    lead = forecast["lead_time"].values[lead_index : lead_index + 1]
+    obs = truth_at_valid_times(channel_arrays(truth)[channel], init, lead).isel(init_time=0, lead_time=0)
+    lat, lon = fc["latitude"].values, fc["longitude"].values
+    mean, std = fc.mean("member").values, fc.std("member").values
+    vmin, vmax = float(min(mean.min(), obs.min())), float(max(mean.max(), obs.max()))
+    fig, axes = plt.subplots(1, 3, figsize=(14, 3.6))
+    for ax, field, title, kwargs in (
+        (axes[0], mean, "ensemble mean", {"vmin": vmin, "vmax": vmax, "cmap": "viridis"}),
+        (axes[1], std, "ensemble spread", {"cmap": "magma"}),
+        (axes[2], obs.values, "truth", {"vmin": vmin, "vmax": vmax, "cmap": "viridis"}),
+    ):
+        mesh = ax.pcolormesh(lon, lat, field, shading="auto", **kwargs)
+        fig.colorbar(mesh, ax=ax, shrink=0.85)
+        ax.set_title(title)
+        ax.set_xlabel("longitude")
+        ax.set_ylabel("latitude")
+    hours = pd.Timedelta(lead[0]).total_seconds() / 3600
+    fig.suptitle(f"{channel}: init {pd.Timestamp(init[0]):%Y-%m-%d %H}Z, lead {hours:g} h")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_plume(forecast: xr.Dataset, truth: xr.Dataset, *, channel: str, init_index: int,
+               latitude: float, longitude: float, path: Path) -> Path:
+    """Every member's path over the leads at the grid point nearest (latitude, longitude), with truth."""
+    fc = channel_arrays(forecast)[channel].isel(init_time=init_index)
+    fc = fc.sel(latitude=latitude, longitude=longitude, method="nearest")
+    init = forecast["init_time"].values[init_index : init_index + 1]
+    obs = truth_at_valid_times(channel_arrays(truth)[channel], init, forecast["lead_time"].values)
+    obs = obs.isel(init_time=0).sel(latitude=latitude, longitude=longitude, method="nearest")
+    hours = pd.TimedeltaIndex(forecast["lead_time"].values).total_seconds() / 3600
+    fig, ax = plt.subplots(figsize=(7, 3.6))
+    members = fc.transpose("member", "lead_time").values
+    ax.plot(hours, members.T, color="tab:red", alpha=0.35, lw=0.8)
+    ax.plot(hours, members.mean(0), color="tab:red", lw=2, label="ensemble mean")
+    ax.plot(hours, obs.values, color="k", lw=2, label="truth")
+    ax.set_xlabel("lead (hours)")
+    ax.set_ylabel(channel)
+    ax.set_title(f"{channel} at {float(fc.latitude):.1f}°, {float(fc.longitude):.1f}° "
+                 f"(init {pd.Timestamp(init[0]):%Y-%m-%d %H}Z)")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _table(metrics: dict, metric: str, channel: str, systems: Sequence[str]) -> list[str]:
+    leads = metrics["lead_hours"]
+    lines = [f"| system | " + " | ".join(f"{h} h" for h in leads) + " |",
+             "|---|" + "---|" * len(leads)]
+    for system in systems:
+        values = metrics["scores"][system].get(metric, {}).get(channel)
+        if values is None:
+            continue
+        cells = ["–" if v is None else f"{v:.4g}" for v in values]
+        lines.append(f"| {system} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def write_report(metrics: dict, out_dir: Path, *, forecast: xr.Dataset | None = None,
+                 truth: xr.Dataset | None = None, title: str = "velocast weather verification",
+                 notes: Sequence[str] = ()) -> Path:
+    """Write ``metrics.json``, the plots and ``report.md`` into ``out_dir``; returns the report path.
+
+    ``forecast`` and ``truth`` (optional) add the case maps and the plume plot.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=1))
+    plots = {
+        "CRPS": _line_panel(metrics, "crps", out_dir / "crps.png", ylabel="fair CRPS"),
+        "RMSE": _line_panel(metrics, "rmse", out_dir / "rmse.png", ylabel="ensemble-mean RMSE"),
+        "Spread/skill": _line_panel(metrics, "ssr", out_dir / "spread_skill.png", ylabel="spread/skill",
+                                    reference=1.0),
+        "ACC": _line_panel(metrics, "acc", out_dir / "acc.png", ylabel="ACC"),
+    }
+    rank = plot_rank_histograms(metrics, out_dir / "rank_histograms.png")
+    if rank is not None:
+        plots["Rank histograms (velocast)"] = rank
+    if forecast is not None and truth is not None:
+        channel = _headline(metrics, 1)[0]
+        mid = forecast.sizes["lead_time"] // 2
+        plots["Case maps"] = plot_case_maps(forecast, truth, channel=channel, init_index=0, lead_index=mid,
+                                            path=out_dir / "case_maps.png")
+        lat = float(forecast["latitude"].values[len(forecast["latitude"]) // 4])
+        plots["Plume"] = plot_plume(forecast, truth, channel=channel, init_index=0, latitude=lat,
+                                    longitude=float(forecast["longitude"].values[0]),
+                                    path=out_dir / "plume.png")
+
+    systems = list(metrics["scores"])
+    lines = [f"# {title}", "",
+             f"{metrics['n_init_times']} init times; members: "
+             + ", ".join(f"{s} {m}" for s, m in metrics["members"].items()) + ".", ""]
+    lines += [f"- {note}" for note in notes]
+    if notes:
+        lines.append("")
+    for metric, label in (("crps", "Fair CRPS (lower is better)"), ("rmse", "Debiased ensemble-mean RMSE"),
+                          ("ssr", "Spread/skill ratio (1 is ideal)"), ("acc", "ACC (higher is better)")):
+        for channel in _headline(metrics):
+            lines += [f"## {label}: {channel}", ""] + _table(metrics, metric, channel, systems) + [""]
+    lines += ["## Plots", ""] + [f"![{name}]({path.name})" for name, path in plots.items()] + [""]
+    report = out_dir / "report.md"
+    report.write_text("\n".join(lines))
+    return report
