@@ -7,8 +7,9 @@ broadcast to the grid) are concatenated to the noisy state as extra channels, an
 optional global features such as time-of-day encodings) modulates every residual block through
 FiLM (per-channel scale and shift).
 
-Network call: ``net(x_t, t, condition)`` with ``condition = {"fields": (B, Cc, H, W) | None,
-"globals": (B, G) | None}`` (either key may be missing).
+Network call: ``net(x_t, t, condition, drop=None)`` with ``condition = {"fields": (B, Cc, H, W) | None,
+"globals": (B, G) | None}`` (either key may be missing). ``drop`` ([B] bool, classifier-free guidance,
+see :mod:`models.guidance`) marks samples whose condition was zeroed; they get a learned null embedding.
 """
 
 from __future__ import annotations
@@ -123,6 +124,7 @@ class GridUNet(nn.Module):
         self.embed = nn.Sequential(
             nn.Linear(base_channels + global_features, embed_dim), nn.SiLU(), nn.Linear(embed_dim, embed_dim)
         )
+        self.null_embedding = nn.Parameter(torch.zeros(embed_dim))
         self.stem = SphereConv(in_channels + condition_channels, base_channels)
 
         widths = [base_channels * m for m in channel_mults]
@@ -162,7 +164,13 @@ class GridUNet(nn.Module):
         nn.init.zeros_(self.head.conv.bias)
         self.levels = len(widths)
 
-    def forward(self, x: Tensor, t: Tensor, condition: Mapping[str, Tensor | None] | None = None) -> Tensor:
+    def forward(
+        self,
+        x: Tensor,
+        t: Tensor,
+        condition: Mapping[str, Tensor | None] | None = None,
+        drop: Tensor | None = None,
+    ) -> Tensor:
         condition = condition or {}
         fields = condition.get("fields")
         globals_ = condition.get("globals")
@@ -177,6 +185,8 @@ class GridUNet(nn.Module):
                 raise ValueError(f"this network expects {self.global_features} global features")
             embedding = torch.cat([embedding, globals_.to(x.dtype)], dim=-1)
         embedding = self.embed(embedding)
+        if drop is not None:
+            embedding = embedding + drop.to(embedding.dtype)[:, None] * self.null_embedding
         if self.condition_channels:
             if fields is None or fields.shape[1] != self.condition_channels:
                 got = None if fields is None else fields.shape[1]

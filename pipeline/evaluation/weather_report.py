@@ -53,7 +53,8 @@ def _line_panel(metrics: dict, metric: str, path: Path, *, ylabel: str, referenc
         ax.set_xlabel("lead (hours)")
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
-    axes[0][0].legend(fontsize=8)
+    if axes[0][0].get_legend_handles_labels()[0]:
+        axes[0][0].legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

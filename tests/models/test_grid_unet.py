@@ -81,3 +81,14 @@ def test_wrong_condition_channels_and_grid_size_are_refused() -> None:
         net(x, t, {**cond, "fields": cond["fields"][:, :1]})
     with pytest.raises(ValueError, match="not divisible"):
         net(x[..., :30], t, {**cond, "fields": cond["fields"][..., :30]})
+
+
+def test_dropped_condition_uses_the_null_embedding() -> None:
+    """CFG: a sample marked ``drop`` differs from the same zeroed condition without the mark."""
+    net = make_net()
+    x, t, cond = inputs()
+    zeroed = {k: torch.zeros_like(v) for k, v in cond.items()}
+    marked = net(x, t, zeroed, drop=torch.tensor([True, False]))
+    unmarked = net(x, t, zeroed)
+    assert not torch.allclose(marked[0], unmarked[0])
+    torch.testing.assert_close(marked[1], unmarked[1])
