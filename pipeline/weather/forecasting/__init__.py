@@ -1,0 +1,1 @@
+"""Conditional flow-matching weather model: data windows, network, training, rollout, forecast, evaluate."""

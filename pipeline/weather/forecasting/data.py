@@ -1,0 +1,204 @@
+"""Training windows for the conditional weather model.
+
+States are stacked into channels (``temperature_850``, ..., ``surface_pressure``) and standardised per
+channel, ``z = (x - μ)/σ``. A training example at index ``i`` is the pair of previous states
+``(z[i-k], z[i])`` (``k`` = model step in store steps) and the target *normalised residual*
+``r = (x[i+k] - x[i]) / σ_Δ`` with ``σ_Δ`` the per-channel std of the k-step difference (as GenCast).
+Only windows whose three times are exactly one model step apart are used, so gaps never leak in.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+import xarray as xr
+
+from pipeline.evaluation.ensemble import latitude_weights
+from pipeline.weather.forecasting.features import grid_features, standardise_static, time_features
+from pipeline.weather.schema import CANONICAL, channel_name
+
+
+@dataclass(frozen=True)
+class Channel:
+    """A variable at a level (``level=None`` for a surface variable)."""
+
+    variable: str
+    level: int | None
+
+    @property
+    def name(self) -> str:
+        return channel_name(self.variable, self.level)
+
+
+def dynamic_channels(dataset: xr.Dataset, variables: Sequence[str] | None = None) -> list[Channel]:
+    """Every (variable, level) of the time-varying variables of ``dataset`` (or of ``variables``)."""
+    names = list(variables) if variables else [
+        str(v) for v, a in dataset.data_vars.items() if "time" in a.dims and {"latitude", "longitude"} <= set(a.dims)
+    ]
+    channels = []
+    for name in names:
+        if name not in dataset:
+            raise KeyError(f"variable {name!r} is not in the training store")
+        array = dataset[name]
+        if "level" in array.dims:
+            channels += [Channel(name, int(level)) for level in array["level"].values]
+        else:
+            channels.append(Channel(name, None))
+    return channels
+
+
+def static_variables(dataset: xr.Dataset) -> list[str]:
+    """Static fields of the store (no time dim, on the grid) in a stable order."""
+    return sorted(
+        str(name) for name, array in dataset.data_vars.items()
+        if "time" not in array.dims and {"latitude", "longitude"} <= set(array.dims)
+        and (CANONICAL.get(str(name)) is None or CANONICAL[str(name)].kind == "static")
+    )
+
+
+def stack_channels(dataset: xr.Dataset, channels: Sequence[Channel]) -> np.ndarray:
+    """``(T, C, H, W)`` float32 array of the channels (loads the data)."""
+    arrays = []
+    for channel in channels:
+        array = dataset[channel.variable]
+        if channel.level is not None:
+            array = array.sel(level=channel.level)
+        arrays.append(array.transpose("time", "latitude", "longitude").values.astype(np.float32))
+    return np.stack(arrays, axis=1)
+
+
+@dataclass(frozen=True)
+class Normalisation:
+    """Per-channel ``mean``, ``std`` and k-step-difference ``diff_std`` (physical units)."""
+
+    channels: tuple[str, ...]
+    mean: np.ndarray
+    std: np.ndarray
+    diff_std: np.ndarray
+
+    @classmethod
+    def compute(cls, states: np.ndarray, channels: Sequence[Channel], *, stride: int) -> Normalisation:
+        """Statistics of ``states`` ``(T, C, H, W)`` (area-unweighted, as a normaliser needs)."""
+        mean = states.mean(axis=(0, 2, 3), dtype=np.float64)
+        std = states.std(axis=(0, 2, 3), dtype=np.float64)
+        diff = states[stride:] - states[:-stride]
+        diff_std = diff.std(axis=(0, 2, 3), dtype=np.float64)
+        return cls(tuple(c.name for c in channels), mean, np.maximum(std, 1e-12), np.maximum(diff_std, 1e-12))
+
+    def to_json(self) -> str:
+        return json.dumps({"channels": list(self.channels), "mean": self.mean.tolist(),
+                           "std": self.std.tolist(), "diff_std": self.diff_std.tolist()})
+
+    @classmethod
+    def from_json(cls, text: str) -> Normalisation:
+        data = json.loads(text)
+        return cls(tuple(data["channels"]), *(np.asarray(data[k], dtype=np.float64) for k in ("mean", "std", "diff_std")))
+
+    def _shape(self, values: np.ndarray) -> np.ndarray:
+        return values.reshape(-1, 1, 1).astype(np.float32)
+
+    def normalise(self, states: np.ndarray) -> np.ndarray:
+        return (states - self._shape(self.mean)) / self._shape(self.std)
+
+    def denormalise(self, z: np.ndarray) -> np.ndarray:
+        return z * self._shape(self.std) + self._shape(self.mean)
+
+    @property
+    def residual_scale(self) -> np.ndarray:
+        """``σ_Δ/σ`` per channel: a normalised residual times this is a step in normalised state space."""
+        return (self.diff_std / self.std).astype(np.float32)
+
+
+@dataclass
+class WeatherWindows:
+    """Normalised states in memory, the valid window indices, and the conditioning features."""
+
+    z: np.ndarray  # (T, C, H, W) normalised states
+    times: pd.DatetimeIndex
+    normalisation: Normalisation
+    static: np.ndarray  # (S, H, W): grid features + standardised static fields
+    latitude: np.ndarray
+    longitude: np.ndarray
+    stride: int
+    starts: np.ndarray  # indices i with (i - stride, i, i + stride) contiguous in time
+
+    @classmethod
+    def from_dataset(
+        cls,
+        dataset: xr.Dataset,
+        channels: Sequence[Channel],
+        *,
+        step: pd.Timedelta,
+        normalisation: Normalisation | None = None,
+    ) -> WeatherWindows:
+        times = pd.DatetimeIndex(dataset["time"].values)
+        if len(times) < 3:
+            raise ValueError(f"need at least 3 times, the data has {len(times)}")
+        spacing = pd.Timedelta(np.median(np.diff(times.values)))
+        if step % spacing != pd.Timedelta(0):
+            raise ValueError(f"the model step {step} is not a multiple of the data's spacing {spacing}")
+        stride = int(step / spacing)
+        states = stack_channels(dataset, channels)
+        if not np.isfinite(states).all():
+            raise ValueError("the training data contain NaNs in a dynamic channel")
+        normalisation = normalisation or Normalisation.compute(states, channels, stride=stride)
+        z = normalisation.normalise(states)
+        index = np.arange(stride, len(times) - stride)
+        contiguous = (times[index] - times[index - stride] == step) & (times[index + stride] - times[index] == step)
+        statics = [dataset[name].transpose("latitude", "longitude").values for name in static_variables(dataset)]
+        lat, lon = dataset["latitude"].values, dataset["longitude"].values
+        static = grid_features(lat, lon)
+        if statics:
+            static = np.concatenate([static, standardise_static(statics)])
+        return cls(z=z, times=times, normalisation=normalisation, static=static, latitude=lat, longitude=lon,
+                   stride=stride, starts=index[np.asarray(contiguous)])
+
+    @property
+    def channels(self) -> int:
+        return self.z.shape[1]
+
+    @property
+    def condition_channels(self) -> int:
+        return 2 * self.channels + self.static.shape[0]
+
+    def area_weights(self) -> torch.Tensor:
+        """``(1, 1, H, 1)`` latitude-area weights with mean 1, for the loss."""
+        lat = xr.DataArray(self.latitude, dims="latitude")
+        return torch.from_numpy(latitude_weights(lat).values.astype(np.float32)).reshape(1, 1, -1, 1)
+
+    def condition(self, previous: torch.Tensor, current: torch.Tensor, valid_times: Sequence) -> dict[str, torch.Tensor]:
+        """The network condition for states ``(B, C, H, W)`` and the valid times of the predictions."""
+        static = torch.from_numpy(self.static).to(current).expand(current.shape[0], -1, -1, -1)
+        fields = torch.cat([previous, current, static], dim=1)
+        return {"fields": fields, "globals": torch.from_numpy(time_features(valid_times)).to(current)}
+
+    def example(self, indices: np.ndarray) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Target normalised residuals ``(B, C, H, W)`` and conditions for window starts ``indices``."""
+        z = self.z
+        previous = torch.from_numpy(z[indices - self.stride])
+        current = torch.from_numpy(z[indices])
+        following = torch.from_numpy(z[indices + self.stride])
+        scale = torch.from_numpy(self.normalisation.residual_scale).reshape(1, -1, 1, 1)
+        residual = (following - current) / scale
+        return residual, self.condition(previous, current, self.times[indices + self.stride])
+
+    def batches(self, batch_size: int, *, seed: int, rank: int = 0, world_size: int = 1) -> Iterator[tuple]:
+        """Endless shuffled batches ``(residual, condition, weight)``; each rank takes its own slice."""
+        if len(self.starts) < batch_size * world_size:
+            raise ValueError(
+                f"{len(self.starts)} training windows cannot fill a batch of {batch_size} x {world_size} ranks"
+            )
+        rng = np.random.default_rng(seed)
+        weight = self.area_weights()
+        while True:
+            order = rng.permutation(self.starts)
+            usable = len(order) - len(order) % (batch_size * world_size)
+            for begin in range(0, usable, batch_size * world_size):
+                chunk = order[begin + rank * batch_size : begin + (rank + 1) * batch_size]
+                residual, condition = self.example(chunk)
+                yield residual, condition, weight

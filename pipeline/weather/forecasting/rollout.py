@@ -1,0 +1,168 @@
+"""Autoregressive ensemble rollout.
+
+One model step maps the two latest normalised states ``(z_prev, z_cur)`` to ``z_next = z_cur + s ⊙ r``
+where ``r`` is a normalised residual and ``s = σ_Δ/σ`` per channel (see
+:class:`~pipeline.weather.forecasting.data.Normalisation`). A flow-matching model draws ``r`` by
+integrating its velocity from fresh noise (any sampler and step count of :mod:`models.samplers`); a
+deterministic (MSE) model predicts ``r`` in one call. All members of all init times in a chunk are one
+batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import torch
+import xarray as xr
+from torch import nn
+
+from models.objectives import Objective
+from models.samplers import Denoiser, sample
+from pipeline.weather.forecasting.data import Channel, Normalisation
+from pipeline.weather.forecasting.features import time_features
+from pipeline.weather.schema import CANONICAL
+
+
+@dataclass
+class Forecaster:
+    """A trained weather model with everything needed to step it: network, objective (``None`` for a
+    deterministic model), normalisation, static features, grid, channels and step."""
+
+    net: nn.Module
+    objective: Objective | None
+    normalisation: Normalisation
+    static: np.ndarray
+    latitude: np.ndarray
+    longitude: np.ndarray
+    channels: list[Channel]
+    step: pd.Timedelta
+    metadata: dict = field(default_factory=dict)
+
+    @property
+    def deterministic(self) -> bool:
+        return self.objective is None
+
+    def condition(self, previous: torch.Tensor, current: torch.Tensor, valid_times: Sequence) -> dict:
+        static = torch.from_numpy(self.static).to(current).expand(current.shape[0], -1, -1, -1)
+        return {
+            "fields": torch.cat([previous, current, static], dim=1),
+            "globals": torch.from_numpy(time_features(valid_times)).to(current),
+        }
+
+    @torch.no_grad()
+    def residual(
+        self,
+        previous: torch.Tensor,
+        current: torch.Tensor,
+        valid_times: Sequence,
+        *,
+        sampler: str = "heun",
+        steps: int = 8,
+        guidance: float | None = None,
+        generator: torch.Generator | None = None,
+    ) -> tuple[torch.Tensor, int]:
+        """Normalised residuals ``(B, C, H, W)`` for one model step, and the network calls spent."""
+        condition = self.condition(previous, current, valid_times)
+        if self.objective is None:
+            t = torch.ones(current.shape[0], dtype=current.dtype, device=current.device)
+            return self.net(torch.zeros_like(current), t, condition), 1
+        denoiser = Denoiser(self.net, self.objective, condition=condition, guidance=guidance)
+        noise = torch.randn(current.shape, generator=generator, dtype=current.dtype, device=current.device)
+        result = sample(denoiser, noise, sampler=sampler, steps=steps, generator=generator)
+        return result.samples, result.nfe
+
+
+@dataclass(frozen=True)
+class RolloutResult:
+    """``states``: ``(N_init, n_steps, members, C, H, W)`` physical units; ``nfe``: network calls per step."""
+
+    states: np.ndarray
+    lead_times: pd.TimedeltaIndex
+    nfe_per_step: int
+
+
+def rollout(
+    forecaster: Forecaster,
+    *,
+    history: np.ndarray,
+    init_times: Sequence,
+    n_steps: int,
+    members: int,
+    sampler: str = "heun",
+    sampler_steps: int = 8,
+    guidance: float | None = None,
+    seed: int = 0,
+    batch_size: int = 64,
+    device: str | torch.device = "cpu",
+    on_step: Callable[[int], None] | None = None,
+) -> RolloutResult:
+    """Roll ``members`` trajectories of ``n_steps`` model steps from each init time.
+
+    ``history`` is ``(N_init, 2, C, H, W)`` in physical units: the states one model step before and at
+    each init time. A deterministic model gives identical members, so pass ``members=1`` for it.
+    ``on_step`` is called with the number of (chunk) steps done, for progress bars.
+    """
+    init = pd.DatetimeIndex(init_times)
+    if history.shape[0] != len(init) or history.shape[1] != 2:
+        raise ValueError(f"history must be (N_init={len(init)}, 2, C, H, W), got {history.shape}")
+    norm = forecaster.normalisation
+    z0 = np.stack([norm.normalise(history[:, 0]), norm.normalise(history[:, 1])], axis=1).astype(np.float32)
+    scale = torch.from_numpy(norm.residual_scale).reshape(1, -1, 1, 1).to(device)
+    leads = pd.TimedeltaIndex([forecaster.step * (k + 1) for k in range(n_steps)])
+    total = len(init) * members
+    out = np.empty((total, n_steps) + history.shape[2:], dtype=np.float32)
+    init_of_sample = np.repeat(np.arange(len(init)), members)
+    nfe = 0
+    forecaster.net.to(device).eval()
+    for begin in range(0, total, batch_size):
+        rows = np.arange(begin, min(begin + batch_size, total))
+        generator = torch.Generator(device=device).manual_seed(seed * 1_000_003 + begin)
+        previous = torch.from_numpy(z0[init_of_sample[rows], 0]).to(device)
+        current = torch.from_numpy(z0[init_of_sample[rows], 1]).to(device)
+        for k in range(n_steps):
+            valid = init[init_of_sample[rows]] + leads[k]
+            residual, nfe = forecaster.residual(
+                previous, current, valid, sampler=sampler, steps=sampler_steps, guidance=guidance,
+                generator=generator,
+            )
+            previous, current = current, current + scale * residual
+            out[rows, k] = norm.denormalise(current.cpu().numpy())
+            if on_step is not None:
+                on_step(1)
+    states = out.reshape((len(init), members, n_steps) + history.shape[2:]).transpose(0, 2, 1, 3, 4, 5)
+    return RolloutResult(states=np.ascontiguousarray(states), lead_times=leads, nfe_per_step=nfe)
+
+
+def forecast_dataset(
+    result: RolloutResult, forecaster: Forecaster, *, init_times: Sequence, attrs: dict | None = None
+) -> xr.Dataset:
+    """The rollout as a dataset in the forecast schema: ``(init_time, lead_time, member, [level],
+    latitude, longitude)``, physical units, canonical names (units attrs from the schema)."""
+    init = pd.DatetimeIndex(init_times)
+    members = result.states.shape[2]
+    coords = {
+        "init_time": init.values,
+        "lead_time": result.lead_times.values,
+        "member": np.arange(members),
+        "latitude": forecaster.latitude,
+        "longitude": forecaster.longitude,
+    }
+    variables: dict[str, list[tuple[int | None, int]]] = {}
+    for index, channel in enumerate(forecaster.channels):
+        variables.setdefault(channel.variable, []).append((channel.level, index))
+    data_vars = {}
+    base_dims = ("init_time", "lead_time", "member")
+    for name, entries in variables.items():
+        var_attrs = {"units": CANONICAL[name].units} if name in CANONICAL else {}
+        if entries[0][0] is None:
+            data_vars[name] = xr.Variable(base_dims + ("latitude", "longitude"), result.states[:, :, :, entries[0][1]],
+                                          attrs=var_attrs)
+        else:
+            levels = [level for level, _ in entries]
+            stacked = np.stack([result.states[:, :, :, i] for _, i in entries], axis=3)
+            data_vars[name] = xr.Variable(base_dims + ("level", "latitude", "longitude"), stacked, attrs=var_attrs)
+            coords.setdefault("level", np.asarray(levels, dtype=np.int32))
+    return xr.Dataset(data_vars, coords=coords, attrs=attrs or {})
