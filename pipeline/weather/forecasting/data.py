@@ -10,7 +10,7 @@ Only windows whose three times are exactly one model step apart are used, so gap
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,6 +18,7 @@ import pandas as pd
 import torch
 import xarray as xr
 
+from models.training.data import Batch
 from pipeline.evaluation.ensemble import latitude_weights
 from pipeline.weather.forecasting.features import grid_features, standardise_static, time_features
 from pipeline.weather.schema import CANONICAL, channel_name
@@ -187,18 +188,24 @@ class WeatherWindows:
         residual = (following - current) / scale
         return residual, self.condition(previous, current, self.times[indices + self.stride])
 
-    def batches(self, batch_size: int, *, seed: int, rank: int = 0, world_size: int = 1) -> Iterator[tuple]:
-        """Endless shuffled batches ``(residual, condition, weight)``; each rank takes its own slice."""
-        if len(self.starts) < batch_size * world_size:
-            raise ValueError(
-                f"{len(self.starts)} training windows cannot fill a batch of {batch_size} x {world_size} ranks"
-            )
-        rng = np.random.default_rng(seed)
-        weight = self.area_weights()
-        while True:
-            order = rng.permutation(self.starts)
-            usable = len(order) - len(order) % (batch_size * world_size)
-            for begin in range(0, usable, batch_size * world_size):
-                chunk = order[begin + rank * batch_size : begin + (rank + 1) * batch_size]
-                residual, condition = self.example(chunk)
-                yield residual, condition, weight
+    def source(self, *, batch_size: int, seed: int = 0) -> WindowSource:
+        """A step-indexed :class:`~models.training.data.BatchSource` over these windows."""
+        if len(self.starts) < batch_size:
+            raise ValueError(f"{len(self.starts)} training windows cannot fill a batch of {batch_size}")
+        return WindowSource(self, batch_size=batch_size, seed=seed)
+
+
+@dataclass
+class WindowSource:
+    """Random windows for step ``k`` (seeded by ``(seed, k)``); each rank takes its slice of the global batch."""
+
+    windows: WeatherWindows
+    batch_size: int
+    seed: int = 0
+
+    def batch(self, step: int, *, rank: int = 0, world_size: int = 1) -> Batch:
+        rng = np.random.default_rng([self.seed, step])
+        chosen = rng.choice(self.windows.starts, size=self.batch_size, replace=False)
+        per_rank = self.batch_size // world_size
+        residual, condition = self.windows.example(chosen[rank * per_rank : (rank + 1) * per_rank])
+        return Batch(x1=residual, condition=condition, weight=self.windows.area_weights())

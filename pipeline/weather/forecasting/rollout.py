@@ -20,6 +20,7 @@ import xarray as xr
 from torch import nn
 
 from models.objectives import Objective
+from models.regression import RegressionObjective
 from models.samplers import Denoiser, sample
 from pipeline.weather.forecasting.data import Channel, Normalisation
 from pipeline.weather.forecasting.features import time_features
@@ -28,11 +29,12 @@ from pipeline.weather.schema import CANONICAL
 
 @dataclass
 class Forecaster:
-    """A trained weather model with everything needed to step it: network, objective (``None`` for a
-    deterministic model), normalisation, static features, grid, channels and step."""
+    """A trained weather model with everything needed to step it: network, objective (a
+    :class:`~models.regression.RegressionObjective` for a deterministic model), normalisation, static
+    features, grid, channels and step."""
 
     net: nn.Module
-    objective: Objective | None
+    objective: Objective | RegressionObjective
     normalisation: Normalisation
     static: np.ndarray
     latitude: np.ndarray
@@ -43,7 +45,7 @@ class Forecaster:
 
     @property
     def deterministic(self) -> bool:
-        return self.objective is None
+        return isinstance(self.objective, RegressionObjective)
 
     def condition(self, previous: torch.Tensor, current: torch.Tensor, valid_times: Sequence) -> dict:
         static = torch.from_numpy(self.static).to(current).expand(current.shape[0], -1, -1, -1)
@@ -66,9 +68,8 @@ class Forecaster:
     ) -> tuple[torch.Tensor, int]:
         """Normalised residuals ``(B, C, H, W)`` for one model step, and the network calls spent."""
         condition = self.condition(previous, current, valid_times)
-        if self.objective is None:
-            t = torch.ones(current.shape[0], dtype=current.dtype, device=current.device)
-            return self.net(torch.zeros_like(current), t, condition), 1
+        if self.deterministic:
+            return self.objective.predict(self.net, current, None, condition).x1, 1
         denoiser = Denoiser(self.net, self.objective, condition=condition, guidance=guidance)
         noise = torch.randn(current.shape, generator=generator, dtype=current.dtype, device=current.device)
         result = sample(denoiser, noise, sampler=sampler, steps=steps, generator=generator)

@@ -9,7 +9,7 @@ import torch
 import xarray as xr
 
 from models.networks.grid_unet import GridUNet
-from models.objectives import make_objective  # noqa: F401  (the core's factory must exist)
+from models.regression import RegressionObjective
 from pipeline.weather.forecasting.data import Normalisation, WeatherWindows, dynamic_channels
 from pipeline.weather.forecasting.features import GLOBAL_FEATURES, time_features
 from pipeline.weather.forecasting.rollout import Forecaster, forecast_dataset, rollout
@@ -89,7 +89,7 @@ def test_zero_residual_model_is_persistence_in_physical_units() -> None:
     initial state, which checks de-normalisation end to end."""
     store = small_store()
     windows = WeatherWindows.from_dataset(store, dynamic_channels(store), step=STEP)
-    forecaster = make_forecaster(windows, None)
+    forecaster = make_forecaster(windows, RegressionObjective())
     physical = windows.normalisation.denormalise(windows.z)
     history = np.stack([physical[[3, 7]], physical[[4, 8]]], axis=1)
     init = store["time"].values[[4, 8]]

@@ -1,0 +1,114 @@
+"""A patch transformer denoiser for lat-lon grids (DiT-style, for GPU scale).
+
+The noisy state and the condition fields are concatenated, cut into ``p × p`` patches, embedded, given a
+learned position embedding, and passed through transformer blocks whose LayerNorms are modulated by the
+flow time and global features (adaLN-Zero, Peebles & Xie 2023). The output is unpatchified to the grid.
+Same call as :class:`~models.networks.grid_unet.GridUNet`:
+``net(x_t, t, {"fields": ..., "globals": ...}, drop=None)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+from torch import Tensor, nn
+
+from models.networks.grid_unet import sinusoidal_embedding
+
+
+class _Block(nn.Module):
+    def __init__(self, width: int, heads: int, dropout: float) -> None:
+        super().__init__()
+        self.norm1 = nn.LayerNorm(width, elementwise_affine=False)
+        self.attention = nn.MultiheadAttention(width, heads, dropout=dropout, batch_first=True)
+        self.norm2 = nn.LayerNorm(width, elementwise_affine=False)
+        self.mlp = nn.Sequential(nn.Linear(width, 4 * width), nn.GELU(), nn.Dropout(dropout), nn.Linear(4 * width, width))
+        self.modulation = nn.Linear(width, 6 * width)
+        nn.init.zeros_(self.modulation.weight)
+        nn.init.zeros_(self.modulation.bias)
+
+    def forward(self, tokens: Tensor, embedding: Tensor) -> Tensor:
+        shift1, scale1, gate1, shift2, scale2, gate2 = self.modulation(embedding)[:, None].chunk(6, dim=-1)
+        h = self.norm1(tokens) * (1 + scale1) + shift1
+        tokens = tokens + gate1 * self.attention(h, h, h, need_weights=False)[0]
+        h = self.norm2(tokens) * (1 + scale2) + shift2
+        return tokens + gate2 * self.mlp(h)
+
+
+class GridTransformer(nn.Module):
+    """Patch transformer; the grid (``H × W``) must be divisible by ``patch_size`` and fixed after the first call."""
+
+    def __init__(
+        self,
+        *,
+        in_channels: int,
+        out_channels: int,
+        condition_channels: int = 0,
+        global_features: int = 0,
+        width: int = 256,
+        depth: int = 8,
+        heads: int = 8,
+        patch_size: int = 2,
+        dropout: float = 0.0,
+        max_tokens: int = 4096,
+    ) -> None:
+        super().__init__()
+        self.patch = patch_size
+        self.out_channels = out_channels
+        self.condition_channels = condition_channels
+        self.global_features = global_features
+        self.time_dim = width // 4
+        self.embed = nn.Sequential(nn.Linear(self.time_dim + global_features, width), nn.SiLU(), nn.Linear(width, width))
+        self.null_embedding = nn.Parameter(torch.zeros(width))
+        self.patchify = nn.Conv2d(in_channels + condition_channels, width, patch_size, stride=patch_size)
+        self.position = nn.Parameter(torch.zeros(1, max_tokens, width))
+        nn.init.normal_(self.position, std=0.02)
+        self.blocks = nn.ModuleList(_Block(width, heads, dropout) for _ in range(depth))
+        self.final_norm = nn.LayerNorm(width, elementwise_affine=False)
+        self.final_modulation = nn.Linear(width, 2 * width)
+        self.head = nn.Linear(width, patch_size * patch_size * out_channels)
+        for layer in (self.final_modulation, self.head):
+            nn.init.zeros_(layer.weight)
+            nn.init.zeros_(layer.bias)
+
+    def forward(
+        self,
+        x: Tensor,
+        t: Tensor,
+        condition: Mapping[str, Tensor | None] | None = None,
+        drop: Tensor | None = None,
+    ) -> Tensor:
+        condition = condition or {}
+        b, _, h, w = x.shape
+        p = self.patch
+        if h % p or w % p:
+            raise ValueError(f"grid {(h, w)} is not divisible by the patch size {p}")
+        if t.ndim == 0:
+            t = t.expand(b)
+        embedding = sinusoidal_embedding(t, self.time_dim).to(x.dtype)
+        if self.global_features:
+            globals_ = condition.get("globals")
+            if globals_ is None:
+                raise ValueError(f"this network expects {self.global_features} global features")
+            embedding = torch.cat([embedding, globals_.to(x.dtype)], dim=-1)
+        embedding = self.embed(embedding)
+        if drop is not None:
+            embedding = embedding + drop.to(embedding.dtype)[:, None] * self.null_embedding
+        if self.condition_channels:
+            fields = condition.get("fields")
+            if fields is None or fields.shape[1] != self.condition_channels:
+                got = None if fields is None else fields.shape[1]
+                raise ValueError(f"expected {self.condition_channels} condition channels, got {got}")
+            x = torch.cat([x, fields.to(x.dtype)], dim=1)
+        tokens = self.patchify(x).flatten(2).transpose(1, 2)  # (B, N, width)
+        n = tokens.shape[1]
+        if n > self.position.shape[1]:
+            raise ValueError(f"{n} patches exceed max_tokens={self.position.shape[1]}")
+        tokens = tokens + self.position[:, :n]
+        for block in self.blocks:
+            tokens = block(tokens, embedding)
+        shift, scale = self.final_modulation(embedding)[:, None].chunk(2, dim=-1)
+        out = self.head(self.final_norm(tokens) * (1 + scale) + shift)  # (B, N, p*p*C)
+        out = out.reshape(b, h // p, w // p, p, p, self.out_channels)
+        return out.permute(0, 5, 1, 3, 2, 4).reshape(b, self.out_channels, h, w)
