@@ -37,10 +37,12 @@ class Channel:
 
 
 def dynamic_channels(dataset: xr.Dataset, variables: Sequence[str] | None = None) -> list[Channel]:
-    """Every (variable, level) of the time-varying variables of ``dataset`` (or of ``variables``)."""
-    names = list(variables) if variables else [
-        str(v) for v, a in dataset.data_vars.items() if "time" in a.dims and {"latitude", "longitude"} <= set(a.dims)
-    ]
+    """Every (variable, level) of ``variables``, or of all time-varying variables of ``dataset`` (level
+    variables first, then surface ones, each alphabetically: an order independent of the file)."""
+    names = list(variables) if variables else sorted(
+        (str(v) for v, a in dataset.data_vars.items() if "time" in a.dims and {"latitude", "longitude"} <= set(a.dims)),
+        key=lambda v: ("level" not in dataset[v].dims, v),
+    )
     channels = []
     for name in names:
         if name not in dataset:
