@@ -1,0 +1,181 @@
+"""``velocast forecast weather``: ensemble rollouts committed to an Icechunk forecast store.
+
+Each init time needs the truth at ``init - step`` and ``init`` (the two conditioning states). Init times
+are rolled out in chunks with all members batched; every init time is then one atomic commit with
+provenance (source, config, code version, checkpoint hash, data fingerprint). Re-running an init time that
+the store already has is a no-op (``on_exists="skip"``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+from pydantic import Field
+
+from pipeline.config import StrictModel
+from pipeline.console import make_progress
+from pipeline.provenance import file_sha256
+from pipeline.weather.forecasting.data import stack_channels
+from pipeline.weather.forecasting.model import load_forecaster
+from pipeline.weather.forecasting.rollout import Forecaster, forecast_dataset, rollout
+
+log = logging.getLogger(__name__)
+
+
+class ForecastConfig(StrictModel):
+    """Options of ``velocast forecast weather``."""
+
+    model: str = Field(description="run directory (newest checkpoint) or checkpoint directory")
+    data: str = Field(description="store with the analyses the forecasts start from (and the truth)")
+    init_times: list[str] = Field(description="ISO times, or START/END/STEP ranges such as 2001-01-01/2001-01-20/24h")
+    members: int = Field(10, ge=1)
+    lead: str = Field("10d", description="forecast length, e.g. 5d or 120h (a multiple of the model step)")
+    sampler: str = "heun"
+    sampler_steps: int = Field(8, ge=1)
+    guidance: float | None = None
+    seed: int = 0
+    batch_size: int = Field(64, ge=1, description="samples (init times × members) per network batch")
+    device: str = "cpu"
+
+
+def parse_init_times(specs: Sequence[str]) -> pd.DatetimeIndex:
+    """ISO times and ``START/END/STEP`` ranges → sorted unique init times."""
+    times: list[pd.Timestamp] = []
+    for spec in specs:
+        for part in str(spec).split(","):
+            part = part.strip()
+            if not part:
+                continue
+            if "/" in part:
+                fields = part.split("/")
+                if len(fields) != 3:
+                    raise ValueError(f"init-time range {part!r} must be START/END/STEP")
+                times += list(pd.date_range(fields[0], fields[1], freq=pd.Timedelta(fields[2])))
+            else:
+                times.append(pd.Timestamp(part))
+    if not times:
+        raise ValueError("no init times given")
+    return pd.DatetimeIndex(sorted(set(times)))
+
+
+def parse_lead(lead: str, step: pd.Timedelta) -> int:
+    """Number of model steps in ``lead`` (``10d``, ``120h``); must be a whole multiple of ``step``."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([dh])\s*", lead)
+    if match is None:
+        raise ValueError(f"lead {lead!r} must look like 10d or 120h")
+    value = float(match.group(1)) * (24 if match.group(2) == "d" else 1)
+    duration = pd.Timedelta(hours=value)
+    steps = duration / step
+    if steps < 1 or abs(steps - round(steps)) > 1e-9:
+        raise ValueError(f"lead {lead} is not a positive multiple of the model step {step}")
+    return int(round(steps))
+
+
+def data_fingerprint(dataset: xr.Dataset, path: str | Path) -> str:
+    """A short identity of the analysis data: path, times and attributes (cheap, no data read)."""
+    digest = hashlib.sha256()
+    digest.update(str(Path(path).resolve()).encode())
+    digest.update(np.asarray(dataset["time"].values).astype("datetime64[ns]").tobytes())
+    digest.update(repr(sorted(dataset.attrs.items())).encode())
+    return f"sha256:{digest.hexdigest()[:16]}"
+
+
+def check_can_start(forecaster: Forecaster, truth: xr.Dataset, init_times: pd.DatetimeIndex) -> None:
+    """Raise ValueError unless the data hold every state, variable and the grid the forecasts need."""
+    available = pd.DatetimeIndex(truth["time"].values)
+    missing = init_times.append(init_times - forecaster.step).difference(available)
+    if len(missing):
+        raise ValueError(f"the data have no state at {missing[0]} (needed to start a forecast)")
+    lat, lon = truth["latitude"].values, truth["longitude"].values
+    if lat.shape != forecaster.latitude.shape or not np.allclose(lat, forecaster.latitude) \
+            or lon.shape != forecaster.longitude.shape or not np.allclose(lon, forecaster.longitude):
+        raise ValueError("the data's grid differs from the grid the model was trained on")
+    for channel in forecaster.channels:
+        if channel.variable not in truth:
+            raise ValueError(f"the data have no variable {channel.variable!r} that the model needs")
+
+
+def initial_history(forecaster: Forecaster, truth: xr.Dataset, init_times: pd.DatetimeIndex) -> np.ndarray:
+    """``(N, 2, C, H, W)``: the truth at ``init - step`` and ``init`` (physical units)."""
+    previous = stack_channels(truth.sel(time=(init_times - forecaster.step).values), forecaster.channels)
+    current = stack_channels(truth.sel(time=init_times.values), forecaster.channels)
+    return np.stack([previous, current], axis=1)
+
+
+@dataclass(frozen=True)
+class ForecastSummary:
+    """What a forecast run did: cycles written and skipped, network calls per step, seconds spent."""
+
+    written: list[str]
+    skipped: list[str]
+    nfe_per_step: int
+    seconds: float
+    members: int
+    lead_steps: int
+
+
+def forecast_weather(config: ForecastConfig, *, out: str | Path, progress: bool = True) -> ForecastSummary:
+    """Roll out every init time and commit one cycle per init time to the forecast store ``out``."""
+    import time
+
+    from pipeline.forecast_store import ForecastStore
+    from pipeline.weather.forecasting.train import open_training_store
+
+    forecaster, ckpt_dir = load_forecaster(config.model)
+    truth = open_training_store(config.data)
+    init_times = parse_init_times(config.init_times)
+    n_steps = parse_lead(config.lead, forecaster.step)
+    members = 1 if forecaster.deterministic else config.members
+    check_can_start(forecaster, truth, init_times)  # before the store exists: a bad request leaves nothing
+    store = ForecastStore.open_or_create(out)
+    done = {pd.Timestamp(t) for t in store.init_times()}
+    todo = pd.DatetimeIndex([t for t in init_times if t not in done])
+    skipped = [t.isoformat() for t in init_times if t in done]
+    provenance = {
+        "source": "velocast forecast weather",
+        "config": config.model_dump(mode="json"),
+        "checkpoint": f"sha256:{file_sha256(Path(ckpt_dir) / 'weights.safetensors')}",
+        "data_snapshot": data_fingerprint(truth, config.data),
+        "model_objective": forecaster.metadata.get("objective"),
+        "checkpoint_step": forecaster.metadata.get("checkpoint_step"),
+    }
+    written: list[str] = []
+    started = time.monotonic()
+    nfe = 0
+    per_chunk = max(1, config.batch_size // members)
+    with make_progress() as bar:
+        chunks = [todo[b : b + per_chunk] for b in range(0, len(todo), per_chunk)]
+        total = sum(-(-len(c) * members // config.batch_size) for c in chunks) * n_steps
+        task = bar.add_task("forecast", total=total)
+        for number, chunk in enumerate(chunks):
+            begin = number * per_chunk
+            history = initial_history(forecaster, truth, chunk)
+            result = rollout(
+                forecaster, history=history, init_times=chunk, n_steps=n_steps, members=members,
+                sampler=config.sampler, sampler_steps=config.sampler_steps, guidance=config.guidance,
+                seed=config.seed + begin, batch_size=config.batch_size, device=config.device,
+                on_step=lambda k: bar.advance(task, k) if progress else None,
+            )
+            nfe = result.nfe_per_step
+            dataset = forecast_dataset(result, forecaster, init_times=chunk)
+            for init in chunk:
+                cycle = dataset.sel(init_time=[init.to_datetime64()])
+                store.append_cycle(
+                    cycle,
+                    message=f"forecast cycle {init:%Y-%m-%dT%H} ({members} members, {config.sampler} x{config.sampler_steps})",
+                    provenance={**provenance, "nfe_per_step": nfe},
+                    on_exists="skip",
+                )
+                written.append(init.isoformat())
+    seconds = time.monotonic() - started
+    log.info("wrote %d cycles (%d skipped) in %.1f s", len(written), len(skipped), seconds)
+    return ForecastSummary(written=written, skipped=skipped, nfe_per_step=nfe, seconds=seconds, members=members,
+                           lead_steps=n_steps)

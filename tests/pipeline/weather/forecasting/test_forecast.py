@@ -1,0 +1,58 @@
+"""Forecast command engine: one Icechunk commit per init time, schema and units, provenance, idempotence."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipeline.forecast_store import ForecastStore
+from pipeline.weather.forecasting.forecast import ForecastConfig, forecast_weather, parse_init_times, parse_lead
+from pipeline.weather.forecasting.train import train_weather
+from tests.pipeline.weather.forecasting.test_train import config as train_config
+from tests.pipeline.weather.forecasting.test_train import store_path  # noqa: F401  (fixture)
+
+
+def test_init_time_and_lead_parsing() -> None:
+    times = parse_init_times(["2000-01-02T00,2000-01-01T12", "2000-01-03/2000-01-04/12h"])
+    assert list(times.strftime("%dT%H")) == ["01T12", "02T00", "03T00", "03T12", "04T00"]
+    assert parse_lead("5d", pd.Timedelta("6h")) == 20
+    assert parse_lead("18h", pd.Timedelta("6h")) == 3
+    with pytest.raises(ValueError, match="multiple"):
+        parse_lead("5h", pd.Timedelta("6h"))
+    with pytest.raises(ValueError, match="10d or 120h"):
+        parse_lead("ten days", pd.Timedelta("6h"))
+
+
+def test_forecast_writes_one_commit_per_cycle_and_skips_reruns(store_path, tmp_path) -> None:  # noqa: F811
+    run = tmp_path / "run"
+    train_weather(train_config(store_path, 2), out=run, progress=False)
+    out = tmp_path / "forecast"
+    cfg = ForecastConfig(model=str(run), data=store_path, init_times=["2000-01-02T00/2000-01-02T12/6h"],
+                         members=3, lead="18h", sampler="euler", sampler_steps=2, batch_size=4)
+    summary = forecast_weather(cfg, out=out, progress=False)
+    assert len(summary.written) == 3 and summary.lead_steps == 3
+    store = ForecastStore.open(out)
+    ds = store.dataset()
+    assert ds["temperature"].dims == ("init_time", "lead_time", "member", "level", "latitude", "longitude")
+    assert ds.sizes["member"] == 3 and ds.sizes["lead_time"] == 3
+    assert ds["surface_pressure"].attrs["units"] == "Pa"
+    # Physical units: surface pressure near 1e5 Pa, not normalised values near 0.
+    assert 5e4 < float(ds["surface_pressure"].mean()) < 2e5
+    prov = store.provenance("2000-01-02T06")
+    assert prov["checkpoint"].startswith("sha256:") and prov["source"] == "velocast forecast weather"
+    commits_before = len(store.snapshots())
+    again = forecast_weather(cfg, out=out, progress=False)
+    assert again.written == [] and len(again.skipped) == 3
+    assert len(ForecastStore.open(out).snapshots()) == commits_before
+    assert np.isfinite(ds["temperature"].values).all()
+
+
+def test_missing_history_is_a_clear_error(store_path, tmp_path) -> None:  # noqa: F811
+    run = tmp_path / "run"
+    train_weather(train_config(store_path, 2), out=run, progress=False)
+    cfg = ForecastConfig(model=str(run), data=store_path, init_times=["2000-01-01T00"], members=2, lead="6h",
+                         sampler="euler", sampler_steps=1)
+    with pytest.raises(ValueError, match="no state at 1999-12-31 18:00"):
+        forecast_weather(cfg, out=tmp_path / "f", progress=False)
+    assert not (tmp_path / "f").exists()
