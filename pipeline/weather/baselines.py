@@ -9,7 +9,8 @@ All return datasets in the forecast schema ``(init_time, lead_time, member, [lev
   a year), every training state at that hour is used.
 - deterministic + calibrated noise: a deterministic forecast plus Gaussian noise whose standard
   deviation per channel and lead is the deterministic forecast's own latitude-weighted RMSE on a
-  calibration period (so the ensemble's spread matches its skill).
+  calibration period (so the ensemble's spread matches its skill); :func:`leave_one_out_noise`
+  calibrates each case on all the others.
 """
 
 from __future__ import annotations
@@ -91,26 +92,39 @@ def climatology_ensemble(
     return forecast.transpose("init_time", "lead_time", "member", ...)
 
 
-def calibrate_noise(deterministic: xr.Dataset, truth: xr.Dataset) -> xr.Dataset:
-    """Per variable, [level] and lead: the deterministic forecast's latitude-weighted RMSE.
-
-    ``deterministic`` is a forecast (one member or none) on a calibration period covered by ``truth``.
-    """
+def _squared_error_by_init(deterministic: xr.Dataset, truth: xr.Dataset) -> xr.Dataset:
+    """Latitude-weighted mean squared error per init time, lead (and level) of a one-member forecast."""
     from pipeline.evaluation.weather import truth_at_valid_times
 
     if "member" in deterministic.dims:
         deterministic = deterministic.isel(member=0, drop=True)
     init = deterministic["init_time"].values
     leads = deterministic["lead_time"].values
-    sigmas = {}
+    errors = {}
     for name, forecast in deterministic.data_vars.items():
         observed = truth_at_valid_times(truth[name], init, leads)
         observed = observed.assign_coords(latitude=forecast["latitude"], longitude=forecast["longitude"])
         error2 = (forecast.astype(np.float64) - observed) ** 2
         weights = latitude_weights(forecast["latitude"])
-        reduce = [d for d in error2.dims if d not in ("lead_time", "level")]
-        sigmas[name] = np.sqrt(error2.weighted(weights).mean(reduce))
-    return xr.Dataset(sigmas)
+        errors[name] = error2.weighted(weights).mean(["latitude", "longitude"])
+    return xr.Dataset(errors)
+
+
+def calibrate_noise(deterministic: xr.Dataset, truth: xr.Dataset) -> xr.Dataset:
+    """Per variable, [level] and lead: the deterministic forecast's latitude-weighted RMSE.
+
+    ``deterministic`` is a forecast (one member or none) on a calibration period covered by ``truth``.
+    """
+    return np.sqrt(_squared_error_by_init(deterministic, truth).mean("init_time"))
+
+
+def leave_one_out_noise(deterministic: xr.Dataset, truth: xr.Dataset) -> xr.Dataset:
+    """Noise std per init time calibrated on all *other* init times (no case calibrates on itself)."""
+    errors = _squared_error_by_init(deterministic, truth)
+    n = errors.sizes["init_time"]
+    if n < 2:
+        raise ValueError("leave-one-out calibration needs at least two init times")
+    return np.sqrt((errors.sum("init_time") - errors) / (n - 1))
 
 
 def deterministic_plus_noise(

@@ -64,3 +64,17 @@ def test_noise_calibration_gives_spread_equal_to_skill() -> None:
     ratio = spread_skill_ratio(ens["x"], observed)
     # Noise on top of an already-wrong forecast: spread sqrt(M+1/M)·σ vs skill σ → SSR ≈ sqrt(1.1)/... ≈ 1.
     assert np.all(np.abs(ratio.values - 1.0) < 0.1)
+
+
+def test_leave_one_out_noise_excludes_the_case_itself() -> None:
+    from pipeline.weather.baselines import leave_one_out_noise
+
+    truth = diurnal_truth(10)
+    init = truth["time"].values[0:12:4]
+    leads = pd.to_timedelta([6], unit="h").values
+    observed = truth_at_valid_times(truth["x"], init, leads)
+    offsets = np.array([1.0, 2.0, 4.0])[:, None, None, None]  # uniform error per init time
+    det = xr.Dataset({"x": (observed + offsets).expand_dims(member=[0]).transpose("init_time", "lead_time", "member", ...)})
+    sigma = leave_one_out_noise(det, truth)
+    expected = np.sqrt([(4 + 16) / 2, (1 + 16) / 2, (1 + 4) / 2])
+    np.testing.assert_allclose(sigma["x"].transpose("init_time", "lead_time").values[:, 0], expected, rtol=1e-6)

@@ -1,0 +1,116 @@
+"""Ingest end to end: store layout, statistics, time selection, regridding, CLI, Dask cluster."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from pipeline.cli import main
+from pipeline.weather.ingest import ingest
+from pipeline.weather.recipe import load_recipe
+from pipeline.weather.regrid import coarsen_conservative
+from pipeline.weather.store import channel_names, load_stats, stack_channels
+from tests.pipeline.weather.synthetic import era5_like
+
+
+def test_store_layout_stats_and_provenance(tmp_path, write_nc, write_recipe):
+    """Canonical names and dims, latitude ascending, training chunks, per-channel mean/std/diff-std
+    equal to numpy's, statics kept, provenance recorded."""
+    src = era5_like(times=10)
+    path = write_nc(src)
+    recipe = write_recipe([path], {"temperature": {"levels": [500, 850]}, "2m_temperature": {}},
+                          static=["land_sea_mask"], chunks={"time": 3})
+    out = ingest(load_recipe(recipe), tmp_path / "out.zarr", progress=False)
+    ds = xr.open_zarr(out)
+    assert set(ds.data_vars) == {"temperature", "2m_temperature", "land_sea_mask"}
+    assert ds["temperature"].dims == ("time", "level", "latitude", "longitude")
+    assert ds["land_sea_mask"].dims == ("latitude", "longitude")
+    assert ds["temperature"].encoding["chunks"] == (3, 2, 8, 16)
+    assert np.all(np.diff(ds["latitude"].values) > 0)
+    stats = load_stats(ds)
+    assert stats["channels"] == channel_names(ds) == ["2m_temperature", "temperature_500", "temperature_850"]
+    t850 = src["t"].sel(level=850).values.astype("f8")
+    assert stats["mean"]["temperature_850"] == pytest.approx(t850.mean(), rel=1e-6)
+    assert stats["std"]["temperature_850"] == pytest.approx(t850.std(), rel=1e-6)
+    assert stats["diff_std"]["temperature_850"] == pytest.approx(np.diff(t850, axis=0).std(), rel=1e-6)
+    assert stats["time_step"] == "6h"
+    prov = ds.attrs["provenance"]
+    assert prov["sources"] == [str(path)] and "code_version" in prov and prov["recipe"]["variables"]
+    stacked = stack_channels(ds)
+    assert stacked.dims == ("time", "channel", "latitude", "longitude")
+    np.testing.assert_array_equal(stacked.sel(channel="temperature_850").values, ds["temperature"].sel(level=850).values)
+
+
+def test_time_selection_picks_instants_on_the_step_grid(tmp_path, write_nc, write_recipe):
+    """A 12 h step over 6-hourly input keeps every other instant unchanged (no averaging)."""
+    src = era5_like(times=12)
+    path = write_nc(src)
+    recipe = write_recipe([path], time={"start": "2020-01-01T06", "end": "2020-01-03T06", "step": "12h"})
+    ds = xr.open_zarr(ingest(load_recipe(recipe), tmp_path / "o.zarr", progress=False))
+    assert [str(t)[:13] for t in ds["time"].values] == [
+        "2020-01-01T06", "2020-01-01T18", "2020-01-02T06", "2020-01-02T18", "2020-01-03T06"]
+    np.testing.assert_array_equal(ds["2m_temperature"].isel(time=1).values, src["t2m"].isel(time=3).values[::-1])
+    assert ds.attrs["normalization"]["time_step"] == "12h"
+
+
+def test_conservative_coarsening_is_area_weighted_and_conserves_the_mean():
+    """2×2 coarsening averages with cos(latitude) weights, preserving the area-weighted global mean."""
+    ds = era5_like(times=2, nlat=8, nlon=16, lat_descending=False)[["t2m"]]
+    out = coarsen_conservative(ds, 2)
+    assert out.sizes["latitude"] == 4 and out.sizes["longitude"] == 8
+    w = np.cos(np.deg2rad(ds["latitude"].values))
+    fine = ds["t2m"].values[0]
+    block = fine[0:2, 0:2]
+    expected = (block * w[0:2, None]).sum() / (2 * w[0:2].sum())
+    assert float(out["t2m"].values[0, 0, 0]) == pytest.approx(expected, rel=1e-5)
+    wc = np.cos(np.deg2rad(out["latitude"].values))
+    fine_mean = (fine * w[:, None]).sum() / (w.sum() * 16)
+    assert (out["t2m"].values[0] * wc[:, None]).sum() / (wc.sum() * 8) == pytest.approx(fine_mean, rel=1e-3)
+
+
+def test_regrid_in_recipe_bilinear_and_indivisible_factor(tmp_path, write_nc, write_recipe):
+    """Bilinear regridding lands on the requested grid; an indivisible coarsening factor is refused."""
+    path = write_nc(era5_like(times=4))
+    recipe = write_recipe([path], regrid={"method": "bilinear", "resolution_deg": 45.0})
+    ds = xr.open_zarr(ingest(load_recipe(recipe), tmp_path / "b.zarr", progress=False))
+    assert ds.sizes["latitude"] == 4 and ds.sizes["longitude"] == 8
+    assert ds["latitude"].values.tolist() == [-67.5, -22.5, 22.5, 67.5]
+    assert np.isfinite(ds["temperature"].values).all()
+    bad = write_recipe([path], regrid={"method": "conservative", "factor": 3}, name="bad.yaml")
+    from pipeline.errors import UserError
+
+    with pytest.raises(UserError, match="not divisible by the coarsening factor 3"):
+        ingest(load_recipe(bad), tmp_path / "c.zarr", progress=False)
+
+
+def test_cli_ingest_prints_summary_and_bad_input_exits_2_with_one_line(tmp_path, write_nc, write_recipe, capsys):
+    """`velocast ingest weather` writes the store and prints channels; a bad recipe value exits 2, one line."""
+    path = write_nc(era5_like(times=4))
+    recipe = write_recipe([path])
+    main(["ingest", "weather", str(recipe), "--out", str(tmp_path / "o.zarr"), "--no-progress"])
+    printed = capsys.readouterr().out
+    assert "temperature_850" in printed and "3 channels" in printed
+    proc = subprocess.run(
+        [sys.executable, "-m", "pipeline", "ingest", "weather", str(recipe), "--out", str(tmp_path / "x.zarr"),
+         "--set", "time.step=-3h"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 2
+    lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
+    assert len(lines) == 1 and "time.step" in lines[0] and "Traceback" not in proc.stderr
+
+
+def test_ingest_runs_on_an_existing_dask_scheduler(tmp_path, write_nc, write_recipe):
+    """--dask-address: the ingest runs on a distributed scheduler (an in-process LocalCluster)."""
+    from distributed import LocalCluster
+
+    path = write_nc(era5_like(times=6))
+    recipe = write_recipe([path])
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
+        out = ingest(load_recipe(recipe), tmp_path / "d.zarr", dask_address=cluster.scheduler_address, progress=False)
+    ds = xr.open_zarr(out)
+    assert ds.sizes["time"] == 6 and "temperature_500" in ds.attrs["normalization"]["mean"]
