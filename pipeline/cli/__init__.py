@@ -15,7 +15,9 @@ from pipeline.cli.root import app, group
 from pipeline.errors import UserError
 
 # Modules that register commands. Add a domain's CLI module here.
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = ("pipeline.protein.cli", "pipeline.forecast_store.cli", "pipeline.weather.cli",
+    "pipeline.weather.forecasting.cli",
+)
 
 
 def load_commands() -> None:

@@ -70,7 +70,7 @@ def _align(system: xr.Dataset, reference: xr.Dataset, name: str, variables: list
 
 def evaluate_weather(config: EvaluateConfig, *, out: str | Path) -> dict:
     """Score every available system and write ``metrics.json``, ``report.md`` and plots into ``out``."""
-    from pipeline.weather.forecasting.train import open_training_store
+    from pipeline.weather.store import open_training_store
 
     velocast = open_forecast(config.forecast)
     variables = config.variables or [str(v) for v in velocast.data_vars]

@@ -127,7 +127,7 @@ def forecast_weather(config: ForecastConfig, *, out: str | Path, progress: bool 
     import time
 
     from pipeline.forecast_store import ForecastStore
-    from pipeline.weather.forecasting.train import open_training_store
+    from pipeline.weather.store import open_training_store
 
     forecaster, ckpt_dir = load_forecaster(config.model)
     truth = open_training_store(config.data)

@@ -23,6 +23,7 @@ from pipeline.evaluation.ensemble import crps
 from pipeline.weather.forecasting.data import Normalisation, WeatherWindows, dynamic_channels
 from pipeline.weather.forecasting.model import NetworkConfig, build_network, forecaster_metadata, objective_for
 from pipeline.weather.forecasting.rollout import Forecaster, rollout
+from pipeline.weather.store import open_training_store
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,7 @@ class WeatherTrainConfig(StrictModel):
     variables: list[str] | None = Field(None, description="variables to model (default: all dynamic ones)")
     step_hours: float = Field(6.0, description="model step in hours (a multiple of the data spacing)")
     train_end: str | None = Field(None, description="last training time (default: by validation_fraction)")
+    validation_end: str | None = Field(None, description="last validation time (default: the end of the store)")
     validation_fraction: float = Field(0.1, description="last fraction of the times kept for validation")
     objective: str = Field("fm", description="'fm' (flow matching), any core preset, or 'mse' (deterministic)")
     network: NetworkConfig = NetworkConfig()
@@ -58,13 +60,6 @@ def split_times(times: pd.DatetimeIndex, *, train_end: str | None, fraction: flo
         return pd.Timestamp(train_end)
     cut = int(round(len(times) * (1 - fraction)))
     return times[max(2, min(cut, len(times) - 1)) - 1]
-
-
-def open_training_store(path: str) -> xr.Dataset:
-    """Open a training store lazily (Zarr v3); raises ``FileNotFoundError`` naming the path."""
-    if not Path(path).exists():
-        raise FileNotFoundError(f"{path}: training store not found (make one with `velocast ingest weather`)")
-    return xr.open_zarr(path, consolidated=False)
 
 
 def _validation_callback(forecaster: Forecaster, windows: WeatherWindows, config: ValidationConfig):  # type: ignore[no-untyped-def]
@@ -105,7 +100,8 @@ def train_weather(config: WeatherTrainConfig, *, out: str | Path, progress: bool
     last_train = split_times(times, train_end=config.train_end, fraction=config.validation_fraction)
     step = pd.Timedelta(hours=config.step_hours)
     train_part = store.sel(time=slice(None, last_train))
-    valid_part = store.sel(time=slice(last_train + pd.Timedelta(1, "ns"), None))
+    valid_end = pd.Timestamp(config.validation_end) if config.validation_end else None
+    valid_part = store.sel(time=slice(last_train + pd.Timedelta(1, "ns"), valid_end))
     windows = WeatherWindows.from_dataset(train_part, channels, step=step)
     normalisation: Normalisation = windows.normalisation
     log.info("training on %d windows (%s → %s), %d channels, grid %dx%d", len(windows.starts), times[0],

@@ -1,0 +1,160 @@
+"""CLI: ``velocast train weather``, ``forecast weather``, ``evaluate weather`` and ``run weather``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from pipeline.cli.root import group
+
+INPUT_ERRORS = (FileNotFoundError, KeyError, ValueError)
+
+
+def _checkpoint_error() -> type[Exception]:
+    from models.training.checkpoint import CheckpointError
+
+    return CheckpointError
+
+
+@group("train").command("weather")
+def train_weather_command(
+    data: Optional[Path] = typer.Option(None, "--data", help="Training store from `velocast ingest weather`."),
+    out: Path = typer.Option(..., "--out", "-o", help="Run directory (checkpoints, metrics.jsonl); resumes if present."),
+    config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML config (WeatherTrainConfig)."),
+    objective: Optional[str] = typer.Option(None, "--objective", help="fm (default), another core preset, or mse."),
+    steps: Optional[int] = typer.Option(None, "--steps", help="Training steps."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Global batch size."),
+    max_minutes: Optional[float] = typer.Option(None, "--max-minutes", help="Stop cleanly (with a checkpoint) after this."),
+    architecture: Optional[str] = typer.Option(None, "--architecture", help="unet (CPU default) or transformer."),
+    device: Optional[str] = typer.Option(None, "--device", help="auto, cpu or cuda."),
+    set_: list[str] = typer.Option([], "--set", help="Override any config field: KEY=VALUE (dotted keys)."),
+    no_progress: bool = typer.Option(False, "--no-progress", help="Hide the progress bar."),
+) -> None:
+    """Train the conditional flow-matching weather model (or the deterministic baseline with --objective mse).
+
+    Several GPUs or CPU processes: `torchrun --nproc-per-node N -m pipeline train weather ...`.
+    """
+    from pipeline.config import load_config
+    from pipeline.console import console
+    from pipeline.errors import user_errors
+    from pipeline.weather.forecasting.train import WeatherTrainConfig, train_weather
+
+    train_overrides = {"steps": steps, "batch_size": batch_size, "max_minutes": max_minutes, "device": device}
+    overrides = {
+        "data": str(data) if data else None,
+        "objective": objective,
+        "train": {k: v for k, v in train_overrides.items() if v is not None} or None,
+        "network": {"architecture": architecture} if architecture else None,
+    }
+    cfg = load_config(WeatherTrainConfig, config, sets=set_, overrides=overrides)
+    with user_errors(*INPUT_ERRORS, _checkpoint_error()):
+        result = train_weather(cfg, out=out, progress=not no_progress)
+    loss = result.metrics.get("loss")
+    console.print(f"trained to step {result.step} ({result.stopped})"
+                  + (f", loss {loss:.4f}" if loss is not None else "") + f"; checkpoints in {out}/checkpoints")
+
+
+@group("forecast").command("weather")
+def forecast_weather_command(
+    model: Path = typer.Option(..., "--model", help="Run directory (newest checkpoint) or checkpoint directory."),
+    data: Path = typer.Option(..., "--data", help="Store holding the analyses at and before each init time."),
+    init_times: list[str] = typer.Option(..., "--init-times", help="ISO times (comma-separated) or START/END/STEP."),
+    out: Path = typer.Option(..., "--out", "-o", help="Forecast store (Icechunk); existing cycles are kept."),
+    members: int = typer.Option(10, "--members", help="Ensemble members (1 for a deterministic model)."),
+    lead: str = typer.Option("10d", "--lead", help="Forecast length, e.g. 5d or 120h."),
+    sampler: str = typer.Option("heun", "--sampler", help="euler, heun, midpoint, dpmpp_2s or churn."),
+    sampler_steps: int = typer.Option(8, "--steps", help="Sampler steps per forecast step."),
+    guidance: Optional[float] = typer.Option(None, "--guidance", help="Classifier-free guidance scale."),
+    seed: int = typer.Option(0, "--seed", help="Noise seed."),
+    batch_size: int = typer.Option(64, "--batch-size", help="Samples per network batch."),
+    device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
+    no_progress: bool = typer.Option(False, "--no-progress", help="Hide the progress bar."),
+) -> None:
+    """Roll a trained weather model out as an ensemble; one Icechunk commit per init time."""
+    from pipeline.config import load_config
+    from pipeline.console import console
+    from pipeline.errors import user_errors
+    from pipeline.weather.forecasting.forecast import ForecastConfig, forecast_weather
+
+    cfg = load_config(ForecastConfig, None, overrides=dict(
+        model=str(model), data=str(data), init_times=init_times, members=members, lead=lead, sampler=sampler,
+        sampler_steps=sampler_steps, guidance=guidance, seed=seed, batch_size=batch_size, device=device))
+    with user_errors(*INPUT_ERRORS, _checkpoint_error()):
+        summary = forecast_weather(cfg, out=out, progress=not no_progress)
+    console.print(f"{len(summary.written)} cycles written, {len(summary.skipped)} already present; "
+                  f"{summary.members} members x {summary.lead_steps} steps, {summary.nfe_per_step} network calls "
+                  f"per step, {summary.seconds:.1f} s -> {out}")
+
+
+@group("evaluate").command("weather")
+def evaluate_weather_command(
+    forecast: Path = typer.Option(..., "--forecast", help="velocast forecast store."),
+    truth: Path = typer.Option(..., "--truth", help="Truth / analysis store covering the valid times."),
+    out: Path = typer.Option(..., "--out", "-o", help="Report directory (metrics.json, report.md, PNG plots)."),
+    deterministic: Optional[Path] = typer.Option(None, "--deterministic", help="Forecast store of the mse model."),
+    perfect_model: Optional[Path] = typer.Option(None, "--perfect-model", help="Perfect-model ensemble store."),
+    variables: Optional[str] = typer.Option(None, "--variables", help="Comma-separated variables to score."),
+) -> None:
+    """Score velocast and the baselines (fair CRPS, debiased RMSE, spread/skill, rank histograms, ACC)."""
+    from pipeline.config import load_config
+    from pipeline.console import console
+    from pipeline.errors import user_errors
+    from pipeline.weather.forecasting.evaluate import EvaluateConfig, evaluate_weather
+
+    cfg = load_config(EvaluateConfig, None, overrides=dict(
+        forecast=str(forecast), truth=str(truth), deterministic=str(deterministic) if deterministic else None,
+        perfect_model=str(perfect_model) if perfect_model else None,
+        variables=[v.strip() for v in variables.split(",")] if variables else None))
+    with user_errors(*INPUT_ERRORS):
+        metrics = evaluate_weather(cfg, out=out)
+    console.print(headline_table(metrics))
+    console.print(f"report: {out / 'report.md'}")
+
+
+def headline_table(metrics: dict, *, metric: str = "crps"):  # type: ignore[no-untyped-def]
+    """A rich table of one metric for the headline channels, systems as rows, leads as columns."""
+    from rich.table import Table
+
+    leads = metrics["lead_hours"]
+    picks = [i for i, h in enumerate(leads) if h in (6, 12, 24, 72, 120, 240)] or list(range(len(leads)))
+    channels = [c for c in ("geopotential_500", "temperature_850") if c in metrics["variables"]]
+    channels = channels or metrics["variables"][:2]
+    table = Table(title=f"{metric.upper()} by lead (hours)")
+    table.add_column("system")
+    for channel in channels:
+        for i in picks:
+            table.add_column(f"{channel} {leads[i]}h", justify="right")
+    for system, scores in metrics["scores"].items():
+        cells = []
+        for channel in channels:
+            values = scores.get(metric, {}).get(channel) or [None] * len(leads)
+            cells += ["–" if values[i] is None else f"{values[i]:.4g}" for i in picks]
+        table.add_row(system, *cells)
+    return table
+
+
+@group("run").command("weather")
+def run_weather_command(
+    out: Path = typer.Option(..., "--out", "-o", help="Output directory (stores, models, report)."),
+    quick: bool = typer.Option(False, "--quick", help="The same path at toy sizes (about 3 minutes)."),
+    config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML config (RunWeatherConfig)."),
+    set_: list[str] = typer.Option([], "--set", help="Override any config field: KEY=VALUE (dotted keys)."),
+    no_progress: bool = typer.Option(False, "--no-progress", help="Hide progress bars."),
+) -> None:
+    """simulate -> ingest -> train -> forecast -> evaluate on the embedded Held–Suarez atmosphere."""
+    from pipeline.config import deep_merge, load_config, parse_set_overrides
+    from pipeline.console import console
+    from pipeline.errors import user_errors
+    from pipeline.weather.forecasting.run import RunWeatherConfig, run_weather
+
+    if quick:
+        base = RunWeatherConfig.quick().model_dump(mode="json")
+        cfg = RunWeatherConfig.model_validate(deep_merge(base, parse_set_overrides(set_)))
+    else:
+        cfg = load_config(RunWeatherConfig, config, sets=set_)
+    with user_errors(*INPUT_ERRORS, _checkpoint_error()):
+        metrics = run_weather(cfg, out=out, progress=not no_progress)
+    console.print(headline_table(metrics))
+    console.print(f"report: {out / 'report.md'}")
