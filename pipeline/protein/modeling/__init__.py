@@ -1,0 +1,1 @@
+"""Flow-matching models of molecular conformations (ensembles) and time-lagged dynamics (forecasts)."""
