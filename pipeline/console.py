@@ -21,8 +21,8 @@ console = Console()
 err_console = Console(stderr=True)
 
 
-def make_progress(*, transient: bool = False) -> Progress:
-    """A rich progress bar on stderr (description, bar, n/N, elapsed, remaining)."""
+def make_progress(*, transient: bool = False, enabled: bool = True) -> Progress:
+    """A rich progress bar on stderr (description, bar, n/N, elapsed, remaining); ``enabled=False`` hides it."""
     return Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -31,6 +31,7 @@ def make_progress(*, transient: bool = False) -> Progress:
         TimeRemainingColumn(),
         console=err_console,
         transient=transient,
+        disable=not enabled,
     )
 
 

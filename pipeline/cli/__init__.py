@@ -17,6 +17,7 @@ from pipeline.errors import UserError
 # Modules that register commands. Add a domain's CLI module here.
 COMMAND_MODULES: tuple[str, ...] = ("pipeline.protein.cli", "pipeline.forecast_store.cli", "pipeline.weather.cli",
     "pipeline.weather.forecasting.cli",
+    "pipeline.protein.modeling.cli",
 )
 
 

@@ -30,10 +30,10 @@ def sample_protein(*, model: str | Path, n: int, out: str | Path, sampler: str =
                    seed: int = 0, formats: Sequence[str] = EXPORT_FORMATS, progress: bool = True) -> Path:
     """Draw ``n`` conformations into ``out/samples.zarr`` and export them; returns the store path."""
     loaded = load_protein_model(model)
-    with make_progress() as bar:
+    with make_progress(enabled=progress) as bar:
         task = bar.add_task("sample", total=n)
         generated = sample_conformations(loaded, n=n, sampler=sampler, steps=steps, seed=seed,
-                                         on_batch=lambda k: bar.advance(task, k) if progress else None)
+                                         on_batch=lambda k: bar.advance(task, k))
     out = Path(out)
     settings = {"model": str(model), "n": n, "sampler": sampler, "steps": steps, "seed": seed}
     store = write_structure_store(
@@ -68,11 +68,11 @@ def forecast_protein(*, model: str | Path, start: str, steps: int, members: int,
     first = start_frame(start)
     if first.shape != (loaded.topology.n_atoms, 3):
         raise ValueError(f"the start structure has {first.shape[0]} atoms, the model {loaded.topology.n_atoms}")
-    with make_progress() as bar:
+    with make_progress(enabled=progress) as bar:
         task = bar.add_task("forecast", total=steps)
         generated = forecast_trajectories(loaded, start=first, steps=steps, members=members, sampler=sampler,
                                           sampler_steps=sampler_steps, seed=seed,
-                                          on_step=lambda k: bar.advance(task, k) if progress else None)
+                                          on_step=lambda k: bar.advance(task, k))
     out = Path(out)
     settings = {"model": str(model), "start": str(start), "steps": steps, "members": members,
                 "sampler": sampler, "sampler_steps": sampler_steps, "seed": seed}

@@ -151,7 +151,7 @@ def forecast_weather(config: ForecastConfig, *, out: str | Path, progress: bool 
     started = time.monotonic()
     nfe = 0
     per_chunk = max(1, config.batch_size // members)
-    with make_progress() as bar:
+    with make_progress(enabled=progress) as bar:
         chunks = [todo[b : b + per_chunk] for b in range(0, len(todo), per_chunk)]
         total = sum(-(-len(c) * members // config.batch_size) for c in chunks) * n_steps
         task = bar.add_task("forecast", total=total)
@@ -162,7 +162,7 @@ def forecast_weather(config: ForecastConfig, *, out: str | Path, progress: bool 
                 forecaster, history=history, init_times=chunk, n_steps=n_steps, members=members,
                 sampler=config.sampler, sampler_steps=config.sampler_steps, guidance=config.guidance,
                 seed=config.seed + begin, batch_size=config.batch_size, device=config.device,
-                on_step=lambda k: bar.advance(task, k) if progress else None,
+                on_step=lambda k: bar.advance(task, k),
             )
             nfe = result.nfe_per_step
             dataset = forecast_dataset(result, forecaster, init_times=chunk)
