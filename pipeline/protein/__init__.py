@@ -1,0 +1,1 @@
+"""Molecules: MD ingest, the embedded alanine-dipeptide simulator, structure stores, export, evaluation."""

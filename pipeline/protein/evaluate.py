@@ -1,0 +1,478 @@
+"""Evaluation of generated conformations / trajectories against reference MD.
+
+Definitions (all angles in radians internally, degrees in the basin table):
+
+- Ramachandran histogram: (φ, ψ) of every residue with both angles, 36 × 36 bins of 10° over
+  [-π, π)² (π wraps to -π), normalised to sum 1.
+- ``rama_js``: Jensen–Shannon *distance* ``sqrt(JSD(P, Q))`` with log base 2, so it lies in [0, 1]
+  (0 identical, 1 disjoint support), ``JSD = ½ KL(P‖M) + ½ KL(Q‖M)``, ``M = ½(P + Q)``. A histogram
+  distance grows with sampling noise as the sets shrink, so the compared sets are made equal-sized:
+  every set (samples, reference, training) is subsampled to the size of the smallest with evenly spaced
+  indices (for MD this keeps the whole run's coverage, unlike a contiguous block).
+- Basins (φ, ψ in degrees, half-open intervals): β/C7eq: φ < 0 and (ψ ≥ 50 or ψ < -150);
+  αR: φ < 0 and -150 ≤ ψ < 50; αL (incl. C7ax): φ ≥ 0 and -100 ≤ ψ < 100. Everything else is "other".
+- Bond validity: a structure is bond-valid when every topology bond is within 0.01 nm (0.1 Å) of its
+  equilibrium length: the force field's (HarmonicBondForce r0 or constraint length, recorded by
+  ``simulate`` as ``bond_lengths_nm``), else the median length in the reference store.
+- Clash: two atoms more than three bonds apart closer than 0.6 × the sum of their Bondi van der Waals
+  radii (H 0.12, C 0.17, N 0.155, O 0.152, S 0.18 nm). ``valid`` = bond-valid and clash-free.
+- Free energy along φ: ``F(φ) = −kT ln p(φ)`` on 36 bins, kT at 300 K in kJ/mol, minimum shifted to 0.
+- Autocorrelation of an angle θ (circular): with z = e^{iθ} and z̄ its mean,
+  ``C(τ) = Re⟨(z(t+τ) − z̄)·conj(z(t) − z̄)⟩ / ⟨|z − z̄|²⟩`` (1 at τ = 0).
+- Decorrelation time: integrated autocorrelation time ``τ_int = Δt (1 + 2 Σ_{k≥1} C(kΔt))``, summed up to the
+  first lag where C ≤ 0, the larger of φ's and ψ's. Independent samples of an MD store =
+  frames × Δt / τ_int; per CPU second with the MD cost ``md_cpu_seconds`` recorded in the store.
+- Transitions (forecast trajectories and MD): core-set assignment (a frame outside every basin keeps the
+  last basin visited); counts of i → j changes and rates = transitions out of i per ns spent in i.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import mdtraj
+
+    from pipeline.protein.store import StructureStore
+
+BINS = 36
+BOND_TOLERANCE_NM = 0.01
+CLASH_SCALE = 0.6
+BONDI_RADII_NM = {"H": 0.12, "C": 0.17, "N": 0.155, "O": 0.152, "S": 0.18, "P": 0.18}
+KT_KJ_PER_MOL_300K = 0.0083144626 * 300.0
+BASIN_NAMES = ("beta", "alpha_r", "alpha_l")
+BASIN_BOUNDS_DEG = {
+    "beta": "phi < 0 and (psi >= 50 or psi < -150)",
+    "alpha_r": "phi < 0 and -150 <= psi < 50",
+    "alpha_l": "phi >= 0 and -100 <= psi < 100",
+}
+
+
+# ---------------------------------------------------------------- distributions
+
+
+def rama_histogram(phi: np.ndarray, psi: np.ndarray, *, bins: int = BINS) -> np.ndarray:
+    """Normalised (bins, bins) histogram of (φ, ψ) over [-π, π)²; rows index φ, columns ψ."""
+    phi = _wrap(np.ravel(phi))
+    psi = _wrap(np.ravel(psi))
+    edges = np.linspace(-np.pi, np.pi, bins + 1)
+    hist, _, _ = np.histogram2d(phi, psi, bins=[edges, edges])
+    total = hist.sum()
+    return hist / total if total > 0 else hist
+
+
+def js_distance(p: np.ndarray, q: np.ndarray) -> float:
+    """Jensen–Shannon distance sqrt(JSD) with log base 2, in [0, 1]; inputs are normalised first."""
+    p = np.asarray(p, dtype=np.float64).ravel()
+    q = np.asarray(q, dtype=np.float64).ravel()
+    p = p / p.sum()
+    q = q / q.sum()
+    m = 0.5 * (p + q)
+
+    def kl(a: np.ndarray) -> float:
+        mask = a > 0
+        return float(np.sum(a[mask] * np.log2(a[mask] / m[mask])))
+
+    return float(np.sqrt(max(0.0, 0.5 * kl(p) + 0.5 * kl(q))))
+
+
+def even_subsample(n_items: int, n_keep: int) -> np.ndarray:
+    """``n_keep`` evenly spaced indices of ``range(n_items)`` (all of them when n_keep >= n_items)."""
+    if n_keep >= n_items:
+        return np.arange(n_items)
+    return np.floor(np.arange(n_keep) * (n_items / n_keep)).astype(np.int64)
+
+
+def assign_basins(phi: np.ndarray, psi: np.ndarray) -> np.ndarray:
+    """Basin index per (φ, ψ) pair: 0 β/C7eq, 1 αR, 2 αL, -1 other (bounds in the module docstring)."""
+    f = np.degrees(_wrap(np.asarray(phi)))
+    s = np.degrees(_wrap(np.asarray(psi)))
+    out = np.full(f.shape, -1, dtype=np.int64)
+    out[(f < 0) & ((s >= 50) | (s < -150))] = 0
+    out[(f < 0) & (s >= -150) & (s < 50)] = 1
+    out[(f >= 0) & (s >= -100) & (s < 100)] = 2
+    return out
+
+
+def basin_populations(phi: np.ndarray, psi: np.ndarray) -> dict[str, float]:
+    """Fraction of (φ, ψ) pairs in each basin: {"beta", "alpha_r", "alpha_l", "other"}."""
+    labels = assign_basins(phi, psi).ravel()
+    n = max(1, labels.size)
+    pops = {name: float(np.sum(labels == k) / n) for k, name in enumerate(BASIN_NAMES)}
+    pops["other"] = float(np.sum(labels == -1) / n)
+    return pops
+
+
+def free_energy_profile(
+    phi: np.ndarray, *, bins: int = BINS, kt: float = KT_KJ_PER_MOL_300K
+) -> tuple[np.ndarray, np.ndarray]:
+    """(bin centres in rad, F(φ) = −kT ln p in kJ/mol with min 0; NaN where the bin is empty)."""
+    edges = np.linspace(-np.pi, np.pi, bins + 1)
+    hist, _ = np.histogram(_wrap(np.ravel(phi)), bins=edges)
+    p = hist / max(1, hist.sum())
+    with np.errstate(divide="ignore"):
+        f = -kt * np.log(p)
+    f[~np.isfinite(f)] = np.nan
+    if np.isfinite(f).any():
+        f = f - np.nanmin(f)
+    return 0.5 * (edges[:-1] + edges[1:]), f
+
+
+# ---------------------------------------------------------------- validity
+
+
+def bond_pairs(topology: mdtraj.Topology) -> np.ndarray:
+    """(n_bonds, 2) atom indices of the topology's bonds, each sorted."""
+    return np.array(
+        sorted(tuple(sorted((b.atom1.index, b.atom2.index))) for b in topology.bonds), dtype=np.int64
+    ).reshape(-1, 2)
+
+
+def bond_lengths(coordinates: np.ndarray, pairs: np.ndarray) -> np.ndarray:
+    """(n, n_bonds) distances in nm."""
+    x = np.asarray(coordinates, dtype=np.float64)
+    return np.linalg.norm(x[:, pairs[:, 0]] - x[:, pairs[:, 1]], axis=-1)
+
+
+def bond_valid(
+    coordinates: np.ndarray, pairs: np.ndarray, r0: np.ndarray, *, tol_nm: float = BOND_TOLERANCE_NM
+) -> np.ndarray:
+    """(n,) True where every bond is within ``tol_nm`` of ``r0``."""
+    if len(pairs) == 0:
+        return np.ones(len(coordinates), dtype=bool)
+    return np.all(np.abs(bond_lengths(coordinates, pairs) - r0[None, :]) <= tol_nm, axis=1)
+
+
+def nonlocal_pairs(topology: mdtraj.Topology, *, min_separation: int = 4) -> np.ndarray:
+    """Atom pairs at least ``min_separation`` bonds apart (or unconnected), (k, 2)."""
+    n = topology.n_atoms
+    pairs = bond_pairs(topology)
+    inf = n + 1
+    dist = np.full((n, n), inf, dtype=np.int64)
+    np.fill_diagonal(dist, 0)
+    adj = [[] for _ in range(n)]
+    for i, j in pairs:
+        adj[i].append(j)
+        adj[j].append(i)
+    for src in range(n):  # BFS, molecules are small
+        frontier = [src]
+        depth = 0
+        while frontier and depth < min_separation:
+            depth += 1
+            nxt = []
+            for a in frontier:
+                for b in adj[a]:
+                    if dist[src, b] > depth:
+                        dist[src, b] = depth
+                        nxt.append(b)
+            frontier = nxt
+    i, j = np.triu_indices(n, 1)
+    keep = dist[i, j] >= min_separation
+    return np.stack([i[keep], j[keep]], axis=1)
+
+
+def clash_free(
+    coordinates: np.ndarray, topology: mdtraj.Topology, *, scale: float = CLASH_SCALE, chunk: int = 4096
+) -> np.ndarray:
+    """(n,) True where no non-local atom pair is closer than ``scale`` × (sum of Bondi radii)."""
+    pairs = nonlocal_pairs(topology)
+    if len(pairs) == 0:
+        return np.ones(len(coordinates), dtype=bool)
+    radii = np.array(
+        [BONDI_RADII_NM.get(a.element.symbol if a.element is not None else "", 0.17) for a in topology.atoms]
+    )
+    limit = scale * (radii[pairs[:, 0]] + radii[pairs[:, 1]])
+    out = np.empty(len(coordinates), dtype=bool)
+    for a in range(0, len(coordinates), chunk):
+        out[a : a + chunk] = np.all(bond_lengths(coordinates[a : a + chunk], pairs) >= limit[None, :], axis=1)
+    return out
+
+
+def reference_bond_lengths(
+    store: StructureStore, reference: StructureStore, pairs: np.ndarray
+) -> tuple[np.ndarray, str]:
+    """r0 per bond of ``store``: force-field lengths recorded in ``store`` or ``reference``, else the
+    median length in the reference. Atoms are matched by (chain, residue, atom name), so the samples may
+    be a subset of the reference's atoms (e.g. heavy atoms only)."""
+    from pipeline.errors import UserError
+
+    own = store.attrs.get("bond_lengths_nm")
+    mapping = atom_mapping(store.topology, reference.topology)
+    for table, index in ((own, np.arange(store.n_atoms)), (reference.attrs.get("bond_lengths_nm"), mapping)):
+        if not table or index is None:
+            continue
+        lookup = {(min(int(i), int(j)), max(int(i), int(j))): float(r) for i, j, r in table}
+        keys = [tuple(sorted((int(index[i]), int(index[j])))) for i, j in pairs]
+        if all(k in lookup for k in keys):
+            return np.array([lookup[k] for k in keys]), "force_field"
+    if mapping is None:
+        raise UserError(
+            "samples have atoms the reference lacks (matched by chain, residue and atom name) and no "
+            "force-field bond lengths; evaluate against a reference with the same atoms",
+            path=reference.path,
+        )
+    ref = reference.frames()
+    ref = ref[even_subsample(len(ref), 5000)][:, mapping]
+    return np.median(bond_lengths(ref, pairs), axis=0), "reference_median"
+
+
+def atom_mapping(topology: mdtraj.Topology, reference: mdtraj.Topology) -> np.ndarray | None:
+    """Index in ``reference`` of each atom of ``topology``, matched by (chain, residue, name); or None."""
+
+    def key(atom: Any) -> tuple[int, int, str]:
+        return (atom.residue.chain.index, atom.residue.index, atom.name)
+
+    ref_index = {key(a): a.index for a in reference.atoms}
+    if topology.n_atoms == reference.n_atoms and all(
+        ref_index.get(key(a)) == a.index for a in topology.atoms
+    ):
+        return np.arange(topology.n_atoms)
+    try:
+        return np.array([ref_index[key(a)] for a in topology.atoms], dtype=np.int64)
+    except KeyError:
+        return None
+
+
+# ---------------------------------------------------------------- dynamics
+
+
+def circular_autocorrelation(theta: np.ndarray, max_lag: int) -> np.ndarray:
+    """C(k), k = 0 … max_lag, of an angle time series (definition in the module docstring)."""
+    z = np.exp(1j * np.asarray(theta, dtype=np.float64))
+    z = z - z.mean()
+    n = len(z)
+    var = float(np.mean(np.abs(z) ** 2))
+    max_lag = int(min(max_lag, n - 1))
+    if var <= 1e-15 or max_lag < 0:
+        return np.ones(max(1, max_lag + 1))
+    size = 1 << int(np.ceil(np.log2(2 * n)))
+    fz = np.fft.fft(z, size)
+    acf = np.fft.ifft(fz * np.conj(fz))[: max_lag + 1]
+    # ifft(F·conj F)[k] = Σ_t z[t+k] conj z[t]
+    return np.real(acf) / (n - np.arange(max_lag + 1)) / var
+
+
+def mean_autocorrelation(series: list[np.ndarray], max_lag: int) -> np.ndarray:
+    """Frame-weighted mean of :func:`circular_autocorrelation` over several trajectories."""
+    max_lag = int(min(max_lag, max(len(s) for s in series) - 1))
+    total = np.zeros(max_lag + 1)
+    weight = np.zeros(max_lag + 1)
+    for s in series:
+        if len(s) < 2:
+            continue
+        c = circular_autocorrelation(s, max_lag)
+        w = (len(s) - np.arange(len(c))).astype(float)
+        total[: len(c)] += c * w
+        weight[: len(c)] += w
+    return np.where(weight > 0, total / np.maximum(weight, 1), np.nan)
+
+
+def integrated_time(acf: np.ndarray) -> float:
+    """τ_int in frames: 1 + 2 Σ_{k≥1} C(k), summed up to (not including) the first k with C(k) ≤ 0."""
+    acf = np.asarray(acf)
+    tail = acf[1:]
+    stop = np.flatnonzero(~(tail > 0))
+    end = int(stop[0]) if len(stop) else len(tail)
+    return float(1.0 + 2.0 * np.sum(tail[:end]))
+
+
+def core_set_states(labels: np.ndarray) -> np.ndarray:
+    """Replace 'other' (-1) by the last basin visited; leading 'other' frames stay -1."""
+    out = np.asarray(labels).copy()
+    last = -1
+    for k in range(len(out)):
+        if out[k] == -1:
+            out[k] = last
+        else:
+            last = out[k]
+    return out
+
+
+def transition_statistics(state_series: list[np.ndarray], dt_ps: float) -> dict[str, Any]:
+    """Counts of basin changes i → j and rates (per ns spent in i) over core-set state series."""
+    counts = np.zeros((3, 3), dtype=np.int64)
+    frames_in = np.zeros(3, dtype=np.int64)
+    for states in state_series:
+        s = core_set_states(states)
+        valid = s >= 0
+        frames_in += np.bincount(s[valid], minlength=3)[:3]
+        a, b = s[:-1], s[1:]
+        change = (a >= 0) & (b >= 0) & (a != b)
+        np.add.at(counts, (a[change], b[change]), 1)
+    time_ns = frames_in * dt_ps / 1000.0
+    out_counts = counts.sum(axis=1)
+    rates = np.where(time_ns > 0, out_counts / np.maximum(time_ns, 1e-30), np.nan)
+    return {
+        "states": list(BASIN_NAMES),
+        "counts": counts.tolist(),
+        "rate_out_per_ns": {name: _num(rates[k]) for k, name in enumerate(BASIN_NAMES)},
+        "time_ns": float(sum(len(s) for s in state_series) * dt_ps / 1000.0),
+    }
+
+
+# ---------------------------------------------------------------- the evaluation
+
+
+@dataclass
+class AngleSet:
+    """φ/ψ of one store: pooled (n,) arrays plus per-trajectory series (first residue pair)."""
+
+    phi: np.ndarray
+    psi: np.ndarray
+    series_phi: list[np.ndarray]
+    series_psi: list[np.ndarray]
+
+
+def angles_of(store: StructureStore) -> AngleSet:
+    from pipeline.protein.geometry import phi_psi
+
+    series_phi, series_psi = [], []
+    for traj in store.trajectories():
+        phi, psi = phi_psi(traj, store.topology)
+        series_phi.append(phi)
+        series_psi.append(psi)
+    return AngleSet(
+        phi=np.concatenate([p.ravel() for p in series_phi]),
+        psi=np.concatenate([p.ravel() for p in series_psi]),
+        series_phi=[p[:, 0] for p in series_phi],
+        series_psi=[p[:, 0] for p in series_psi],
+    )
+
+
+def md_decorrelation(
+    store: StructureStore, angles: AngleSet, *, max_lag_frames: int = 20000
+) -> dict[str, Any]:
+    """Integrated autocorrelation times of φ, ψ (ps), independent samples, and per CPU-second."""
+    dt = store.time_step_ps
+    if dt is None:
+        return {
+            "time_step_ps": None,
+            "tau_ps": None,
+            "independent_samples": None,
+            "md_cpu_seconds": None,
+            "independent_samples_per_cpu_second": None,
+        }
+    longest = max(len(s) for s in angles.series_phi)
+    lag = min(max_lag_frames, max(1, longest // 2))
+    tau_phi = integrated_time(mean_autocorrelation(angles.series_phi, lag))
+    tau_psi = integrated_time(mean_autocorrelation(angles.series_psi, lag))
+    tau_frames = max(tau_phi, tau_psi, 1.0)
+    n_frames = sum(len(s) for s in angles.series_phi)
+    independent = n_frames / tau_frames
+    cpu = store.attrs.get("md_cpu_seconds")
+    return {
+        "time_step_ps": dt,
+        "tau_phi_ps": tau_phi * dt,
+        "tau_psi_ps": tau_psi * dt,
+        "tau_ps": tau_frames * dt,
+        "frames": n_frames,
+        "independent_samples": independent,
+        "md_cpu_seconds": cpu,
+        "independent_samples_per_cpu_second": (independent / cpu) if cpu else None,
+    }
+
+
+def samples_per_cpu_second(store: StructureStore) -> float | None:
+    """``samples_per_cpu_second`` recorded by the sampler (top-level attr or in provenance), else None."""
+    value = store.attrs.get("samples_per_cpu_second")
+    if value is None:
+        value = (store.attrs.get("provenance") or {}).get("samples_per_cpu_second")
+    return None if value is None else float(value)
+
+
+def evaluate_structures(
+    *,
+    samples: StructureStore,
+    reference: StructureStore,
+    training: StructureStore | None = None,
+    autocorrelation_lags: int = 200,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(metrics dict — the metrics.json schema —, arrays for the plots)."""
+    sets = {"samples": samples, "reference": reference} | (
+        {"training": training} if training is not None else {}
+    )
+    angles = {name: angles_of(store) for name, store in sets.items()}
+    n_equal = min(len(a.phi) for a in angles.values())
+    hists = {}
+    for name, a in angles.items():
+        keep = even_subsample(len(a.phi), n_equal)
+        hists[name] = rama_histogram(a.phi[keep], a.psi[keep])
+    metrics: dict[str, Any] = {
+        "rama_js": js_distance(hists["samples"], hists["reference"]),
+        "rama_js_training": js_distance(hists["training"], hists["reference"])
+        if training is not None
+        else None,
+        "rama_js_n": n_equal,
+        "rama_bins": [BINS, BINS],
+        "basins": {
+            name: {k: v for k, v in basin_populations(a.phi, a.psi).items()} for name, a in angles.items()
+        },
+        "basin_definitions_deg": BASIN_BOUNDS_DEG,
+        "n_structures": {name: len(a.phi) for name, a in angles.items()},
+    }
+    # validity
+    pairs = bond_pairs(samples.topology)
+    r0, r0_source = reference_bond_lengths(samples, reference, pairs)
+    x = samples.frames()
+    bonds_ok = bond_valid(x, pairs, r0)
+    no_clash = clash_free(x, samples.topology)
+    metrics |= {
+        "valid_fraction": float(np.mean(bonds_ok & no_clash)),
+        "bond_valid_fraction": float(np.mean(bonds_ok)),
+        "clash_free_fraction": float(np.mean(no_clash)),
+        "bond_length_source": r0_source,
+        "bond_max_abs_error_nm": float(np.max(np.abs(bond_lengths(x, pairs) - r0))) if len(pairs) else 0.0,
+    }
+    mapping = atom_mapping(samples.topology, reference.topology)
+    if mapping is not None:
+        xr = reference.frames()
+        xr = xr[even_subsample(len(xr), 20000)][:, mapping]
+        metrics["reference_valid_fraction"] = float(
+            np.mean(bond_valid(xr, pairs, r0) & clash_free(xr, samples.topology))
+        )
+    # cost
+    md_store, md_name = (training, "training") if training is not None else (reference, "reference")
+    decor = md_decorrelation(md_store, angles[md_name])
+    metrics |= {
+        "samples_per_cpu_second": samples_per_cpu_second(samples),
+        "md_independent_samples_per_cpu_second": decor["independent_samples_per_cpu_second"],
+        "md_decorrelation": {"store": md_name, **decor},
+    }
+    sp, md = metrics["samples_per_cpu_second"], metrics["md_independent_samples_per_cpu_second"]
+    metrics["speedup_vs_md"] = (sp / md) if sp and md else None
+    # free energy
+    fe = {name: free_energy_profile(a.phi) for name, a in angles.items()}
+    arrays: dict[str, Any] = {"angles": angles, "hists": hists, "free_energy": fe, "r0": r0, "pairs": pairs}
+    # dynamics: forecasts (member, frame, …) and any multi-frame time series with a time step
+    is_forecast = bool(samples.dims) and samples.dims[0] == "member"
+    metrics["kind"] = "forecast" if is_forecast else "ensemble"
+    if is_forecast:
+        dyn: dict[str, Any] = {}
+        acfs: dict[str, Any] = {}
+        for name in ("samples", "reference"):
+            store, a = sets[name], angles[name]
+            dt = store.time_step_ps or 1.0
+            states = [assign_basins(p, s) for p, s in zip(a.series_phi, a.series_psi)]
+            dyn[name] = transition_statistics(states, dt)
+            lag = min(autocorrelation_lags, max(len(s) for s in a.series_phi) - 1)
+            acfs[name] = {
+                "lag_ps": (np.arange(lag + 1) * dt).tolist(),
+                "phi": mean_autocorrelation(a.series_phi, lag).tolist(),
+                "psi": mean_autocorrelation(a.series_psi, lag).tolist(),
+            }
+        metrics["transitions"] = dyn
+        metrics["autocorrelation"] = acfs
+        arrays["autocorrelation"] = acfs
+    return metrics, arrays
+
+
+def _wrap(angle: np.ndarray) -> np.ndarray:
+    """Map angles to [-π, π)."""
+    return (np.asarray(angle) + np.pi) % (2 * np.pi) - np.pi
+
+
+def _num(value: float) -> float | None:
+    return float(value) if np.isfinite(value) else None

@@ -1,0 +1,196 @@
+"""Evaluation metrics against hand-computed values, and the evaluate CLI end to end."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from pipeline.protein import evaluate as ev
+from pipeline.protein.store import write_structure_store
+
+DEG = np.pi / 180
+
+
+def test_js_distance_identical_is_zero_disjoint_is_one_and_a_hand_value() -> None:
+    """JS distance (log2): 0 for equal histograms, 1 for disjoint ones, sqrt(JSD) for a worked example."""
+    p = np.array([0.5, 0.5, 0.0, 0.0])
+    assert ev.js_distance(p, p) == 0.0
+    assert ev.js_distance(p, np.array([0.0, 0.0, 0.5, 0.5])) == pytest.approx(1.0)
+    # P = (1, 0), Q = (1/2, 1/2): M = (3/4, 1/4); JSD = ½·log2(4/3) + ½·(½·log2(2/3) + ½·log2(2))
+    jsd = 0.5 * np.log2(4 / 3) + 0.5 * (0.5 * np.log2(0.5 / 0.75) + 0.5 * np.log2(0.5 / 0.25))
+    assert ev.js_distance(np.array([1.0, 0.0]), np.array([0.5, 0.5])) == pytest.approx(np.sqrt(jsd))
+
+
+def test_rama_histogram_bins_are_ten_degrees_and_pi_wraps() -> None:
+    """36×36 bins over [-π, π): (-175°, 5°) lands in bin (0, 18); φ = +180° wraps to bin 0."""
+    h = ev.rama_histogram(np.array([-175 * DEG, np.pi]), np.array([5 * DEG, 5 * DEG]))
+    assert h.shape == (36, 36)
+    assert h[0, 18] == pytest.approx(1.0)
+
+
+def test_basin_populations_of_synthetic_angles() -> None:
+    """Points placed in known basins give the hand-counted populations (boundaries half-open)."""
+    phi = np.array([-60, -60, -150, -150, 60, 60, -80, 100]) * DEG
+    psi = np.array([-45, 49.5, 150, -160, 45, -99, 50.5, 150]) * DEG
+    # αR, αR (ψ just below 50), β, β (ψ < -150 wraps into β), αL, αL, β (just above 50),
+    # other (φ > 0, ψ = 150)
+    pops = ev.basin_populations(phi, psi)
+    assert pops == {"beta": 3 / 8, "alpha_r": 2 / 8, "alpha_l": 2 / 8, "other": 1 / 8}
+
+
+def test_even_subsample_spreads_over_the_whole_set() -> None:
+    """Equal-size comparison keeps evenly spaced indices, from the start to near the end."""
+    idx = ev.even_subsample(1000, 10)
+    assert idx.tolist() == list(range(0, 1000, 100))
+    assert ev.even_subsample(5, 10).tolist() == [0, 1, 2, 3, 4]
+
+
+def test_free_energy_profile_is_minus_kt_log_p() -> None:
+    """Two occupied bins with 3:1 counts differ by kT ln 3 (kJ/mol at 300 K); empty bins are NaN."""
+    phi = np.array([-175, -175, -175, 5]) * DEG
+    centres, f = ev.free_energy_profile(phi)
+    assert f[0] == 0.0
+    assert f[18] == pytest.approx(ev.KT_KJ_PER_MOL_300K * np.log(3))
+    assert np.isnan(f[1])
+
+
+def test_autocorrelation_and_integrated_time_of_a_known_process() -> None:
+    """An angle flipping between 0 and π every 10 frames (z = ±1 square wave): C(k) = 1 − k/5 for
+    k ≤ 10 (triangle down to −1), so τ_int = 1 + 2·(0.8 + 0.6 + 0.4 + 0.2) = 5 frames."""
+    theta = np.repeat(np.tile([0.0, np.pi], 500), 10)
+    c = ev.circular_autocorrelation(theta, 20)
+    np.testing.assert_allclose(c[:11], 1 - np.arange(11) / 5, atol=0.01)
+    assert ev.integrated_time(c) == pytest.approx(5.0, abs=0.05)
+
+
+def test_transition_counts_and_rates_with_core_sets() -> None:
+    """β β other αR αR β: the 'other' frame keeps β, so one β→αR and one αR→β transition."""
+    states = [np.array([0, 0, -1, 1, 1, 0])]
+    t = ev.transition_statistics(states, dt_ps=1000.0)  # 1 ns per frame
+    assert t["counts"] == [[0, 1, 0], [1, 0, 0], [0, 0, 0]]
+    assert t["rate_out_per_ns"]["beta"] == pytest.approx(1 / 4)  # 4 ns in β (incl. the core-set frame)
+    assert t["rate_out_per_ns"]["alpha_r"] == pytest.approx(1 / 2)
+    assert t["rate_out_per_ns"]["alpha_l"] is None
+
+
+def test_bond_validity_flags_a_stretched_bond_and_clash_flags_overlap(ala_traj) -> None:
+    """A bond stretched by 0.15 Å fails; 0.05 Å passes; two distant atoms moved together clash."""
+    pairs = ev.bond_pairs(ala_traj.topology)
+    x = ala_traj.xyz[:1].astype(np.float64)
+    r0 = ev.bond_lengths(x, pairs)[0]
+    i, j = pairs[0]
+    for shift, ok in ((0.005, True), (0.015, False)):
+        y = x.copy()
+        direction = (y[0, j] - y[0, i]) / np.linalg.norm(y[0, j] - y[0, i])
+        y[0, j] += shift * direction
+        assert ev.bond_valid(y, pairs, r0)[0] == ok
+    assert ev.clash_free(x, ala_traj.topology)[0]
+    far = ev.nonlocal_pairs(ala_traj.topology)[0]
+    y = x.copy()
+    y[0, far[1]] = y[0, far[0]] + 0.05
+    assert not ev.clash_free(y, ala_traj.topology)[0]
+
+
+@pytest.fixture(scope="module")
+def md_stores(tmp_path_factory: pytest.TempPathFactory):
+    """Two tiny independent vacuum runs (reference, training) of 20 ps."""
+    import os
+
+    from pipeline.protein.simulate import PeptideSimulation, simulate_peptide
+
+    os.environ["VELOCAST_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+    tmp = tmp_path_factory.mktemp("md")
+    ref = simulate_peptide(
+        params=PeptideSimulation(ns=0.02, seed=1, vacuum=True, equilibrate_ps=0),
+        out=tmp / "ref.zarr",
+        progress=False,
+    )
+    train = simulate_peptide(
+        params=PeptideSimulation(ns=0.02, seed=2, vacuum=True, equilibrate_ps=0),
+        out=tmp / "train.zarr",
+        progress=False,
+    )
+    return tmp, ref, train
+
+
+def test_evaluate_cli_writes_documented_metrics_and_plots(md_stores) -> None:
+    """`velocast evaluate protein` on forecast-shaped samples: metrics.json with the documented keys,
+    rama_js 0 when samples are the reference itself, plots and report.md."""
+    from pipeline.protein.store import open_structure_store
+
+    tmp, ref, train = md_stores
+    r = open_structure_store(ref)
+    x = r.frames()
+    fc = write_structure_store(
+        tmp / "fc.zarr",
+        coordinates=x.reshape(2, 10, 22, 3),
+        topology=r.topology,
+        dims=("member", "frame", "atom", "xyz"),
+        attrs={"time_step_ps": r.time_step_ps, "samples_per_cpu_second": 50.0},
+    )
+    out = tmp / "report"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pipeline",
+            "evaluate",
+            "protein",
+            "--samples",
+            str(fc),
+            "--reference",
+            str(ref),
+            "--training",
+            str(train),
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    m = json.loads((out / "metrics.json").read_text())
+    for key in (
+        "rama_js",
+        "rama_js_training",
+        "basins",
+        "valid_fraction",
+        "samples_per_cpu_second",
+        "md_independent_samples_per_cpu_second",
+    ):
+        assert key in m
+    assert m["rama_js"] == pytest.approx(0.0)
+    assert 0.0 < m["rama_js_training"] <= 1.0
+    assert set(m["basins"]) == {"samples", "reference", "training"}
+    assert set(m["basins"]["samples"]) >= {"beta", "alpha_r", "alpha_l"}
+    assert m["samples_per_cpu_second"] == 50.0
+    assert m["md_independent_samples_per_cpu_second"] > 0
+    assert m["bond_length_source"] == "force_field"
+    assert (
+        m["kind"] == "forecast"
+        and m["transitions"]["samples"]["counts"] == m["transitions"]["reference"]["counts"]
+    )
+    for name in ("rama.png", "free_energy_phi.png", "sample.png", "autocorrelation.png", "report.md"):
+        assert (out / name).stat().st_size > 0
+
+
+def test_heavy_atom_samples_match_reference_atoms_by_name(md_stores) -> None:
+    """Samples holding only heavy atoms get force-field bond lengths through the atom-name mapping,
+    and their validity equals the reference's on the same atoms."""
+    from pipeline.protein.store import open_structure_store
+
+    tmp, ref, _ = md_stores
+    r = open_structure_store(ref)
+    heavy = r.topology.select("not element H")
+    path = write_structure_store(
+        tmp / "heavy.zarr", coordinates=r.frames()[:, heavy], topology=r.topology.subset(heavy)
+    )
+    m, _ = ev.evaluate_structures(samples=open_structure_store(path), reference=r)
+    assert m["bond_length_source"] == "force_field"
+    assert m["valid_fraction"] == pytest.approx(m["reference_valid_fraction"])
+    assert m["rama_js"] == pytest.approx(0.0)
