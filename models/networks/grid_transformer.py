@@ -14,7 +14,7 @@ from collections.abc import Mapping
 import torch
 from torch import Tensor, nn
 
-from models.networks.grid_unet import sinusoidal_embedding
+from models.networks.grid_conditioning import GridConditioner
 
 
 class _Block(nn.Module):
@@ -56,11 +56,8 @@ class GridTransformer(nn.Module):
         super().__init__()
         self.patch = patch_size
         self.out_channels = out_channels
-        self.condition_channels = condition_channels
-        self.global_features = global_features
-        self.time_dim = width // 4
-        self.embed = nn.Sequential(nn.Linear(self.time_dim + global_features, width), nn.SiLU(), nn.Linear(width, width))
-        self.null_embedding = nn.Parameter(torch.zeros(width))
+        self.conditioner = GridConditioner(embed_dim=width, time_dim=width // 4, global_features=global_features,
+                                           condition_channels=condition_channels)
         self.patchify = nn.Conv2d(in_channels + condition_channels, width, patch_size, stride=patch_size)
         self.position = nn.Parameter(torch.zeros(1, max_tokens, width))
         nn.init.normal_(self.position, std=0.02)
@@ -79,28 +76,11 @@ class GridTransformer(nn.Module):
         condition: Mapping[str, Tensor | None] | None = None,
         drop: Tensor | None = None,
     ) -> Tensor:
-        condition = condition or {}
         b, _, h, w = x.shape
         p = self.patch
         if h % p or w % p:
             raise ValueError(f"grid {(h, w)} is not divisible by the patch size {p}")
-        if t.ndim == 0:
-            t = t.expand(b)
-        embedding = sinusoidal_embedding(t, self.time_dim).to(x.dtype)
-        if self.global_features:
-            globals_ = condition.get("globals")
-            if globals_ is None:
-                raise ValueError(f"this network expects {self.global_features} global features")
-            embedding = torch.cat([embedding, globals_.to(x.dtype)], dim=-1)
-        embedding = self.embed(embedding)
-        if drop is not None:
-            embedding = embedding + drop.to(embedding.dtype)[:, None] * self.null_embedding
-        if self.condition_channels:
-            fields = condition.get("fields")
-            if fields is None or fields.shape[1] != self.condition_channels:
-                got = None if fields is None else fields.shape[1]
-                raise ValueError(f"expected {self.condition_channels} condition channels, got {got}")
-            x = torch.cat([x, fields.to(x.dtype)], dim=1)
+        x, embedding = self.conditioner(x, t, condition, drop)
         tokens = self.patchify(x).flatten(2).transpose(1, 2)  # (B, N, width)
         n = tokens.shape[1]
         if n > self.position.shape[1]:

@@ -14,20 +14,13 @@ see :mod:`models.guidance`) marks samples whose condition was zeroed; they get a
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-
-def sinusoidal_embedding(t: Tensor, dim: int, *, max_period: float = 10_000.0) -> Tensor:
-    """Transformer-style embedding of a scalar per sample: ``[cos(t·f_k), sin(t·f_k)]``, ``t`` scaled ×1000."""
-    half = dim // 2
-    freqs = torch.exp(-math.log(max_period) * torch.arange(half, device=t.device, dtype=torch.float32) / half)
-    args = 1000.0 * t.float().reshape(-1, 1) * freqs.reshape(1, -1)
-    return torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
+from models.networks.grid_conditioning import GridConditioner
 
 
 def pad_sphere(x: Tensor, pad: int) -> Tensor:
@@ -117,14 +110,9 @@ class GridUNet(nn.Module):
     ) -> None:
         super().__init__()
         self.in_channels = in_channels
-        self.condition_channels = condition_channels
-        self.global_features = global_features
         embed_dim = 4 * base_channels
-        self.time_dim = base_channels
-        self.embed = nn.Sequential(
-            nn.Linear(base_channels + global_features, embed_dim), nn.SiLU(), nn.Linear(embed_dim, embed_dim)
-        )
-        self.null_embedding = nn.Parameter(torch.zeros(embed_dim))
+        self.conditioner = GridConditioner(embed_dim=embed_dim, time_dim=base_channels,
+                                           global_features=global_features, condition_channels=condition_channels)
         self.stem = SphereConv(in_channels + condition_channels, base_channels)
 
         widths = [base_channels * m for m in channel_mults]
@@ -171,27 +159,10 @@ class GridUNet(nn.Module):
         condition: Mapping[str, Tensor | None] | None = None,
         drop: Tensor | None = None,
     ) -> Tensor:
-        condition = condition or {}
-        fields = condition.get("fields")
-        globals_ = condition.get("globals")
         factor = 2 ** (self.levels - 1)
         if x.shape[-2] % factor or x.shape[-1] % factor:
             raise ValueError(f"grid {tuple(x.shape[-2:])} is not divisible by {factor} (U-Net depth)")
-        if t.ndim == 0:
-            t = t.expand(x.shape[0])
-        embedding = sinusoidal_embedding(t, self.time_dim).to(x.dtype)
-        if self.global_features:
-            if globals_ is None:
-                raise ValueError(f"this network expects {self.global_features} global features")
-            embedding = torch.cat([embedding, globals_.to(x.dtype)], dim=-1)
-        embedding = self.embed(embedding)
-        if drop is not None:
-            embedding = embedding + drop.to(embedding.dtype)[:, None] * self.null_embedding
-        if self.condition_channels:
-            if fields is None or fields.shape[1] != self.condition_channels:
-                got = None if fields is None else fields.shape[1]
-                raise ValueError(f"expected {self.condition_channels} condition channels, got {got}")
-            x = torch.cat([x, fields.to(x.dtype)], dim=1)
+        x, embedding = self.conditioner(x, t, condition, drop)
 
         h = self.stem(x)
         skips = [h]
