@@ -6,31 +6,15 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-import xarray as xr
 
 from models.networks.grid_unet import GridUNet
 from models.regression import RegressionObjective
 from pipeline.weather.forecasting.data import Normalisation, WeatherWindows, dynamic_channels
 from pipeline.weather.forecasting.features import GLOBAL_FEATURES, time_features
 from pipeline.weather.forecasting.rollout import Forecaster, forecast_dataset, rollout
+from tests.pipeline.weather.forecasting.conftest import small_store
 
 STEP = pd.Timedelta("6h")
-
-
-def small_store(times: int = 24, drop: int | None = None) -> xr.Dataset:
-    rng = np.random.default_rng(0)
-    time = pd.date_range("2000-01-01", periods=times, freq="6h")
-    if drop is not None:
-        time = time.delete(drop)
-    lat, lon = np.linspace(-78.75, 78.75, 8), np.arange(0, 360, 22.5)
-    t = 250 + 10 * rng.normal(size=(len(time), 2, 8, 16))
-    sp = 1e5 + 500 * rng.normal(size=(len(time), 8, 16))
-    return xr.Dataset(
-        {"temperature": (("time", "level", "latitude", "longitude"), t),
-         "surface_pressure": (("time", "latitude", "longitude"), sp),
-         "land_sea_mask": (("latitude", "longitude"), (rng.random((8, 16)) > 0.5).astype(float))},
-        coords={"time": time, "level": [500, 850], "latitude": lat, "longitude": lon},
-    )
 
 
 def test_channels_and_statics_are_found() -> None:

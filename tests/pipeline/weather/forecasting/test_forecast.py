@@ -8,9 +8,6 @@ import pytest
 
 from pipeline.forecast_store import ForecastStore
 from pipeline.weather.forecasting.forecast import ForecastConfig, forecast_weather, parse_init_times, parse_lead
-from pipeline.weather.forecasting.train import train_weather
-from tests.pipeline.weather.forecasting.test_train import config as train_config
-from tests.pipeline.weather.forecasting.test_train import store_path  # noqa: F401  (fixture)
 
 
 def test_init_time_and_lead_parsing() -> None:
@@ -24,9 +21,8 @@ def test_init_time_and_lead_parsing() -> None:
         parse_lead("ten days", pd.Timedelta("6h"))
 
 
-def test_forecast_writes_one_commit_per_cycle_and_skips_reruns(store_path, tmp_path) -> None:  # noqa: F811
-    run = tmp_path / "run"
-    train_weather(train_config(store_path, 2), out=run, progress=False)
+def test_forecast_writes_one_commit_per_cycle_and_skips_reruns(store_path, fm_run, tmp_path) -> None:
+    run = fm_run
     out = tmp_path / "forecast"
     cfg = ForecastConfig(model=str(run), data=store_path, init_times=["2000-01-02T00/2000-01-02T12/6h"],
                          members=3, lead="18h", sampler="euler", sampler_steps=2, batch_size=4)
@@ -48,9 +44,8 @@ def test_forecast_writes_one_commit_per_cycle_and_skips_reruns(store_path, tmp_p
     assert np.isfinite(ds["temperature"].values).all()
 
 
-def test_missing_history_is_a_clear_error(store_path, tmp_path) -> None:  # noqa: F811
-    run = tmp_path / "run"
-    train_weather(train_config(store_path, 2), out=run, progress=False)
+def test_missing_history_is_a_clear_error(store_path, fm_run, tmp_path) -> None:
+    run = fm_run
     cfg = ForecastConfig(model=str(run), data=store_path, init_times=["2000-01-01T00"], members=2, lead="6h",
                          sampler="euler", sampler_steps=1)
     with pytest.raises(ValueError, match="no state at 1999-12-31 18:00"):
