@@ -4,6 +4,11 @@
 # install the torch build you want first and drop the pin (any torch >= 2.4 works).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+# Headless Chromium drives the web-page test of `velocast serve` (the test skips without it).
+if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+fi
 PYTHON="${PYTHON:-python3}"
 "$PYTHON" -m venv .venv
 .venv/bin/python -m pip install --quiet --upgrade pip

@@ -69,7 +69,7 @@ def configure_logging(verbose: bool) -> None:
         force=True,
     )
     # Third-party chatter stays at WARNING unless asked for.
-    for noisy in ("distributed", "asyncio", "urllib3", "fsspec", "numcodecs", "httpx", "matplotlib"):
+    for noisy in ("distributed", "asyncio", "urllib3", "fsspec", "numcodecs", "httpx", "matplotlib", "numexpr"):
         logging.getLogger(noisy).setLevel(logging.DEBUG if verbose else logging.WARNING)
 
 

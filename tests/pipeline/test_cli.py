@@ -42,6 +42,7 @@ def test_user_error_is_one_line_on_stderr_with_exit_2(monkeypatch: pytest.Monkey
         raise UserError("variable 'temperature' is missing", path="input.nc")
 
     monkeypatch.setattr(root, "app", probe)
+    monkeypatch.setattr("pipeline.cli.load_commands", lambda: None)  # keep the real commands off the probe
     with pytest.raises(SystemExit) as exit_info:
         main([])
     assert exit_info.value.code == 2

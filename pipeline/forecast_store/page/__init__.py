@@ -1,0 +1,1 @@
+"""Static files of the map page served at ``/`` (a package so the files ship in wheels)."""

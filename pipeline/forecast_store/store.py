@@ -1,0 +1,503 @@
+"""Forecast stores: Icechunk repositories holding ensemble forecast cycles in the WeatherBench2 schema.
+
+Contract
+--------
+* A store is an Icechunk repository (local path, ``s3://bucket/prefix`` or ``gs://bucket/prefix``).
+  Its ``main`` branch holds one Zarr v3 Dataset (see :mod:`pipeline.forecast_store.schema`).
+* :meth:`ForecastStore.append_cycle` writes one init time (all members, leads and variables) as ONE
+  commit whose metadata carries the provenance; the first cycle defines the layout, later cycles are
+  appended along ``init_time`` (in commit order). Each cycle is tagged ``cycle-YYYYMMDDTHHMM``.
+* Concurrent writers: a commit that loses the race is rebased; if the rebase conflicts (both writers
+  appended along ``init_time``) the cycle is rewritten on top of the new head, up to ``max_tries``.
+  On a local filesystem Icechunk cannot make the branch update atomic across processes, so commits
+  are serialised with an advisory ``flock`` on ``<store>/velocast-commit.lock``.
+* Writing an init time that is already in the store is idempotent: ``on_exists="skip"`` (default)
+  leaves the store unchanged and reports ``action="skipped"``; ``"replace"`` overwrites that cycle's
+  values in one atomic commit; ``"error"`` raises.
+* Readers open a read-only session on a snapshot, so they see the last complete commit, never a
+  cycle being written. A writer killed mid-write leaves only unreferenced chunks behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import os
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+
+from pipeline.errors import UserError
+from pipeline.forecast_store.schema import (
+    SCHEMA_VERSION,
+    STORE_KIND,
+    ChunkSpec,
+    check_same_layout,
+    normalise_cycle,
+)
+
+if TYPE_CHECKING:
+    import icechunk
+    import xarray as xr
+
+log = logging.getLogger(__name__)
+
+BRANCH = "main"
+LOCK_NAME = "velocast-commit.lock"
+REQUIRED_PROVENANCE: tuple[str, ...] = ("source", "config", "checkpoint", "data_snapshot")
+OnExists = Literal["skip", "replace", "error"]
+
+
+def _quiet_icechunk() -> None:
+    """Silence Icechunk's per-open warning about local storage (we lock commits ourselves)."""
+    import icechunk
+
+    if "ICECHUNK_LOG" not in os.environ:
+        icechunk.set_logs_filter("error")
+
+
+@dataclass(frozen=True, kw_only=True)
+class StorageOptions:
+    """How to reach object storage. ``anonymous`` for public buckets; otherwise credentials come from
+    the environment (AWS_* / GOOGLE_APPLICATION_CREDENTIALS) or the explicit fields."""
+
+    anonymous: bool = False
+    region: str | None = None
+    endpoint_url: str | None = None
+    access_key_id: str | None = None
+    secret_access_key: str | None = None
+    service_account_file: str | None = None
+
+
+def make_storage(location: str | Path, *, options: StorageOptions | None = None) -> tuple[icechunk.Storage, Path | None]:
+    """An Icechunk ``Storage`` for ``location`` and, for local stores, the local path."""
+    import icechunk
+
+    options = options or StorageOptions()
+    text = str(location)
+    if text.startswith(("s3://", "gs://", "gcs://")):
+        scheme, rest = text.split("://", 1)
+        bucket, _, prefix = rest.partition("/")
+        if not bucket:
+            raise UserError(f"{text}: object-storage URL has no bucket (expected {scheme}://BUCKET/PREFIX)")
+        if scheme == "s3":
+            explicit = options.access_key_id is not None
+            storage = icechunk.s3_storage(
+                bucket=bucket, prefix=prefix or None, region=options.region,
+                endpoint_url=options.endpoint_url, allow_http=bool(options.endpoint_url
+                                                                   and options.endpoint_url.startswith("http://")),
+                access_key_id=options.access_key_id, secret_access_key=options.secret_access_key,
+                anonymous=options.anonymous or None,
+                from_env=None if (options.anonymous or explicit) else True,
+            )
+        else:
+            storage = icechunk.gcs_storage(
+                bucket=bucket, prefix=prefix or None, anonymous=options.anonymous or None,
+                service_account_file=options.service_account_file,
+                from_env=None if (options.anonymous or options.service_account_file) else True,
+            )
+        return storage, None
+    if "://" in text and not text.startswith("file://"):
+        raise UserError(f"{text}: unsupported store URL (use a local path, s3://BUCKET/PREFIX or gs://BUCKET/PREFIX)")
+    path = Path(text.removeprefix("file://")).expanduser().resolve()
+    return icechunk.local_filesystem_storage(str(path)), path
+
+
+@dataclass(frozen=True, kw_only=True)
+class CycleResult:
+    """What :meth:`ForecastStore.append_cycle` did: ``written``, ``replaced`` or ``skipped``."""
+
+    init_time: np.datetime64
+    action: Literal["written", "replaced", "skipped"]
+    snapshot_id: str
+    tag: str | None
+    tries: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class SnapshotRecord:
+    """One commit on the branch (newest first in :meth:`ForecastStore.snapshots`)."""
+
+    id: str
+    written_at: str
+    message: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, kw_only=True)
+class CycleInfo:
+    """A cycle present at the head: its init time and the commit (and tag) that last wrote it."""
+
+    init_time: np.datetime64
+    snapshot_id: str
+    written_at: str
+    message: str
+    tag: str | None
+
+
+def cycle_tag(init_time: np.datetime64) -> str:
+    """The tag name of a cycle: ``cycle-YYYYMMDDTHHMM``."""
+    text = str(np.datetime64(init_time, "m"))  # 2020-01-01T00:00
+    return "cycle-" + text.replace("-", "").replace(":", "")
+
+
+def iso(init_time: np.datetime64) -> str:
+    """``YYYY-MM-DDTHH:MM:SS`` for a datetime64 (no zone; times are UTC)."""
+    return str(np.datetime64(init_time, "s"))
+
+
+class ForecastStore:
+    """A forecast store (Icechunk repository). Build with :meth:`create`, :meth:`open` or :meth:`open_or_create`."""
+
+    def __init__(self, repo: icechunk.Repository, *, location: str, local_path: Path | None) -> None:
+        self.repo = repo
+        self.location = location
+        self.local_path = local_path
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def create(
+        cls,
+        location: str | Path,
+        *,
+        chunks: ChunkSpec | None = None,
+        title: str = "velocast ensemble forecasts",
+        storage: StorageOptions | None = None,
+    ) -> ForecastStore:
+        """Create an empty store at ``location`` (error if something is there). ``chunks`` fixes the layout
+        the first cycle will be written with."""
+        import icechunk
+        import zarr
+
+        _quiet_icechunk()
+        st, path = make_storage(location, options=storage)
+        if path is not None and path.exists() and any(path.iterdir()):
+            raise UserError(f"{path}: already exists and is not empty; open it or choose another path")
+        if path is None and icechunk.Repository.exists(st):
+            raise UserError(f"{location}: a repository already exists there")
+        repo = icechunk.Repository.create(st)
+        from pipeline.provenance import provenance_record
+
+        session = repo.writable_session(BRANCH)
+        root = zarr.open_group(session.store, mode="w", zarr_format=3)
+        root.attrs.update({
+            "velocast_store": STORE_KIND,
+            "schema_version": SCHEMA_VERSION,
+            "title": title,
+            "chunking": (chunks or ChunkSpec()).to_attrs(),
+            "created_by": provenance_record(),
+        })
+        session.commit("create forecast store", metadata={"velocast": "create"})
+        return cls(repo, location=str(location), local_path=path)
+
+    @classmethod
+    def open(cls, location: str | Path, *, storage: StorageOptions | None = None) -> ForecastStore:
+        """Open an existing store; UserError if there is none or it is not a velocast forecast store."""
+        import icechunk
+
+        _quiet_icechunk()
+        st, path = make_storage(location, options=storage)
+        if path is not None and not path.exists():
+            raise UserError(f"{path}: no forecast store there (create one with ForecastStore.create)")
+        try:
+            repo = icechunk.Repository.open(st)
+        except icechunk.IcechunkError as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise UserError(f"{location}: not an Icechunk repository ({first})") from None
+        store = cls(repo, location=str(location), local_path=path)
+        attrs = store._root_attrs()
+        if attrs.get("velocast_store") != STORE_KIND:
+            raise UserError(f"{location}: an Icechunk repository but not a velocast forecast store")
+        return store
+
+    @classmethod
+    def open_or_create(cls, location: str | Path, *, chunks: ChunkSpec | None = None,
+                       storage: StorageOptions | None = None) -> ForecastStore:
+        """Open the store at ``location``, creating it (with ``chunks``) if absent."""
+        import icechunk
+
+        _quiet_icechunk()
+        st, path = make_storage(location, options=storage)
+        exists = (path.exists() and any(path.iterdir())) if path is not None else icechunk.Repository.exists(st)
+        if exists:
+            return cls.open(location, storage=storage)
+        return cls.create(location, chunks=chunks, storage=storage)
+
+    # ------------------------------------------------------------------ reading
+    def head(self) -> str:
+        """The snapshot id at the tip of the branch (cheap: one small object read)."""
+        return self.repo.lookup_branch(BRANCH)
+
+    def session(self, *, snapshot: str | None = None, tag: str | None = None) -> icechunk.Session:
+        """A read-only session at ``snapshot``, ``tag`` or (default) the branch head."""
+        import icechunk
+
+        try:
+            if snapshot is not None:
+                return self.repo.readonly_session(snapshot_id=snapshot)
+            if tag is not None:
+                return self.repo.readonly_session(tag=tag)
+            return self.repo.readonly_session(branch=BRANCH)
+        except (icechunk.IcechunkError, ValueError) as exc:
+            what = f"snapshot '{snapshot}'" if snapshot is not None else f"tag '{tag}'"
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            raise UserError(f"{self.location}: no {what} in this store ({first})") from None
+
+    def _root_attrs(self, session: icechunk.Session | None = None) -> dict[str, Any]:
+        import zarr
+
+        session = session or self.session()
+        return dict(zarr.open_group(session.store, mode="r", zarr_format=3).attrs)
+
+    def attrs(self, *, snapshot: str | None = None) -> dict[str, Any]:
+        """The store's root attributes (kind, schema version, chunking, latest provenance)."""
+        return self._root_attrs(self.session(snapshot=snapshot))
+
+    @staticmethod
+    def _has_cycles(session: icechunk.Session) -> bool:
+        import zarr
+
+        return "init_time" in zarr.open_group(session.store, mode="r", zarr_format=3)
+
+    def dataset(self, *, snapshot: str | None = None, tag: str | None = None,
+                init_time: str | np.datetime64 | None = None) -> xr.Dataset:
+        """The forecasts as a lazy Dataset, as of ``snapshot``/``tag`` (default: head); with
+        ``init_time``, only that cycle (UserError if absent)."""
+        session = self.session(snapshot=snapshot, tag=tag)
+        if not self._has_cycles(session):
+            raise UserError(f"{self.location}: the store has no cycles yet")
+        ds = _open_dataset(session)
+        if init_time is not None:
+            want = _parse_time(init_time)
+            hits = np.nonzero(ds["init_time"].values == want)[0]
+            if len(hits) == 0:
+                raise UserError(f"{self.location}: no cycle with init_time {iso(want)} "
+                                f"(cycles: {', '.join(iso(t) for t in ds['init_time'].values[-5:])})")
+            ds = ds.isel(init_time=int(hits[-1]))
+        return ds
+
+    def init_times(self, *, snapshot: str | None = None) -> list[np.datetime64]:
+        """The init times in the store (commit order)."""
+        session = self.session(snapshot=snapshot)
+        if not self._has_cycles(session):
+            return []
+        return list(_open_dataset(session)["init_time"].values)
+
+    def snapshots(self) -> list[SnapshotRecord]:
+        """Every commit on the branch, newest first."""
+        return [
+            SnapshotRecord(id=info.id, written_at=info.written_at.isoformat(), message=info.message,
+                           metadata=dict(info.metadata or {}))
+            for info in self.repo.ancestry(branch=BRANCH)
+        ]
+
+    def tags(self) -> dict[str, str]:
+        """Tag name → snapshot id."""
+        return {name: self.repo.lookup_tag(name) for name in sorted(self.repo.list_tags())}
+
+    def cycles(self) -> list[CycleInfo]:
+        """The cycles at the head, sorted by init time, each with the commit that last wrote it."""
+        present = {np.datetime64(t, "ns") for t in self.init_times()}
+        by_snapshot_tag = {sid: name for name, sid in self.tags().items() if name.startswith("cycle-")}
+        found: dict[np.datetime64, CycleInfo] = {}
+        for rec in self.snapshots():
+            if rec.metadata.get("velocast") != "cycle":
+                continue
+            t = np.datetime64(rec.metadata["init_time"], "ns")
+            if t in present and t not in found:
+                found[t] = CycleInfo(init_time=t, snapshot_id=rec.id, written_at=rec.written_at,
+                                     message=rec.message, tag=by_snapshot_tag.get(rec.id))
+        return [found[t] for t in sorted(found)]
+
+    def provenance(self, init_time: str | np.datetime64) -> dict[str, Any]:
+        """The provenance record committed with the cycle ``init_time``."""
+        want = _parse_time(init_time)
+        for rec in self.snapshots():
+            if rec.metadata.get("velocast") == "cycle" and np.datetime64(rec.metadata["init_time"], "ns") == want:
+                return dict(rec.metadata.get("provenance", {}))
+        raise UserError(f"{self.location}: no cycle with init_time {iso(want)}")
+
+    # ------------------------------------------------------------------ writing
+    @contextlib.contextmanager
+    def _commit_lock(self) -> Iterator[None]:
+        """Serialise commits on a local filesystem (no-op for object storage, which is atomic)."""
+        if self.local_path is None:
+            yield
+            return
+        with open(self.local_path / LOCK_NAME, "a+") as handle:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+    def _commit(self, session: icechunk.Session, message: str, metadata: dict[str, Any]) -> str | None:
+        """Commit, rebasing over non-conflicting commits; None if a conflicting commit landed first."""
+        import icechunk
+
+        with self._commit_lock():
+            try:
+                return session.commit(message, metadata=metadata, rebase_with=icechunk.ConflictDetector(),
+                                      rebase_tries=5)
+            except (icechunk.ConflictError, icechunk.RebaseFailedError) as exc:
+                log.info("commit lost a race (%s); rewriting on the new head", type(exc).__name__)
+                return None
+
+    def append_cycle(
+        self,
+        ds: xr.Dataset,
+        *,
+        message: str | None = None,
+        provenance: Mapping[str, Any],
+        on_exists: OnExists = "skip",
+        tag: bool = True,
+        max_tries: int = 20,
+    ) -> CycleResult:
+        """Write one forecast cycle (one init time) as one atomic commit.
+
+        ``provenance`` must contain ``source``, ``config``, ``checkpoint`` (hash) and ``data_snapshot``
+        (values may be None); the code version and time are added. It is stored in the commit metadata
+        and as the root ``provenance`` attribute.
+        """
+        from pipeline.provenance import provenance_record
+
+        missing = [key for key in REQUIRED_PROVENANCE if key not in provenance]
+        if missing:
+            raise ValueError(f"provenance lacks {missing}; required keys: {list(REQUIRED_PROVENANCE)}")
+        if on_exists not in ("skip", "replace", "error"):
+            raise ValueError(f"on_exists must be 'skip', 'replace' or 'error', not {on_exists!r}")
+        cycle = normalise_cycle(ds)
+        init = np.datetime64(cycle["init_time"].values[0], "ns")
+        record = provenance_record(**dict(provenance))
+        message = message or f"forecast cycle {iso(init)}"
+        for attempt in range(1, max_tries + 1):
+            session = self.repo.writable_session(BRANCH)
+            attrs = self._root_attrs(session)
+            chunks = ChunkSpec(**attrs.get("chunking", {}))
+            # xarray's append/region writes replace the root attrs: carry the store's own forward.
+            cycle.attrs = {**dict(ds.attrs), **attrs, "provenance": record, "last_init_time": iso(init)}
+            if self._has_cycles(session):
+                existing = _open_dataset(session)
+                check_same_layout(existing, cycle)
+                hits = np.nonzero(existing["init_time"].values == init)[0]
+                if len(hits):
+                    if on_exists == "skip":
+                        log.info("cycle %s is already in %s; skipped", iso(init), self.location)
+                        return CycleResult(init_time=init, action="skipped", snapshot_id=session.snapshot_id,
+                                           tag=None, tries=attempt)
+                    if on_exists == "error":
+                        raise UserError(f"{self.location}: cycle {iso(init)} is already in the store")
+                    index = int(hits[-1])
+                    region = cycle.drop_vars([n for n, v in cycle.variables.items() if "init_time" not in v.dims])
+                    _to_zarr(region, session, region={"init_time": slice(index, index + 1)})
+                    action: Literal["written", "replaced"] = "replaced"
+                else:
+                    _to_zarr(cycle, session, append_dim="init_time")
+                    action = "written"
+            else:
+                _to_zarr(cycle, session, mode="a", encoding=_encoding(cycle, chunks))
+                action = "written"
+            if action == "replaced":  # region writes leave attrs alone
+                _set_root_attrs(session, cycle.attrs)
+            metadata = {"velocast": "cycle", "init_time": iso(init), "action": action, "provenance": record}
+            snapshot_id = self._commit(session, message, metadata)
+            if snapshot_id is None:
+                continue
+            tag_name = self._tag_cycle(init, snapshot_id) if tag else None
+            log.info("cycle %s %s in %s (snapshot %s)", iso(init), action, self.location, snapshot_id)
+            return CycleResult(init_time=init, action=action, snapshot_id=snapshot_id, tag=tag_name, tries=attempt)
+        raise RuntimeError(f"{self.location}: could not commit cycle {iso(init)} after {max_tries} tries")
+
+    def _tag_cycle(self, init: np.datetime64, snapshot_id: str) -> str:
+        """Tag the cycle's snapshot; a replaced cycle gets ``-v2``, ``-v3`` ... (tags are immutable)."""
+        base = cycle_tag(init)
+        existing = self.repo.list_tags()
+        name, k = base, 1
+        while name in existing:
+            k += 1
+            name = f"{base}-v{k}"
+        return self.tag(name, snapshot=snapshot_id)
+
+    def tag(self, name: str, *, snapshot: str | None = None) -> str:
+        """Tag ``snapshot`` (default: head) as ``name``; returns the name."""
+        import icechunk
+
+        try:
+            self.repo.create_tag(name, snapshot or self.head())
+        except icechunk.IcechunkError as exc:
+            first = str(exc).strip().splitlines()[0]
+            raise UserError(f"{self.location}: cannot create tag '{name}' ({first})") from None
+        return name
+
+    # ------------------------------------------------------------------ side tables
+    def write_table(self, name: str, ds: xr.Dataset, *, message: str, provenance: Mapping[str, Any],
+                    max_tries: int = 20) -> str:
+        """Replace the side table ``tables/<name>`` (e.g. verification scores) in one commit; returns
+        the snapshot id. Tables live in their own group, so they never conflict with cycle writes."""
+        from pipeline.provenance import provenance_record
+
+        if not name.replace("_", "").replace("-", "").isalnum():
+            raise ValueError(f"table name must be alphanumeric (with - or _), got {name!r}")
+        record = provenance_record(**dict(provenance))
+        ds = ds.copy()
+        ds.attrs["provenance"] = record
+        for _ in range(max_tries):
+            session = self.repo.writable_session(BRANCH)
+            _to_zarr(ds, session, group=f"tables/{name}", mode="w")
+            sid = self._commit(session, message, {"velocast": "table", "table": name, "provenance": record})
+            if sid is not None:
+                return sid
+        raise RuntimeError(f"{self.location}: could not commit table {name} after {max_tries} tries")
+
+    def table(self, name: str, *, snapshot: str | None = None) -> xr.Dataset:
+        """The side table ``tables/<name>`` as of ``snapshot`` (default head)."""
+        import xarray as xr
+
+        session = self.session(snapshot=snapshot)
+        try:
+            return xr.open_zarr(session.store, group=f"tables/{name}", consolidated=False, zarr_format=3,
+                                decode_timedelta=True)
+        except (FileNotFoundError, KeyError):
+            raise UserError(f"{self.location}: no table '{name}'") from None
+
+
+def _parse_time(value: str | np.datetime64) -> np.datetime64:
+    try:
+        return np.datetime64(value, "ns")
+    except (ValueError, TypeError):
+        raise UserError(f"bad time {value!r}; use ISO 8601 like 2020-01-01T00:00") from None
+
+
+def _open_dataset(session: icechunk.Session) -> xr.Dataset:
+    import xarray as xr
+
+    return xr.open_zarr(session.store, consolidated=False, zarr_format=3, decode_timedelta=True)
+
+
+def _encoding(cycle: xr.Dataset, chunks: ChunkSpec) -> dict[str, dict[str, Any]]:
+    sizes = {str(k): int(v) for k, v in cycle.sizes.items()}
+    enc: dict[str, dict[str, Any]] = {
+        name: {"chunks": chunks.for_dims(tuple(str(d) for d in var.dims), sizes)}
+        for name, var in cycle.data_vars.items()
+    }
+    enc["init_time"] = {"units": "seconds since 1970-01-01T00:00:00", "dtype": "int64"}
+    enc["lead_time"] = {"units": "seconds", "dtype": "int64"}
+    return enc
+
+
+def _to_zarr(ds: xr.Dataset, session: icechunk.Session, **kwargs: Any) -> None:
+    """Write ``ds`` (loaded into memory first) through the session's Zarr store.
+
+    (``icechunk.xarray.to_icechunk`` 1.1 does not match the installed xarray's ``ZarrStore`` API; for
+    in-memory data a plain ``to_zarr`` on the session store is equivalent.)"""
+    ds.load().to_zarr(session.store, consolidated=False, zarr_format=3, **kwargs)
+
+
+def _set_root_attrs(session: icechunk.Session, attrs: dict[str, Any]) -> None:
+    import zarr
+
+    zarr.open_group(session.store, mode="r+", zarr_format=3).attrs.update(attrs)

@@ -1,0 +1,3 @@
+"""Forecast-store test fixtures (see fs_helpers)."""
+
+from fs_helpers import small_store  # noqa: F401
