@@ -1,0 +1,70 @@
+"""The data-source abstraction of the training loop.
+
+A source is a pure function of the step: ``source.batch(step, rank=r, world_size=w)`` returns rank
+``r``'s ``1/w`` slice of the global batch of that step. Being indexed by step makes resume exact (no
+iterator state to save) and DDP equal to single-process training at the same global batch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import torch
+from torch import Tensor
+
+from models.guidance import Condition, map_condition
+
+
+@dataclass(frozen=True)
+class Batch:
+    """``x1`` data ``[B, ...]``, an optional condition nest, optional per-element ``weight`` and ``mask``
+    broadcastable to ``x1``."""
+
+    x1: Tensor
+    condition: Condition = None
+    weight: Tensor | None = None
+    mask: Tensor | None = None
+
+    def to(self, device: torch.device | str) -> Batch:
+        move = lambda v: v.to(device, non_blocking=True)
+        return Batch(
+            x1=move(self.x1),
+            condition=map_condition(move, self.condition),
+            weight=None if self.weight is None else move(self.weight),
+            mask=None if self.mask is None else move(self.mask),
+        )
+
+
+class BatchSource(Protocol):
+    """Anything with ``batch(step, *, rank, world_size) -> Batch``."""
+
+    def batch(self, step: int, *, rank: int = 0, world_size: int = 1) -> Batch: ...
+
+
+class TensorSource:
+    """Random minibatches (with replacement) from in-memory tensors, seeded by ``(seed, step)``.
+
+    ``condition`` is a nest of tensors with the same first dimension as ``x1``.
+    """
+
+    def __init__(
+        self,
+        x1: Tensor,
+        *,
+        batch_size: int,
+        condition: Condition = None,
+        weight: Tensor | None = None,
+        seed: int = 0,
+    ) -> None:
+        self.x1, self.condition, self.weight = x1, condition, weight
+        self.batch_size, self.seed = batch_size, seed
+
+    def batch(self, step: int, *, rank: int = 0, world_size: int = 1) -> Batch:
+        gen = torch.Generator().manual_seed(self.seed * 1_000_003 + step)
+        idx = torch.randint(0, self.x1.shape[0], (self.batch_size,), generator=gen)
+        per = self.batch_size // world_size
+        idx = idx[rank * per : (rank + 1) * per]
+        return Batch(
+            x1=self.x1[idx], condition=map_condition(lambda v: v[idx], self.condition), weight=self.weight
+        )

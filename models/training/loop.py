@@ -1,0 +1,311 @@
+"""The generic training loop: AdamW, linear warmup + cosine LR, gradient clipping, EMA, bf16 autocast on
+CUDA, seeded determinism, safetensors checkpoints with exact resume, DDP under torchrun, JSONL metrics,
+optional TensorBoard, a wall-clock budget, periodic validation, a rich progress bar.
+
+Randomness of step ``k`` (training times, noise, CFG drop mask) comes from a generator seeded by
+``(seed, k)`` and is drawn for the *global* batch, each rank taking its slice: a resumed run continues
+the same run bitwise on CPU, and DDP over ``w`` ranks equals one process at the same global batch
+(the per-rank losses are means over equal-size shards, averaged by DDP).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from pydantic import BaseModel, ConfigDict
+from torch import nn
+
+from models.guidance import sample_drop_mask
+from models.objectives import Objective, ObjectiveSpec, make_objective
+from models.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from models.training.data import BatchSource
+from models.training.distributed import DistInfo, any_true, barrier, init_distributed
+from models.training.ema import EMA
+
+
+class TrainConfig(BaseModel):
+    """Training hyper-parameters (``batch_size`` is the global batch over all ranks)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    objective: ObjectiveSpec | str = "fm"
+    steps: int = 1000
+    batch_size: int = 256
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    betas: tuple[float, float] = (0.9, 0.999)
+    warmup_steps: int = 100
+    min_lr_ratio: float = 0.0
+    grad_clip: float | None = 1.0
+    ema_decay: float = 0.999
+    cond_dropout: float = 0.0
+    seed: int = 0
+    amp: Literal["auto", "bf16", "off"] = "auto"
+    device: str = "auto"
+    log_every: int = 50
+    checkpoint_every: int = 500
+    keep_checkpoints: int = 3
+    validate_every: int = 0
+    max_minutes: float | None = None
+    tensorboard: bool = False
+
+
+def lr_at(step: int, config: TrainConfig) -> float:
+    """Linear warmup over ``warmup_steps`` then cosine decay to ``min_lr_ratio·lr`` at ``steps``."""
+    if config.warmup_steps > 0 and step < config.warmup_steps:
+        return config.lr * (step + 1) / config.warmup_steps
+    span = max(1, config.steps - config.warmup_steps)
+    progress = min(1.0, (step - config.warmup_steps) / span)
+    floor = config.min_lr_ratio
+    return config.lr * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+@dataclass
+class TrainResult:
+    """Final step, the network (raw weights) and an EMA copy, the last logged metrics, why it stopped."""
+
+    step: int
+    net: nn.Module
+    ema_net: nn.Module
+    metrics: dict[str, float] = field(default_factory=dict)
+    stopped: Literal["done", "time_budget"] = "done"
+    checkpoint: Path | None = None
+
+
+Validate = Callable[[int, nn.Module], dict[str, float]]
+
+
+def _rng_state(device: torch.device) -> dict[str, torch.Tensor]:
+    state = {"torch_cpu": torch.get_rng_state()}
+    if device.type == "cuda":
+        state[f"cuda_{device.index or 0}"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def _restore_rng(state: dict[str, torch.Tensor], device: torch.device) -> None:
+    if "torch_cpu" in state:
+        torch.set_rng_state(state["torch_cpu"])
+    key = f"cuda_{device.index or 0}"
+    if device.type == "cuda" and key in state:
+        torch.cuda.set_rng_state(state[key], device)
+
+
+def train(
+    *,
+    net: nn.Module,
+    data: BatchSource,
+    config: TrainConfig,
+    run_dir: str | Path | None = None,
+    objective: Objective | None = None,
+    validate: Validate | None = None,
+    progress: bool = False,
+    resume: bool = True,
+    extra: dict[str, Any] | None = None,
+) -> TrainResult:
+    """Train ``net`` on ``data`` with ``config``; checkpoints and ``metrics.jsonl`` go to ``run_dir``.
+
+    Resumes from the newest checkpoint in ``run_dir`` when ``resume`` is true. Under torchrun
+    (``WORLD_SIZE > 1``) it joins the process group and wraps ``net`` in DDP. ``extra`` is stored in every
+    checkpoint's ``state.json`` (e.g. the domain's config and network arguments).
+    """
+    info: DistInfo = init_distributed(config.device)
+    device = info.device
+    if config.batch_size % info.world_size:
+        raise ValueError(f"batch_size {config.batch_size} is not divisible by world size {info.world_size}")
+    objective = objective or make_objective(config.objective)
+    torch.manual_seed(config.seed)
+    net = net.to(device)
+    ema = EMA(net, decay=config.ema_decay)
+    opt = torch.optim.AdamW(
+        net.parameters(), lr=config.lr, betas=config.betas, weight_decay=config.weight_decay, foreach=True
+    )
+    run = Path(run_dir) if run_dir is not None else None
+    step = 0
+    if run is not None and resume and latest_checkpoint(run) is not None:
+        ckpt = load_checkpoint(run)
+        net.load_state_dict(ckpt.model)
+        ema.load_state_dict(ckpt.ema)
+        if ckpt.optimizer is not None:
+            opt.load_state_dict(ckpt.optimizer)
+        _restore_rng(ckpt.rng, device)
+        step = ckpt.step
+    model: nn.Module = net
+    if info.enabled:
+        model = nn.parallel.DistributedDataParallel(
+            net, device_ids=[device.index] if device.type == "cuda" else None
+        )
+    use_amp = config.amp == "bf16" or (config.amp == "auto" and device.type == "cuda")
+    autocast = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if use_amp else nullcontext
+
+    writer = None
+    metrics_file = None
+    if run is not None and info.is_main:
+        run.mkdir(parents=True, exist_ok=True)
+        metrics_file = open(run / "metrics.jsonl", "a")
+        if config.tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                writer = SummaryWriter(str(run / "tensorboard"))
+            except ImportError:
+                writer = None
+
+    config_json = config.model_dump(mode="json")
+    last_ckpt: Path | None = None
+
+    def checkpoint() -> None:
+        nonlocal last_ckpt
+        if run is not None and info.is_main:
+            last_ckpt = save_checkpoint(
+                run,
+                step=step,
+                model=net.state_dict(),
+                ema=ema.state_dict(),
+                optimizer=opt.state_dict(),
+                rng=_rng_state(device),
+                config=config_json,
+                extra=extra,
+                keep=config.keep_checkpoints,
+            )
+        barrier(info)
+
+    bar = None
+    if progress and info.is_main and step < config.steps:
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        bar = Progress(
+            TextColumn("[bold]train"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[loss]}"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=Console(stderr=True),
+            transient=False,
+        )
+        task = bar.add_task("train", total=config.steps, completed=step, loss="")
+        bar.start()
+
+    start = time.monotonic()
+    window_start, window_steps = start, 0
+    metrics: dict[str, float] = {}
+    stopped: Literal["done", "time_budget"] = "done"
+    global_b = config.batch_size
+    local_b = global_b // info.world_size
+    sl = slice(info.rank * local_b, (info.rank + 1) * local_b)
+    try:
+        while step < config.steps:
+            if config.max_minutes is not None and any_true(
+                time.monotonic() - start > 60.0 * config.max_minutes, info
+            ):
+                stopped = "time_budget"
+                break
+            lr = lr_at(step, config)
+            for group in opt.param_groups:
+                group["lr"] = lr
+            batch = data.batch(step, rank=info.rank, world_size=info.world_size).to(device)
+            gen = torch.Generator(device=device).manual_seed(config.seed * 1_000_003 + step)
+            t = objective.time_sampler(global_b, path=objective.path, generator=gen, device=device)[sl]
+            noise = torch.randn(
+                (global_b, *batch.x1.shape[1:]), generator=gen, device=device, dtype=batch.x1.dtype
+            )[sl]
+            drop = None
+            if config.cond_dropout > 0:
+                drop = sample_drop_mask(global_b, config.cond_dropout, generator=gen, device=device)[sl]
+            with autocast():
+                out = objective.loss(
+                    model,
+                    batch.x1,
+                    batch.condition,
+                    weight=batch.weight,
+                    mask=batch.mask,
+                    t=t,
+                    noise=noise,
+                    drop=drop,
+                )
+            out.loss.backward()
+            grad_norm = float("nan")
+            if config.grad_clip is not None:
+                grad_norm = float(torch.nn.utils.clip_grad_norm_(net.parameters(), config.grad_clip))
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            ema.update(net)
+            step += 1
+            window_steps += 1
+            if info.is_main and (step % config.log_every == 0 or step == config.steps):
+                now = time.monotonic()
+                metrics = {
+                    "step": step,
+                    "loss": float(out.loss.detach()),
+                    "lr": lr,
+                    "grad_norm": grad_norm,
+                    "steps_per_s": window_steps / max(now - window_start, 1e-9),
+                    "elapsed_s": now - start,
+                }
+                window_start, window_steps = now, 0
+                if metrics_file is not None:
+                    metrics_file.write(json.dumps(metrics) + "\n")
+                    metrics_file.flush()
+                if writer is not None:
+                    for key, value in metrics.items():
+                        if key != "step":
+                            writer.add_scalar(f"train/{key}", value, step)
+                if bar is not None:
+                    bar.update(task, loss=f"loss {metrics['loss']:.4f}")
+            if bar is not None:
+                bar.update(task, completed=step)
+            if (
+                validate is not None
+                and config.validate_every
+                and step % config.validate_every == 0
+                and info.is_main
+            ):
+                ema_net = _ema_copy(net, ema)
+                vals = {f"val/{k}": float(v) for k, v in validate(step, ema_net).items()}
+                if metrics_file is not None:
+                    metrics_file.write(json.dumps({"step": step, **vals}) + "\n")
+                    metrics_file.flush()
+                metrics.update(vals)
+            if config.checkpoint_every and step % config.checkpoint_every == 0 and step < config.steps:
+                checkpoint()
+        checkpoint()
+    finally:
+        if bar is not None:
+            bar.stop()
+        if metrics_file is not None:
+            metrics_file.close()
+        if writer is not None:
+            writer.close()
+    return TrainResult(
+        step=step,
+        net=net,
+        ema_net=_ema_copy(net, ema),
+        metrics=metrics,
+        stopped=stopped,
+        checkpoint=last_ckpt,
+    )
+
+
+def _ema_copy(net: nn.Module, ema: EMA) -> nn.Module:
+    import copy
+
+    clone = copy.deepcopy(net)
+    ema.copy_to(clone)
+    clone.eval()
+    return clone
