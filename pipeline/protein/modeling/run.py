@@ -33,9 +33,9 @@ class RunProteinConfig(StrictModel):
     """Sizes of the end-to-end run (defaults: ≤ 20 minutes on 2 CPU cores)."""
 
     seed: int = 0
-    train_ns: float = Field(10.0, description="ns per training replica")
+    train_ns: float = Field(5.0, description="ns per training replica")
     train_replicas: int = 4
-    reference_ns: float = Field(10.0, description="ns per reference replica")
+    reference_ns: float = Field(5.0, description="ns per reference replica")
     reference_replicas: int = 4
     save_every_ps: float = 1.0
     samples: int = 10000
@@ -47,10 +47,10 @@ class RunProteinConfig(StrictModel):
     network: ProteinNetworkConfig = ProteinNetworkConfig()
     ensemble_train: TrainConfig = TrainConfig(steps=8000, batch_size=512, lr=1e-3, warmup_steps=200,
                                               ema_decay=0.999, log_every=100, checkpoint_every=1000,
-                                              max_minutes=4.0)
+                                              max_minutes=5.0)
     forecast_train: TrainConfig = TrainConfig(steps=6000, batch_size=512, lr=1e-3, warmup_steps=200,
                                               ema_decay=0.999, log_every=100, checkpoint_every=1000,
-                                              max_minutes=3.0)
+                                              max_minutes=2.0)
 
     @classmethod
     def quick(cls) -> RunProteinConfig:
