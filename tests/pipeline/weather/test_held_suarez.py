@@ -12,7 +12,7 @@ from pipeline.weather.simulate import cache
 from pipeline.weather.simulate.ensemble import perfect_model_ensemble
 from pipeline.weather.simulate.model import AtmosphereConfig, AtmosphereModel
 
-TINY = dict(spinup_days=0.5, days=1.0)
+TINY = {"spinup_days": 0.25, "days": 0.5}
 
 
 @pytest.fixture
@@ -88,7 +88,7 @@ def test_simulation_is_deterministic_for_a_seed_and_cached(cache_dir, tmp_path):
     assert not np.array_equal(a["temperature"].values, other["temperature"].values)
     # canonical schema and plausible values
     assert a["temperature"].dims == ("time", "level", "latitude", "longitude")
-    assert a.sizes == {"time": 4, "level": 3, "latitude": 32, "longitude": 64}
+    assert a.sizes == {"time": 2, "level": 3, "latitude": 32, "longitude": 64}
     assert np.all(np.diff(a["latitude"].values) > 0) and a["longitude"].values.max() < 360
     z = a["geopotential"].isel(time=-1).mean(("latitude", "longitude")).values
     assert z[0] > z[1] > z[2] > 0  # 250 hPa above 500 above 850
@@ -103,19 +103,62 @@ def test_perfect_model_ensemble_restarts_exactly_and_spreads(cache_dir):
     truth_path = cache.simulate(cfg, progress=False)
     truth = xr.open_zarr(truth_path)
     init = truth["time"].values[0]
-    zero = perfect_model_ensemble(truth=truth_path, init_times=[init], members=2, lead="12h",
+    zero = perfect_model_ensemble(truth=truth_path, init_times=[init], members=2, lead="6h",
                                   amplitude_k=0.0, progress=False)
     assert zero["temperature"].dims == ("init_time", "lead_time", "member", "level", "latitude", "longitude")
-    assert zero.sizes["lead_time"] == 3
-    for j in range(3):
+    assert zero.sizes["lead_time"] == 2
+    for j in range(2):
         ref = truth["temperature"].isel(time=j).values
         np.testing.assert_allclose(zero["temperature"].isel(init_time=0, lead_time=j, member=1).values, ref, rtol=0, atol=2e-3)
-    pert = perfect_model_ensemble(truth=truth_path, init_times=[init], members=3, lead="12h",
-                                  amplitude_k=0.5, progress=False)
+    pert = perfect_model_ensemble(truth=truth_path, init_times=[init], members=3, lead="6h",
+                                  amplitude_k=0.5, perturbation="white-noise", progress=False)
     t0 = pert["temperature"].isel(init_time=0, lead_time=0)
     spread0 = float(t0.std("member").mean())
     assert 0.05 < spread0 < 1.0
     assert np.all(pert["valid_time"].values[0] == init + pert["lead_time"].values)
     assert float(pert["u_component_of_wind"].isel(lead_time=-1).std("member").mean()) > 0
+    # state-difference perturbations: eps*(X_a - X_b), temperature part exactly amplitude_k K rms
+    from pipeline.weather.simulate.ensemble import _states_at, perturb_state_difference
+
+    model = AtmosphereModel(cfg)
+    state = _states_at(str(truth_path), [init])[0]
+    batch = perturb_state_difference(model, state, members=4, amplitude_k=0.7, seed=3, truth=str(truth_path))
+    d_t = model.grid.to_nodal(batch.temperature_variation - state.temperature_variation)
+    np.testing.assert_allclose(d_t.pow(2).mean(dim=(-3, -2, -1)).sqrt().numpy(), 0.7, rtol=1e-4)
+    assert float((batch.vorticity - state.vorticity).abs().max()) > 0  # balanced: winds perturbed too
     with pytest.raises(UserError, match="not a stored time"):
         perfect_model_ensemble(truth=truth_path, init_times=["1999-01-01"], members=2, lead="6h", progress=False)
+
+
+def test_cli_simulate_atmosphere_then_perfect_model_ensemble(cache_dir, tmp_path, capsys):
+    """`simulate atmosphere` writes a training store (stats + model_state); `--perturb-from` writes a
+    forecast-schema Zarr v3 store; the builtin: source reuses the cached run."""
+    from pipeline.cli import main
+    from pipeline.weather.ingest import ingest
+    from pipeline.weather.recipe import Recipe
+
+    out = tmp_path / "hs.zarr"
+    with pytest.raises(SystemExit) as done:
+        main(["simulate", "atmosphere", "--days", "0.5", "--spinup-days", "0.25", "--seed", "0",
+              "--out", str(out), "--no-compile", "--no-progress"])
+    assert done.value.code in (0, None)
+    printed = capsys.readouterr().out
+    assert "temperature_850" in printed and "simulated days per second" in printed
+    ds = xr.open_zarr(out)
+    assert len(ds.attrs["normalization"]["channels"]) == 13 and "geopotential_250" in ds.attrs["normalization"]["channels"]
+    assert ds.attrs["simulator_config"]["spinup_days"] == 0.25
+    assert xr.open_zarr(out, group="model_state").sizes["time"] == 2
+    fc = tmp_path / "pm.zarr"
+    with pytest.raises(SystemExit) as done:
+        main(["simulate", "atmosphere", "--perturb-from", str(out), "--init-times", "2000-01-01T00,2000-01-01T06",
+              "--members", "2", "--lead", "6h", "--out", str(fc), "--no-compile", "--no-progress"])
+    assert done.value.code in (0, None)
+    ens = xr.open_zarr(fc)
+    assert dict(ens.sizes) == {"init_time": 2, "lead_time": 2, "member": 2, "level": 3, "latitude": 32, "longitude": 64}
+    assert ens["surface_pressure"].dims == ("init_time", "lead_time", "member", "latitude", "longitude")
+    recipe = Recipe.model_validate({
+        "sources": [{"path": "builtin:held-suarez?days=0.5&spinup_days=0.25&seed=0"}],
+        "variables": {"temperature": {"levels": [500]}, "surface_pressure": {}},
+    })
+    again = xr.open_zarr(ingest(recipe, tmp_path / "b.zarr", progress=False))
+    np.testing.assert_array_equal(again["temperature"].values, ds["temperature"].sel(level=[500]).values)

@@ -38,6 +38,15 @@ def test_truncated_netcdf_is_a_clear_error(tmp_path, write_nc, write_recipe):
     assert str(path) in msg
 
 
+def test_truncated_classic_netcdf3_is_a_clear_error(tmp_path, write_recipe):
+    """A NetCDF-3 file with its data cut short (it would still open, reading zeros) is refused."""
+    path = tmp_path / "classic.nc"
+    era5_like(times=40).to_netcdf(path, format="NETCDF3_64BIT")
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * 0.9)])
+    _assert_fails(write_recipe([path]), tmp_path / "out.zarr", r"classic\.nc: truncated or corrupt NetCDF-3 file")
+
+
 def test_garbage_file_is_a_clear_error(tmp_path, write_recipe):
     """A file that is not NetCDF at all is refused naming the file."""
     path = tmp_path / "junk.nc"

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import xarray as xr
-from tests.pipeline.weather.synthetic import era5_like
 
 from pipeline.errors import UserError
 from pipeline.weather import normalise, schema, units
+from tests.pipeline.weather.synthetic import era5_like
 
 
 def test_geopotential_height_converts_with_standard_gravity():

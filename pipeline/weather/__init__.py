@@ -1,0 +1,1 @@
+"""Weather data: sources, ingest recipes, validation, the training store, and the embedded atmosphere."""

@@ -1,0 +1,1 @@
+"""The embedded Held–Suarez atmosphere (dinosaur-torch), its cache, and the perfect-model ensemble."""

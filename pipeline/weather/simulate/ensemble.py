@@ -1,0 +1,294 @@
+"""The perfect-model ensemble: the same Held–Suarez core restarted from perturbed truth states.
+
+For each init time the exact modal state saved with the truth run (group ``model_state``) is copied
+``members`` times and each copy is perturbed (``perturbation``):
+
+* ``state-difference`` (default): ε·(X_a − X_b), the difference of two random states of the truth run
+  (all modal fields: vorticity, divergence, T', log p_s), a balanced, multivariate perturbation on the
+  model's attractor; ε (random sign) is chosen per member so that its temperature part is ``amplitude_k`` K rms over
+  the grid and sigma levels (default 0.5 K, a typical analysis error);
+* ``white-noise``: temperature only, noise spectrally white up to the truncation, ``amplitude_k`` K rms at
+  every sigma level (mostly projects onto damped modes: grows slowly).
+
+All members are integrated together (a batch axis)
+for ``lead`` and written every output interval in the forecast schema:
+``NAME(init_time, lead_time, member, level, latitude, longitude)`` and surface
+``NAME(init_time, lead_time, member, latitude, longitude)``, with ``valid_time = init_time + lead_time``.
+With ``amplitude_k = 0`` every member reproduces the truth run (a test of exact restarts).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from pipeline.errors import UserError
+from pipeline.provenance import provenance_record
+from pipeline.weather.simulate.cache import CITATION, STATE_GROUP
+from pipeline.weather.simulate.model import AtmosphereConfig, AtmosphereModel, ModalState, state_from_numpy
+
+DEFAULT_AMPLITUDE_K = 0.5
+Perturbation = Literal["state-difference", "white-noise"]
+
+
+def _truth_config(ds: xr.Dataset, path: str) -> AtmosphereConfig:
+    raw = ds.attrs.get("simulator_config")
+    if raw is None:
+        raise UserError(
+            "not a simulation of the embedded atmosphere (no simulator_config attribute); "
+            "make one with `velocast simulate atmosphere --out STORE`", path=path,
+        )
+    if isinstance(raw, str):
+        raw = json.loads(raw)
+    return AtmosphereConfig.model_validate(raw)
+
+
+def _states_at(path: str, times: Sequence[np.datetime64]) -> list[ModalState]:
+    try:
+        st = xr.open_zarr(path, group=STATE_GROUP, chunks={})
+    except (FileNotFoundError, KeyError, OSError, ValueError):
+        raise UserError(f"has no `{STATE_GROUP}` group to restart the model from", path=path) from None
+    have = pd.DatetimeIndex(st["time"].values)
+    out = []
+    for t in times:
+        if pd.Timestamp(t) not in have:
+            raise UserError(
+                f"init time {pd.Timestamp(t)} is not a stored time ({have[0]} … {have[-1]}, every "
+                f"{(have[1] - have[0]) if len(have) > 1 else 'n/a'})", path=path,
+            )
+        one = st.sel(time=t).load()
+        arrays = {k: one[k].values for k in ("vorticity", "divergence", "temperature_variation")}
+        arrays["log_surface_pressure"] = one["log_surface_pressure"].values[None]
+        out.append(state_from_numpy(arrays))
+    return out
+
+
+def perturb_state_difference(
+    model: AtmosphereModel, state: ModalState, *, members: int, amplitude_k: float, seed: int, truth: str
+) -> ModalState:
+    """``members`` copies of ``state`` plus ε·(X_a − X_b) for random pairs of truth states (see module)."""
+    import torch
+
+    st = xr.open_zarr(truth, group=STATE_GROUP, chunks={})
+    n = st.sizes["time"]
+    if n < 2:
+        raise UserError("the truth run needs at least 2 stored states for state-difference perturbations", path=truth)
+    rng = np.random.default_rng(seed)
+    a = rng.integers(0, n, size=members)
+    b = (a + rng.integers(1, n, size=members)) % n  # b != a
+    idx = np.unique(np.concatenate([a, b]))
+    loaded = st.isel(time=idx).load()
+    pos = {int(t): k for k, t in enumerate(idx)}
+
+    def field(name: str, which: np.ndarray) -> torch.Tensor:
+        arr = loaded[name].values[[pos[int(t)] for t in which]]
+        if name == "log_surface_pressure":
+            arr = arr[:, None]
+        return torch.from_numpy(np.ascontiguousarray(arr, np.float32))
+
+    diff = {k: field(k, a) - field(k, b) for k in ("vorticity", "divergence", "temperature_variation", "log_surface_pressure")}
+    nodal_t = model.grid.to_nodal(diff["temperature_variation"])
+    rms = nodal_t.pow(2).mean(dim=(-3, -2, -1)).sqrt().clamp(min=1e-12)
+    sign = torch.from_numpy(rng.choice([-1.0, 1.0], size=members).astype(np.float32))
+    eps = (sign * float(amplitude_k) / rms).reshape(members, 1, 1, 1)
+    rep = lambda x: x.expand(members, *x.shape[-3:]).clone()
+    return ModalState(
+        vorticity=rep(state.vorticity) + eps * diff["vorticity"],
+        divergence=rep(state.divergence) + eps * diff["divergence"],
+        temperature_variation=rep(state.temperature_variation) + eps * diff["temperature_variation"],
+        log_surface_pressure=rep(state.log_surface_pressure) + eps * diff["log_surface_pressure"],
+    )
+
+
+def perturb_scaled(model: AtmosphereModel, state: ModalState, *, members: int, amplitude_k: float, seed: int) -> ModalState:
+    """``members`` copies of ``state`` with T' perturbed by ``amplitude_k`` K rms per level (see module)."""
+    import torch
+
+    g = torch.Generator().manual_seed(int(seed))
+    grid = model.grid
+    layers = model.config.layers
+    noise = torch.randn((members, layers, *grid.nodal_shape), generator=g, dtype=torch.float32)
+    modal = grid.clip_wavenumbers(grid.to_modal(noise))
+    nodal = grid.to_nodal(modal)
+    rms = nodal.pow(2).mean(dim=(-2, -1), keepdim=True).sqrt().clamp(min=1e-12)
+    modal = grid.to_modal(nodal / rms * float(amplitude_k)) if amplitude_k else torch.zeros_like(modal)
+    rep = lambda x: x.expand(members, *x.shape[-3:]).clone()
+    return ModalState(
+        vorticity=rep(state.vorticity),
+        divergence=rep(state.divergence),
+        temperature_variation=rep(state.temperature_variation) + modal,
+        log_surface_pressure=rep(state.log_surface_pressure),
+    )
+
+
+def iter_perfect_model_ensemble(
+    *,
+    truth: str | Path,
+    init_times: Sequence[Any],
+    members: int,
+    lead: str | pd.Timedelta = "10D",
+    amplitude_k: float = DEFAULT_AMPLITUDE_K,
+    perturbation: Perturbation = "state-difference",
+    seed: int = 0,
+    compile: bool | None = None,
+    progress: bool = True,
+) -> Iterator[xr.Dataset]:
+    """The perfect-model ensemble one init time at a time (each a dataset with ``init_time`` of size 1):
+    memory stays bounded by one init time. Arguments as :func:`perfect_model_ensemble`."""
+    from pipeline.console import make_progress
+
+    path = str(truth)
+    if not Path(path).exists():
+        raise UserError("truth store not found", path=path)
+    root = xr.open_zarr(path, chunks={})
+    config = _truth_config(root, path)
+    if members < 1:
+        raise UserError("--members must be at least 1")
+    lead_td = pd.Timedelta(lead)
+    step = pd.Timedelta(hours=config.output_hours)
+    if lead_td <= pd.Timedelta(0) or lead_td % step:
+        raise UserError(f"lead {lead} must be a positive multiple of the output step {step}")
+    n_lead = int(lead_td / step) + 1
+    times = [np.datetime64(pd.Timestamp(t).to_datetime64(), "ns") for t in init_times]
+    if not times:
+        raise UserError("give at least one init time")
+    states = _states_at(path, times)
+    if compile is None:  # compiling costs minutes on busy cores: only worth it for long integrations
+        compile = len(times) * members * (lead_td / pd.Timedelta(days=1)) > 200
+    model = AtmosphereModel(config, compile=compile)
+    lead_times = (np.arange(n_lead) * step.to_timedelta64()).astype("timedelta64[ns]")
+    attrs = {
+        "title": "Perfect-model ensemble of the embedded Held-Suarez atmosphere",
+        "citation": CITATION,
+        "simulator_config": json.loads(config.model_dump_json()),
+        "perturbation": (
+            f"{perturbation}: "
+            + ("eps*(X_a - X_b) of random truth states, T part" if perturbation == "state-difference"
+               else f"T' + white noise truncated at {config.resolution}, per sigma level")
+            + f" {amplitude_k} K rms; seed {seed} + init index"
+        ),
+        "amplitude_k": float(amplitude_k),
+        "provenance": provenance_record(
+            kind="velocast perfect-model ensemble", source=path, members=members, lead=str(lead_td),
+            seed=seed, truth_provenance=root.attrs.get("provenance"),
+        ),
+    }
+    with make_progress(transient=not progress) as bar:
+        task = bar.add_task("perfect-model ensemble", total=len(times) * (n_lead - 1), visible=progress)
+        for i, (t, state) in enumerate(zip(times, states)):
+            if perturbation == "state-difference" and amplitude_k:
+                batch = perturb_state_difference(
+                    model, state, members=members, amplitude_k=amplitude_k, seed=seed + i, truth=path
+                )
+            else:
+                batch = perturb_scaled(model, state, members=members, amplitude_k=amplitude_k, seed=seed + i)
+            frames = [model.fields(batch)]
+            for _ in range(n_lead - 1):
+                batch = model.advance(batch, model.steps_per_output)
+                frames.append(model.fields(batch))
+                bar.advance(task, 1)
+            data = {}
+            for name in frames[0]:
+                arr = np.stack([f[name] for f in frames])[None]  # (1 init, lead, member, [level], lat, lon)
+                dims = ("init_time", "lead_time", "member") + (("level",) if arr.ndim == 6 else ()) + (
+                    "latitude", "longitude")
+                data[name] = (dims, arr, {"units": root[name].attrs.get("units", "")} if name in root else {})
+            init_index = np.asarray([t], dtype="datetime64[ns]")
+            yield xr.Dataset(
+                data,
+                coords={
+                    "init_time": init_index,
+                    "lead_time": lead_times,
+                    "member": np.arange(members, dtype=np.int32),
+                    "level": ("level", np.asarray(config.levels, np.int32), {"units": "hPa"}),
+                    "latitude": ("latitude", root["latitude"].values, {"units": "degrees_north"}),
+                    "longitude": ("longitude", root["longitude"].values, {"units": "degrees_east"}),
+                    "valid_time": (("init_time", "lead_time"), init_index[:, None] + lead_times[None, :]),
+                },
+                attrs=attrs,
+            )
+
+
+def perfect_model_ensemble(
+    *,
+    truth: str | Path,
+    init_times: Sequence[Any],
+    members: int,
+    lead: str | pd.Timedelta = "10D",
+    amplitude_k: float = DEFAULT_AMPLITUDE_K,
+    perturbation: Perturbation = "state-difference",
+    seed: int = 0,
+    compile: bool | None = None,
+    progress: bool = True,
+) -> xr.Dataset:
+    """The perfect-model ensemble (in memory) from the truth store ``truth`` (a simulation written by
+    ``velocast simulate atmosphere`` or its cache). Member perturbations of init time i use seed
+    ``seed + i``. Dims: ``NAME(init_time, lead_time, member, [level,] latitude, longitude)``."""
+    parts = list(iter_perfect_model_ensemble(
+        truth=truth, init_times=init_times, members=members, lead=lead, amplitude_k=amplitude_k,
+        perturbation=perturbation, seed=seed,
+        compile=compile, progress=progress,
+    ))
+    return xr.concat(parts, dim="init_time", data_vars="minimal", coords="minimal", combine_attrs="override")
+
+
+def write_perfect_model_ensemble(*, out: str | Path, overwrite: bool = False, **kwargs: Any) -> xr.Dataset:
+    """Integrate and write the ensemble init time by init time into a plain Zarr v3 store at ``out``
+    (atomically: temp dir, then rename; chunks: one init time, all leads/members/levels, full fields).
+    Returns the written store opened lazily."""
+    from pipeline.weather.store import consolidate, temp_path_beside
+
+    out = Path(out)
+    if out.exists() and not overwrite:
+        raise UserError("output already exists; choose another path or pass --overwrite", path=out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temp_path_beside(out)
+    try:
+        for k, part in enumerate(iter_perfect_model_ensemble(**kwargs)):
+            chunks = {d: -1 for d in part.dims}
+            chunks["init_time"] = 1
+            if k == 0:
+                part.chunk(chunks).to_zarr(tmp, mode="w-", zarr_format=3, consolidated=False)
+            else:
+                part.chunk(chunks).to_zarr(tmp, append_dim="init_time", zarr_format=3, consolidated=False)
+        consolidate(tmp)
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return xr.open_zarr(out)
+
+
+def write_forecast_zarr(ds: xr.Dataset, out: str | Path, *, overwrite: bool = False) -> Path:
+    """Write a forecast-schema dataset as a plain Zarr v3 store (atomically: temp dir, then rename).
+
+    Chunks: one init time, all lead times, all members and levels, full fields."""
+    from pipeline.weather.store import consolidate, temp_path_beside
+
+    out = Path(out)
+    if out.exists() and not overwrite:
+        raise UserError("output already exists; choose another path or pass --overwrite", path=out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temp_path_beside(out)
+    try:
+        chunks = {d: -1 for d in ds.dims}
+        chunks["init_time"] = 1
+        ds.chunk(chunks).to_zarr(tmp, mode="w-", zarr_format=3, consolidated=False)
+        consolidate(tmp)
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return out
