@@ -15,6 +15,12 @@ for ``lead`` and written every output interval in the forecast schema:
 ``NAME(init_time, lead_time, member, level, latitude, longitude)`` and surface
 ``NAME(init_time, lead_time, member, latitude, longitude)``, with ``valid_time = init_time + lead_time``.
 With ``amplitude_k = 0`` every member reproduces the truth run (a test of exact restarts).
+
+**Exchangeable truth** (``exchangeable=True``, the default): members are perturbations of an *analysis*
+that is itself the truth plus one more perturbation of the same kind, ``a = x + δ``,
+``member_m = a + ε_m`` with ``δ`` and ``ε_m`` drawn alike. The truth is then statistically one more member,
+as a reliable ensemble needs (spread/skill ≈ 1); centred on the exact truth, the ensemble mean would sit
+on the truth and the spread/skill ratio would be far above 1.
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ from pipeline.weather.simulate.cache import CITATION, STATE_GROUP
 from pipeline.weather.simulate.model import AtmosphereConfig, AtmosphereModel, ModalState, state_from_numpy
 
 DEFAULT_AMPLITUDE_K = 0.5
+ANALYSIS_SEED_OFFSET = 1_000_003  # seeds of the analysis offsets δ, apart from the members' seeds
 Perturbation = Literal["state-difference", "white-noise"]
 
 
@@ -137,6 +144,7 @@ def iter_perfect_model_ensemble(
     lead: str | pd.Timedelta = "10D",
     amplitude_k: float = DEFAULT_AMPLITUDE_K,
     perturbation: Perturbation = "state-difference",
+    exchangeable: bool = True,
     seed: int = 0,
     compile: bool | None = None,
     progress: bool = True,
@@ -184,12 +192,15 @@ def iter_perfect_model_ensemble(
     with make_progress(transient=not progress) as bar:
         task = bar.add_task("perfect-model ensemble", total=len(times) * (n_lead - 1), visible=progress)
         for i, (t, state) in enumerate(zip(times, states)):
-            if perturbation == "state-difference" and amplitude_k:
-                batch = perturb_state_difference(
-                    model, state, members=members, amplitude_k=amplitude_k, seed=seed + i, truth=path
-                )
-            else:
-                batch = perturb_scaled(model, state, members=members, amplitude_k=amplitude_k, seed=seed + i)
+            def perturb(base: ModalState, count: int, draw_seed: int) -> ModalState:
+                if perturbation == "state-difference" and amplitude_k:
+                    return perturb_state_difference(
+                        model, base, members=count, amplitude_k=amplitude_k, seed=draw_seed, truth=path
+                    )
+                return perturb_scaled(model, base, members=count, amplitude_k=amplitude_k, seed=draw_seed)
+
+            analysis = perturb(state, 1, ANALYSIS_SEED_OFFSET + seed + i) if exchangeable else state
+            batch = perturb(analysis, members, seed + i)
             frames = [model.fields(batch)]
             for _ in range(n_lead - 1):
                 batch = model.advance(batch, model.steps_per_output)
@@ -225,6 +236,7 @@ def perfect_model_ensemble(
     lead: str | pd.Timedelta = "10D",
     amplitude_k: float = DEFAULT_AMPLITUDE_K,
     perturbation: Perturbation = "state-difference",
+    exchangeable: bool = True,
     seed: int = 0,
     compile: bool | None = None,
     progress: bool = True,
@@ -234,7 +246,7 @@ def perfect_model_ensemble(
     ``seed + i``. Dims: ``NAME(init_time, lead_time, member, [level,] latitude, longitude)``."""
     parts = list(iter_perfect_model_ensemble(
         truth=truth, init_times=init_times, members=members, lead=lead, amplitude_k=amplitude_k,
-        perturbation=perturbation, seed=seed,
+        perturbation=perturbation, exchangeable=exchangeable, seed=seed,
         compile=compile, progress=progress,
     ))
     return xr.concat(parts, dim="init_time", data_vars="minimal", coords="minimal", combine_attrs="override")

@@ -130,6 +130,24 @@ def test_perfect_model_ensemble_restarts_exactly_and_spreads(cache_dir):
         perfect_model_ensemble(truth=truth_path, init_times=["1999-01-01"], members=2, lead="6h", progress=False)
 
 
+def test_perfect_model_truth_is_exchangeable_with_the_members(cache_dir):
+    """Members perturb an analysis that is the truth plus one more draw: at t = 0 the truth is as far
+    from the ensemble mean as a member is (spread ≈ error); centred on the truth, the mean sits on it."""
+    cfg = AtmosphereConfig(**TINY, seed=0)
+    truth_path = cache.simulate(cfg, progress=False)
+    truth = xr.open_zarr(truth_path)
+    init = truth["time"].values[0]
+    observed = truth["temperature"].isel(time=0).values
+    kwargs = dict(truth=truth_path, init_times=[init], members=16, lead="6h", amplitude_k=0.5,
+                  perturbation="white-noise", progress=False)
+    for exchangeable, low, high in ((False, 0.0, 0.5), (True, 0.6, 1.6)):
+        t0 = perfect_model_ensemble(exchangeable=exchangeable, **kwargs)["temperature"].isel(init_time=0, lead_time=0)
+        error = float(np.sqrt(((t0.mean("member").values - observed) ** 2).mean()))
+        spread = float(np.sqrt(t0.var("member", ddof=1).mean()))
+        ratio = np.sqrt(17 / 16) * spread / error  # unbiased spread/skill at t = 0
+        assert low < 1 / ratio < high, (exchangeable, ratio)
+
+
 def test_cli_simulate_atmosphere_then_perfect_model_ensemble(cache_dir, tmp_path, capsys):
     """`simulate atmosphere` writes a training store (stats + model_state); `--perturb-from` writes a
     forecast-schema Zarr v3 store; the builtin: source reuses the cached run."""
