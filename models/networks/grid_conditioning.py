@@ -41,8 +41,9 @@ class GridConditioner(nn.Module):
                 raise ValueError(f"this network expects {self.global_features} global features")
             features = torch.cat([features, globals_.to(x.dtype)], dim=-1)
         embedding = self.mlp(features)
-        if drop is not None:
-            embedding = embedding + drop.to(embedding.dtype)[:, None] * self.null_embedding
+        # The null embedding is always in the graph (times 0 without a drop) so DDP sees it used.
+        dropped = drop.to(embedding.dtype)[:, None] if drop is not None else embedding.new_zeros(embedding.shape[0], 1)
+        embedding = embedding + dropped * self.null_embedding
         if self.condition_channels:
             fields = condition.get("fields")
             if fields is None or fields.shape[1] != self.condition_channels:

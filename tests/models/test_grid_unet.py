@@ -92,3 +92,12 @@ def test_dropped_condition_uses_the_null_embedding() -> None:
     unmarked = net(x, t, zeroed)
     assert not torch.allclose(marked[0], unmarked[0])
     torch.testing.assert_close(marked[1], unmarked[1])
+
+
+def test_every_parameter_gets_a_gradient_without_guidance() -> None:
+    """DDP requires every parameter in the graph: the CFG null embedding too, even with no drop."""
+    net = make_net()
+    x, t, cond = inputs()
+    net(x, t, cond).square().mean().backward()
+    missing = [name for name, p in net.named_parameters() if p.grad is None]
+    assert missing == []

@@ -64,8 +64,8 @@ def forecast_weather_command(
     out: Path = typer.Option(..., "--out", "-o", help="Forecast store (Icechunk); existing cycles are kept."),
     members: int = typer.Option(10, "--members", help="Ensemble members (1 for a deterministic model)."),
     lead: str = typer.Option("10d", "--lead", help="Forecast length, e.g. 5d or 120h."),
-    sampler: str = typer.Option("heun", "--sampler", help="euler, heun, midpoint, dpmpp_2s or churn."),
-    sampler_steps: int = typer.Option(8, "--steps", help="Sampler steps per forecast step."),
+    sampler: Optional[str] = typer.Option(None, "--sampler", help="euler, heun, midpoint, dpmpp_2s or churn (default: the model's own, e.g. a distilled student's, else heun)."),
+    sampler_steps: Optional[int] = typer.Option(None, "--steps", help="Sampler steps per forecast step (default: the model's own, else 8)."),
     guidance: Optional[float] = typer.Option(None, "--guidance", help="Classifier-free guidance scale."),
     seed: int = typer.Option(0, "--seed", help="Noise seed."),
     batch_size: int = typer.Option(64, "--batch-size", help="Samples per network batch."),
@@ -143,18 +143,26 @@ def run_weather_command(
     set_: list[str] = typer.Option([], "--set", help="Override any config field: KEY=VALUE (dotted keys)."),
     no_progress: bool = typer.Option(False, "--no-progress", help="Hide progress bars."),
 ) -> None:
-    """simulate -> ingest -> train -> forecast -> evaluate on the embedded Held–Suarez atmosphere."""
+    """simulate -> ingest -> train -> forecast -> evaluate on the embedded Held–Suarez atmosphere.
+
+    Runs the `weather-pipeline` Prefect flow (each stage a cached task; a temporary Prefect server is
+    started when PREFECT_API_URL is not set).
+    """
     from pipeline.config import deep_merge, load_config, parse_set_overrides
     from pipeline.console import console
     from pipeline.errors import user_errors
-    from pipeline.weather.forecasting.run import RunWeatherConfig, run_weather
+    from pipeline.weather.forecasting.run import RunWeatherConfig
 
     if quick:
         base = RunWeatherConfig.quick().model_dump(mode="json")
         cfg = RunWeatherConfig.model_validate(deep_merge(base, parse_set_overrides(set_)))
     else:
         cfg = load_config(RunWeatherConfig, config, sets=set_)
+    import json
+
+    from flows.weather import weather_pipeline  # each stage runs as a Prefect task (see flows/weather.py)
+
     with user_errors(*INPUT_ERRORS, _checkpoint_error()):
-        metrics = run_weather(cfg, out=out, progress=not no_progress)
+        metrics = json.loads(Path(weather_pipeline(str(out), config=cfg.model_dump(mode="json"))).read_text())
     console.print(headline_table(metrics))
     console.print(f"report: {out / 'report.md'}")

@@ -38,8 +38,8 @@ class ForecastConfig(StrictModel):
     init_times: list[str] = Field(description="ISO times, or START/END/STEP ranges such as 2001-01-01/2001-01-20/24h")
     members: int = Field(10, ge=1)
     lead: str = Field("10d", description="forecast length, e.g. 5d or 120h (a multiple of the model step)")
-    sampler: str = "heun"
-    sampler_steps: int = Field(8, ge=1)
+    sampler: str | None = Field(None, description="default: the model's own (a distilled student's), else heun")
+    sampler_steps: int | None = Field(None, ge=1, description="default: the model's own, else 8")
     guidance: float | None = None
     seed: int = 0
     batch_size: int = Field(64, ge=1, description="samples (init times × members) per network batch")
@@ -110,6 +110,13 @@ def initial_history(forecaster: Forecaster, truth: xr.Dataset, init_times: pd.Da
     return np.stack([previous, current], axis=1)
 
 
+def sampler_defaults(forecaster: Forecaster, sampler: str | None, steps: int | None) -> tuple[str, int]:
+    """The sampler and steps to use: those given, else the checkpoint's (a distilled student records the
+    ones it was distilled for), else ``heun`` x 8."""
+    return (sampler or forecaster.metadata.get("sampler") or "heun",
+            int(steps or forecaster.metadata.get("sampler_steps") or 8))
+
+
 @dataclass(frozen=True)
 class ForecastSummary:
     """What a forecast run did: cycles written and skipped, network calls per step, seconds spent."""
@@ -130,6 +137,8 @@ def forecast_weather(config: ForecastConfig, *, out: str | Path, progress: bool 
     from pipeline.weather.store import open_training_store
 
     forecaster, ckpt_dir = load_forecaster(config.model)
+    sampler, sampler_steps = sampler_defaults(forecaster, config.sampler, config.sampler_steps)
+    config = config.model_copy(update={"sampler": sampler, "sampler_steps": sampler_steps})
     truth = open_training_store(config.data)
     init_times = parse_init_times(config.init_times)
     n_steps = parse_lead(config.lead, forecaster.step)

@@ -75,15 +75,92 @@ class RunWeatherConfig(StrictModel):
         return train_end, valid_end, inits, float(days)
 
 
-def run_weather(config: RunWeatherConfig, *, out: str | Path, progress: bool = True) -> dict:
-    """Run every stage into ``out``; returns the metrics. Finished stages are reused on a re-run."""
+# -- stages (each one idempotent: a finished stage is reused; the Prefect flow makes each one a task) ------
+
+
+def stage_simulate(config: RunWeatherConfig, *, out: str | Path, progress: bool = True) -> str:
+    """Simulate + ingest the Held–Suarez atmosphere into ``out/atmosphere.zarr``; returns its path."""
     from pipeline.weather.simulate.api import simulate_training_store
+
+    truth = Path(out) / "atmosphere.zarr"
+    if not truth.exists():
+        days = config.periods()[3]
+        simulate_training_store(out=truth, days=days, seed=config.seed, spinup_days=config.spinup_days,
+                                progress=progress)
+    return str(truth)
+
+
+def stage_train(config: RunWeatherConfig, *, out: str | Path, name: str, progress: bool = True) -> str:
+    """Train ``model`` (flow matching) or ``deterministic`` (mse) into ``out/NAME``; returns the run dir."""
+    train_end, valid_end, _, _ = config.periods()
+    objective, train_config = {"model": ("fm", config.train), "deterministic": ("mse", config.deterministic_train)}[name]
+    train_weather(
+        WeatherTrainConfig(data=str(Path(out) / "atmosphere.zarr"), objective=objective, network=config.network,
+                           train=train_config, train_end=str(train_end), validation_end=str(valid_end),
+                           validation=config.validation),
+        out=Path(out) / name, progress=progress,
+    )
+    return str(Path(out) / name)
+
+
+def stage_forecast(config: RunWeatherConfig, *, out: str | Path, name: str, progress: bool = True) -> dict:
+    """Forecast the test init times with ``out/NAME`` into its store (``forecast.icechunk`` for the model,
+    ``deterministic_forecast.icechunk``); returns the store path, cycles written and network calls per step."""
+    out = Path(out)
+    inits = config.periods()[2]
+    init_specs = [ts.isoformat() for ts in inits]
+    lead = f"{config.lead_days * 24:g}h"
+    if name == "model":
+        cfg = ForecastConfig(model=str(out / "model"), data=str(out / "atmosphere.zarr"), init_times=init_specs,
+                             members=config.members, lead=lead, sampler=config.sampler,
+                             sampler_steps=config.sampler_steps, seed=config.seed)
+        store = out / "forecast.icechunk"
+    else:
+        cfg = ForecastConfig(model=str(out / name), data=str(out / "atmosphere.zarr"), init_times=init_specs,
+                             lead=lead, seed=config.seed)
+        store = out / "deterministic_forecast.icechunk"
+    summary = forecast_weather(cfg, out=store, progress=progress)
+    return {"store": str(store), "written": summary.written, "skipped": summary.skipped,
+            "nfe_per_step": summary.nfe_per_step}
+
+
+def stage_perfect_model(config: RunWeatherConfig, *, out: str | Path, progress: bool = True) -> str:
+    """The perfect-model ensemble from the same init times into ``out/perfect_model.zarr``."""
     from pipeline.weather.simulate.ensemble import perfect_model_ensemble, write_forecast_zarr
 
+    perfect = Path(out) / "perfect_model.zarr"
+    if not perfect.exists():
+        ensemble = perfect_model_ensemble(truth=Path(out) / "atmosphere.zarr", init_times=config.periods()[2],
+                                          members=config.members, lead=pd.Timedelta(days=config.lead_days),
+                                          seed=config.seed, progress=progress)
+        write_forecast_zarr(ensemble, perfect)
+    return str(perfect)
+
+
+def stage_evaluate(config: RunWeatherConfig, *, out: str | Path) -> dict:
+    """Score every system and write ``metrics.json``, ``report.md`` and plots into ``out``; returns metrics."""
+    out = Path(out)
+    return evaluate_weather(
+        EvaluateConfig(forecast=str(out / "forecast.icechunk"), truth=str(out / "atmosphere.zarr"),
+                       deterministic=str(out / "deterministic_forecast.icechunk"),
+                       perfect_model=str(out / "perfect_model.zarr"), seed=config.seed),
+        out=out,
+    )
+
+
+def finish_metrics(metrics: dict, *, out: str | Path, timings: dict[str, float], nfe_per_step: int) -> dict:
+    """Add the stage timings and network calls per step, write ``metrics.json``."""
+    metrics["timings_s"] = {k: round(v, 1) for k, v in timings.items()}
+    metrics["nfe_per_step"] = nfe_per_step
+    (Path(out) / "metrics.json").write_text(json.dumps(metrics, indent=1))
+    return metrics
+
+
+def run_weather(config: RunWeatherConfig, *, out: str | Path, progress: bool = True) -> dict:
+    """Run every stage into ``out``; returns the metrics. Finished stages are reused on a re-run."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "run_config.json").write_text(config.model_dump_json(indent=1))
-    train_end, valid_end, inits, days = config.periods()
     timings: dict[str, float] = {}
 
     def stage(name: str):  # type: ignore[no-untyped-def]
@@ -91,58 +168,25 @@ def run_weather(config: RunWeatherConfig, *, out: str | Path, progress: bool = T
         return time.monotonic()
 
     t = stage("simulate + ingest the Held–Suarez atmosphere")
-    truth = out / "atmosphere.zarr"
-    if not truth.exists():
-        simulate_training_store(out=truth, days=days, seed=config.seed, spinup_days=config.spinup_days,
-                                progress=progress)
+    stage_simulate(config, out=out, progress=progress)
     timings["simulate"] = time.monotonic() - t
-
-    lead = f"{config.lead_days * 24:g}h"
-    init_specs = [ts.isoformat() for ts in inits]
-    for name, objective, train_config in (("model", "fm", config.train),
-                                          ("deterministic", "mse", config.deterministic_train)):
-        t = stage(f"train the {'flow-matching' if objective == 'fm' else 'deterministic (mse)'} model")
-        train_weather(
-            WeatherTrainConfig(data=str(truth), objective=objective, network=config.network, train=train_config,
-                               train_end=str(train_end), validation_end=str(valid_end),
-                               validation=config.validation),
-            out=out / name, progress=progress,
-        )
+    for name in ("model", "deterministic"):
+        t = stage(f"train the {'flow-matching' if name == 'model' else 'deterministic (mse)'} model")
+        stage_train(config, out=out, name=name, progress=progress)
         timings[f"train_{name}"] = time.monotonic() - t
 
     t = stage("forecast: velocast ensemble")
-    forecast = forecast_weather(
-        ForecastConfig(model=str(out / "model"), data=str(truth), init_times=init_specs, members=config.members,
-                       lead=lead, sampler=config.sampler, sampler_steps=config.sampler_steps, seed=config.seed),
-        out=out / "forecast.icechunk", progress=progress,
-    )
+    forecast = stage_forecast(config, out=out, name="model", progress=progress)
     timings["forecast"] = time.monotonic() - t
     t = stage("forecast: deterministic baseline")
-    forecast_weather(
-        ForecastConfig(model=str(out / "deterministic"), data=str(truth), init_times=init_specs, lead=lead,
-                       seed=config.seed),
-        out=out / "deterministic_forecast.icechunk", progress=progress,
-    )
+    stage_forecast(config, out=out, name="deterministic", progress=progress)
     timings["forecast_deterministic"] = time.monotonic() - t
 
     t = stage("perfect-model ensemble")
-    perfect = out / "perfect_model.zarr"
-    if not perfect.exists():
-        ensemble = perfect_model_ensemble(truth=truth, init_times=inits, members=config.members,
-                                          lead=pd.Timedelta(days=config.lead_days), seed=config.seed,
-                                          progress=progress)
-        write_forecast_zarr(ensemble, perfect)
+    stage_perfect_model(config, out=out, progress=progress)
     timings["perfect_model"] = time.monotonic() - t
 
     t = stage("evaluate")
-    metrics = evaluate_weather(
-        EvaluateConfig(forecast=str(out / "forecast.icechunk"), truth=str(truth),
-                       deterministic=str(out / "deterministic_forecast.icechunk"), perfect_model=str(perfect),
-                       seed=config.seed),
-        out=out,
-    )
+    metrics = stage_evaluate(config, out=out)
     timings["evaluate"] = time.monotonic() - t
-    metrics["timings_s"] = {k: round(v, 1) for k, v in timings.items()}
-    metrics["nfe_per_step"] = forecast.nfe_per_step
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
-    return metrics
+    return finish_metrics(metrics, out=out, timings=timings, nfe_per_step=forecast["nfe_per_step"])

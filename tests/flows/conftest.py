@@ -1,0 +1,90 @@
+"""Fixtures for the flow tests: ONE real temporary Prefect server for the whole session, a tiny simulated
+analysis store and a tiny trained model promoted in a registry.
+
+Retries are made quick (``VELOCAST_RETRY_BACKOFF``) and Prefect's home is a temporary directory; both are
+set before ``flows`` is imported, and flow-run subprocesses inherit them.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+
+_HOME = Path(tempfile.mkdtemp(prefix="velocast-prefect-home-"))
+os.environ["PREFECT_HOME"] = str(_HOME)
+os.environ.setdefault("VELOCAST_RETRY_BACKOFF", "0.2")
+os.environ.setdefault("VELOCAST_FLOW_RETRIES", "2")
+os.environ["PREFECT_LOGGING_LEVEL"] = "WARNING"
+os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+
+LEAD = "12h"
+
+
+def tiny_run_config() -> dict:
+    """RunWeatherConfig for a seconds-long end-to-end run: ~3 simulated days, 4 training steps."""
+    from pipeline.weather.forecasting.run import RunWeatherConfig
+
+    train = {"steps": 4, "batch_size": 4, "lr": 1e-3, "warmup_steps": 1, "log_every": 1, "checkpoint_every": 4,
+             "validate_every": 0}
+    return RunWeatherConfig.model_validate({
+        "train_days": 1.5, "spinup_days": 0.25, "validation_days": 0.5, "init_times": 2, "init_spacing_hours": 6,
+        "lead_days": 0.5, "members": 3, "sampler": "euler", "sampler_steps": 1,
+        "network": {"base_channels": 8, "channel_mults": [1, 2], "blocks_per_level": 1, "attention": False},
+        "train": train, "deterministic_train": {**train, "steps": 2},
+        "validation": {"init_times": 1, "members": 2, "lead_steps": 1, "sampler_steps": 1},
+    }).model_dump(mode="json")
+
+
+@pytest.fixture(scope="session")
+def prefect_server():
+    """A real local Prefect server (SQLite in a temp dir) for every flow test; yields its API URL.
+    PREFECT_API_URL is exported so worker and flow-run subprocesses talk to it."""
+    from prefect.settings import PREFECT_API_URL
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        url = PREFECT_API_URL.value()
+        os.environ["PREFECT_API_URL"] = url
+        yield url
+        os.environ.pop("PREFECT_API_URL", None)
+
+
+@pytest.fixture(scope="session")
+def pipeline_run(prefect_server, tmp_path_factory) -> dict:
+    """The end-to-end ``weather_pipeline`` flow run once at tiny size (its outputs feed the other tests)."""
+    import time
+
+    root = tmp_path_factory.mktemp("weather-pipeline")
+    os.environ["VELOCAST_CACHE"] = str(root / "cache")
+    from flows.weather import weather_pipeline
+
+    start = time.monotonic()
+    state = weather_pipeline(str(root / "run"), config=tiny_run_config(), return_state=True)
+    return {"out": str(root / "run"), "state": state, "seconds": time.monotonic() - start}
+
+
+@pytest.fixture(scope="session")
+def weather_base(pipeline_run, tmp_path_factory) -> dict[str, str]:
+    """The pipeline's analysis store and a model trained on it by the ``train`` flow, which promotes it as
+    current in a fresh registry."""
+    from flows.weather import train
+
+    out = Path(pipeline_run["out"])
+    root = tmp_path_factory.mktemp("ops")
+    config = {k: v for k, v in tiny_run_config().items() if k in ("network", "train")}
+    result = train(str(out / "atmosphere.zarr"), str(root / "run"), config=config, promote_to=str(root / "registry"),
+                   promote_name="tiny")
+    assert result["promoted"] == "tiny"
+    return {"analysis": str(out / "atmosphere.zarr"), "run": str(root / "run"), "registry": str(root / "registry")}
+
+
+@pytest.fixture
+def weather_ops(weather_base, tmp_path) -> dict[str, str]:
+    """A private copy of the analysis store (tests extend it) plus the shared registry and a store path."""
+    analysis = tmp_path / "analysis.zarr"
+    shutil.copytree(weather_base["analysis"], analysis)
+    return {**weather_base, "analysis": str(analysis), "store": str(tmp_path / "forecast.icechunk")}
