@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -53,68 +52,44 @@ def _config(config: dict[str, Any]):  # type: ignore[no-untyped-def]
 @task(name="md", task_run_name="md-{name}", **cached_options(_key("md")))
 def md_stage(config: dict[str, Any], out: str, name: str) -> str:
     """Simulate (OpenMM, cached) and ingest the ``train`` or ``reference`` MD into ``out/NAME.zarr``."""
-    from pipeline.protein.ingest import ingest_protein
-    from pipeline.protein.simulate import PeptideSimulation, builtin_source_string
+    from pipeline.protein.modeling.run import stage_md
 
-    cfg = _config(config)
-    ns, replicas, seed = ((cfg.train_ns, cfg.train_replicas, cfg.seed) if name == "train"
-                          else (cfg.reference_ns, cfg.reference_replicas, cfg.seed + 1))
-    params = PeptideSimulation(ns=ns, seed=seed, replicas=replicas, save_every_ps=cfg.save_every_ps)
-    return str(ingest_protein(traj=[builtin_source_string(params)], out=Path(out) / f"{name}.zarr", progress=False))
+    return str(stage_md(_config(config), Path(out), name, progress=False))
 
 
 @task(name="train-protein", task_run_name="train-{name}", **cached_options(_key("train")))
 def train_stage(config: dict[str, Any], out: str, name: str) -> str:
     """Train the ``ensemble`` or ``forecast`` model into ``out/NAME_model`` (progress artifact)."""
-    from pipeline.protein.modeling.train import ProteinTrainConfig, train_protein
+    from pipeline.protein.modeling.run import stage_train, train_spec
 
     cfg = _config(config)
-    train = cfg.ensemble_train if name == "ensemble" else cfg.forecast_train
     run = Path(out) / f"{name}_model"
-    spec = ProteinTrainConfig(data=str(Path(out) / "train.zarr"), task=name, lag_ps=cfg.lag_ps, network=cfg.network,
-                              train=train)
-    train_with_progress(lambda: train_protein(spec, out=run, progress=False), metrics=run / "metrics.jsonl",
-                        total_steps=train.steps, key=f"train-progress-protein-{name}")
+    train_with_progress(lambda: stage_train(cfg, Path(out), name, progress=False), metrics=run / "metrics.jsonl",
+                        total_steps=train_spec(cfg, Path(out), name).train.steps,
+                        key=f"train-progress-protein-{name}")
     return str(run)
 
 
 @task(name="sample-protein", task_run_name="sample-{out}", **cached_options(_key("sample")))
 def sample_stage(config: dict[str, Any], out: str) -> str:
-    from pipeline.protein.modeling.commands import sample_protein
+    from pipeline.protein.modeling.run import stage_sample
 
-    cfg = _config(config)
-    return str(sample_protein(model=Path(out) / "ensemble_model", n=cfg.samples, out=Path(out) / "samples",
-                              sampler=cfg.sampler, steps=cfg.sampler_steps, seed=cfg.seed, progress=False))
+    return str(stage_sample(_config(config), Path(out), progress=False))
 
 
 @task(name="forecast-protein", task_run_name="forecast-{out}", **cached_options(_key("forecast")))
 def forecast_stage(config: dict[str, Any], out: str) -> str:
-    from pipeline.protein.modeling.commands import forecast_protein
+    from pipeline.protein.modeling.run import stage_forecast
 
-    cfg = _config(config)
-    return str(forecast_protein(model=Path(out) / "forecast_model", start=f"{Path(out) / 'reference.zarr'}:0",
-                                steps=cfg.forecast_steps, members=cfg.forecast_members, out=Path(out) / "forecast",
-                                sampler=cfg.sampler, sampler_steps=cfg.sampler_steps, seed=cfg.seed,
-                                progress=False))
+    return str(stage_forecast(_config(config), Path(out), progress=False))
 
 
 @task(name="evaluate-protein", task_run_name="evaluate-{out}", **cached_options(_key("evaluate")))
 def evaluate_stage(config: dict[str, Any], out: str) -> str:
     """Evaluate samples and trajectories against the reference MD; returns ``out/metrics.json``."""
-    from pipeline.protein.report import evaluate_protein
+    from pipeline.protein.modeling.run import stage_evaluate
 
-    root = Path(out)
-    metrics = evaluate_protein(samples=root / "samples" / "samples.zarr", reference=root / "reference.zarr",
-                               training=root / "train.zarr", out=root / "report_ensemble")
-    forecast = evaluate_protein(samples=root / "forecast" / "trajectories.zarr", reference=root / "reference.zarr",
-                                training=root / "train.zarr", out=root / "report_forecast")
-    for item in (root / "report_ensemble").iterdir():
-        if item.is_file():
-            shutil.copy2(item, root / item.name)
-    metrics["forecast"] = {k: forecast.get(k) for k in ("rama_js", "basins", "valid_fraction", "transitions",
-                                                         "samples_per_cpu_second")}
-    (root / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    return str(root / "metrics.json")
+    return str(stage_evaluate(Path(out)))
 
 
 @flow(name="protein-pipeline", log_prints=True)

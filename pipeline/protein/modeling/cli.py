@@ -103,13 +103,19 @@ def run_protein_command(
     quick: bool = typer.Option(False, "--quick", help="The same path at toy sizes (about 3 minutes)."),
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML config (RunProteinConfig)."),
     set_: list[str] = typer.Option([], "--set", help="Override any config field: KEY=VALUE (dotted keys)."),
-    no_progress: bool = typer.Option(False, "--no-progress", help="Hide progress bars."),
 ) -> None:
-    """simulate -> ingest -> train -> sample -> evaluate on alanine dipeptide (with an independent MD reference)."""
+    """simulate -> ingest -> train -> sample -> evaluate on alanine dipeptide (with an independent MD reference).
+
+    Runs the `protein-pipeline` Prefect flow (each stage a cached task; a temporary Prefect server is
+    started when PREFECT_API_URL is not set).
+    """
+    import json
+
+    from flows.protein import protein_pipeline
     from pipeline.config import deep_merge, load_config, parse_set_overrides
     from pipeline.console import console
     from pipeline.errors import user_errors
-    from pipeline.protein.modeling.run import RunProteinConfig, run_protein
+    from pipeline.protein.modeling.run import RunProteinConfig
 
     if quick:
         cfg = RunProteinConfig.model_validate(deep_merge(RunProteinConfig.quick().model_dump(mode="json"),
@@ -117,7 +123,7 @@ def run_protein_command(
     else:
         cfg = load_config(RunProteinConfig, config, sets=set_)
     with user_errors(*_input_errors()):
-        metrics = run_protein(cfg, out=out, progress=not no_progress)
+        metrics = json.loads(Path(protein_pipeline(str(out), config=cfg.model_dump(mode="json"))).read_text())
     basins = metrics.get("basins", {})
     console.print(f"rama_js {metrics.get('rama_js'):.3f} (training data: {metrics.get('rama_js_training'):.3f}); "
                   f"alpha_R samples {basins.get('samples', {}).get('alpha_r', float('nan')):.3f}, "

@@ -66,58 +66,87 @@ class RunProteinConfig(StrictModel):
         )
 
 
-def run_protein(config: RunProteinConfig, *, out: str | Path, progress: bool = True) -> dict:
-    """Run every stage into ``out``; returns the ensemble metrics with the forecast metrics under "forecast"."""
+# -- stages (each one a plain function; the Prefect flow makes each one a cached task) -------------------
+
+
+def stage_md(config: RunProteinConfig, out: Path, name: str, *, progress: bool = True) -> Path:
+    """Simulate (OpenMM, cached) and ingest the ``train`` or ``reference`` MD into ``out/NAME.zarr``."""
     from pipeline.protein.ingest import ingest_protein
-    from pipeline.protein.report import evaluate_protein
     from pipeline.protein.simulate import PeptideSimulation, builtin_source_string
 
+    ns, replicas, seed = ((config.train_ns, config.train_replicas, config.seed) if name == "train"
+                          else (config.reference_ns, config.reference_replicas, config.seed + 1))
+    log.info("simulate + ingest the %s MD: %d x %g ns", name, replicas, ns)
+    params = PeptideSimulation(ns=ns, seed=seed, replicas=replicas, save_every_ps=config.save_every_ps)
+    return ingest_protein(traj=[builtin_source_string(params)], out=Path(out) / f"{name}.zarr", progress=progress)
+
+
+def train_spec(config: RunProteinConfig, out: Path, task: str) -> ProteinTrainConfig:
+    """The training config of the ``ensemble`` or ``forecast`` model."""
+    train_config = config.ensemble_train if task == "ensemble" else config.forecast_train
+    return ProteinTrainConfig(data=str(Path(out) / "train.zarr"), task=task, lag_ps=config.lag_ps,
+                              network=config.network, train=train_config)
+
+
+def stage_train(config: RunProteinConfig, out: Path, task: str, *, progress: bool = True) -> Path:
+    """Train the ``ensemble`` or ``forecast`` model into ``out/TASK_model``."""
+    log.info("train the %s model", task)
+    run = Path(out) / f"{task}_model"
+    train_protein(train_spec(config, out, task), out=run, progress=progress)
+    return run
+
+
+def stage_sample(config: RunProteinConfig, out: Path, *, progress: bool = True) -> Path:
+    """Draw ``config.samples`` conformations into ``out/samples``."""
+    return sample_protein(model=Path(out) / "ensemble_model", n=config.samples, out=Path(out) / "samples",
+                          sampler=config.sampler, steps=config.sampler_steps, seed=config.seed, progress=progress)
+
+
+def stage_forecast(config: RunProteinConfig, out: Path, *, progress: bool = True) -> Path:
+    """Roll the forecast trajectories from the first reference frame into ``out/forecast``."""
+    return forecast_protein(model=Path(out) / "forecast_model", start=f"{Path(out) / 'reference.zarr'}:0",
+                            steps=config.forecast_steps, members=config.forecast_members, out=Path(out) / "forecast",
+                            sampler=config.sampler, sampler_steps=config.sampler_steps, seed=config.seed,
+                            progress=progress)
+
+
+def stage_evaluate(out: Path) -> Path:
+    """Evaluate samples and trajectories against the reference MD; returns ``out/metrics.json``."""
+    from pipeline.protein.report import evaluate_protein
+
+    root = Path(out)
+    common = dict(reference=root / "reference.zarr", training=root / "train.zarr")
+    metrics = evaluate_protein(samples=root / "samples" / "samples.zarr", out=root / "report_ensemble", **common)
+    forecast = evaluate_protein(samples=root / "forecast" / "trajectories.zarr", out=root / "report_forecast",
+                                **common)
+    for item in (root / "report_ensemble").iterdir():
+        if item.is_file():
+            shutil.copy2(item, root / item.name)
+    metrics["forecast"] = {k: forecast.get(k) for k in ("rama_js", "basins", "valid_fraction", "transitions",
+                                                         "samples_per_cpu_second")}
+    (root / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    return root / "metrics.json"
+
+
+def run_protein(config: RunProteinConfig, *, out: str | Path, progress: bool = True) -> dict:
+    """Run every stage into ``out`` in this process; returns the ensemble metrics with the forecast
+    metrics under ``"forecast"`` and the stage timings under ``"timings_s"``."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "run_config.json").write_text(config.model_dump_json(indent=1))
     timings: dict[str, float] = {}
-
-    def timed(name: str, start: float) -> None:
+    stages = [(f"md_{name}", lambda name=name: stage_md(config, out, name, progress=progress))
+              for name in ("train", "reference")]
+    stages += [(f"train_{task}", lambda task=task: stage_train(config, out, task, progress=progress))
+               for task in ("ensemble", "forecast")]
+    stages += [("sample", lambda: stage_sample(config, out, progress=progress)),
+               ("forecast", lambda: stage_forecast(config, out, progress=progress)),
+               ("evaluate", lambda: stage_evaluate(out))]
+    for name, stage in stages:
+        start = time.monotonic()
+        stage()
         timings[name] = round(time.monotonic() - start, 1)
-
-    for name, ns, replicas, seed in (("train", config.train_ns, config.train_replicas, config.seed),
-                                     ("reference", config.reference_ns, config.reference_replicas, config.seed + 1)):
-        start = time.monotonic()
-        log.info("simulate + ingest the %s MD: %d x %g ns", name, replicas, ns)
-        params = PeptideSimulation(ns=ns, seed=seed, replicas=replicas, save_every_ps=config.save_every_ps)
-        ingest_protein(traj=[builtin_source_string(params)], out=out / f"{name}.zarr", progress=progress)
-        timed(f"md_{name}", start)
-
-    for task, train_config in (("ensemble", config.ensemble_train), ("forecast", config.forecast_train)):
-        start = time.monotonic()
-        log.info("train the %s model", task)
-        train_protein(ProteinTrainConfig(data=str(out / "train.zarr"), task=task, lag_ps=config.lag_ps,
-                                         network=config.network, train=train_config),
-                      out=out / f"{task}_model", progress=progress)
-        timed(f"train_{task}", start)
-
-    start = time.monotonic()
-    samples = sample_protein(model=out / "ensemble_model", n=config.samples, out=out / "samples",
-                             sampler=config.sampler, steps=config.sampler_steps, seed=config.seed, progress=progress)
-    timed("sample", start)
-    start = time.monotonic()
-    trajectories = forecast_protein(model=out / "forecast_model", start=f"{out / 'reference.zarr'}:0",
-                                    steps=config.forecast_steps, members=config.forecast_members,
-                                    out=out / "forecast", sampler=config.sampler, sampler_steps=config.sampler_steps,
-                                    seed=config.seed, progress=progress)
-    timed("forecast", start)
-
-    start = time.monotonic()
-    metrics = evaluate_protein(samples=samples, reference=out / "reference.zarr", training=out / "train.zarr",
-                               out=out / "report_ensemble")
-    forecast_metrics = evaluate_protein(samples=trajectories, reference=out / "reference.zarr",
-                                        training=out / "train.zarr", out=out / "report_forecast")
-    timed("evaluate", start)
-    for item in (out / "report_ensemble").iterdir():
-        if item.is_file():
-            shutil.copy2(item, out / item.name)
-    metrics["forecast"] = {k: forecast_metrics.get(k) for k in ("rama_js", "basins", "valid_fraction",
-                                                                  "transitions", "samples_per_cpu_second")}
+    metrics = json.loads((out / "metrics.json").read_text())
     metrics["timings_s"] = timings
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     return metrics

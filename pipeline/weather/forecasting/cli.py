@@ -141,7 +141,6 @@ def run_weather_command(
     quick: bool = typer.Option(False, "--quick", help="The same path at toy sizes (about 3 minutes)."),
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML config (RunWeatherConfig)."),
     set_: list[str] = typer.Option([], "--set", help="Override any config field: KEY=VALUE (dotted keys)."),
-    no_progress: bool = typer.Option(False, "--no-progress", help="Hide progress bars."),
 ) -> None:
     """simulate -> ingest -> train -> forecast -> evaluate on the embedded Held–Suarez atmosphere.
 
