@@ -82,7 +82,7 @@ def test_couplings_are_the_teachers_ode_map(toy) -> None:
 def test_reflow_times_follow_the_student_grid() -> None:
     """'grid' puts every training time on K-step Euler's grid; 'mixed' half of them; 'uniform' none."""
     gen = torch.Generator().manual_seed(0)
-    on_grid = lambda t: ((t * 4) - (t * 4).round()).abs() < 1e-6  # noqa: E731
+    on_grid = lambda t: ((t * 4) - (t * 4).round()).abs() < 1e-6
     assert on_grid(reflow_times(64, steps=4, mode="grid", generator=gen)).all()
     assert on_grid(reflow_times(64, steps=4, mode="mixed", generator=gen)).sum() >= 32
     assert on_grid(reflow_times(64, steps=4, mode="uniform", generator=gen)).sum() < 4

@@ -98,7 +98,7 @@ def train_protein(config: ProteinTrainConfig, *, out: str | Path, progress: bool
         first, second = lagged_pairs(trajectory_bounds(store), lag)
         condition, z = z[first], z[second]
         metadata |= {"lag_ps": config.lag_ps, "lag_frames": lag}
-    log.info("training a %s model on %d examples of %d coordinates", config.task, len(z), dim)
+    log.info("training the %s model on %d examples of %d coordinates", config.task, len(z), dim)
     torch.manual_seed(config.train.seed)
     net = MLPDenoiser(
         dim,
