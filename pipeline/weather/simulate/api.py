@@ -13,7 +13,7 @@ from urllib.parse import urlencode
 
 import xarray as xr
 
-from pipeline.weather.simulate.cache import simulate
+from pipeline.weather.simulate.cache import cache_path, simulate
 from pipeline.weather.simulate.model import AtmosphereConfig
 
 LEVEL_VARIABLES = ("temperature", "geopotential", "u_component_of_wind", "v_component_of_wind")
@@ -60,6 +60,8 @@ def simulate_training_store(
     from pipeline.weather.recipe import Recipe
 
     cfg = atmosphere_config(days=days, seed=seed, spinup_days=spinup_days, levels=levels)
+    modes = (True, False) if compile is None else (compile,)
+    was_cached = any(cache_path(cfg, compiled=mode).exists() for mode in modes)
     t0 = time.perf_counter()
     store = simulate(cfg, compile=compile, progress=progress)
     elapsed = time.perf_counter() - t0
@@ -73,7 +75,7 @@ def simulate_training_store(
         }
     )
     path = ingest(recipe, out, progress=progress, overwrite=overwrite)
-    if elapsed > 1.0:
+    if not was_cached:
         info = (
             f"simulated {spinup_days + days:g} days (spin-up {spinup_days:g}) in "
             f"{prov.get('integration_seconds', elapsed):.1f} s: "
