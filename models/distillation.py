@@ -1,0 +1,298 @@
+"""Few-step distillation by reflow (rectified flow; Liu, Gong & Liu 2022), for conditional models.
+
+Convention (see :mod:`models`): ``x_t = (1-t)·x0 + t·x1``, ``x0 ~ N(0, I)`` noise, ``x1`` data, t: 0 → 1.
+
+1. **Couplings.** The teacher (any objective, any sampler, many steps, optional CFG scale) maps noise
+   ``z`` to a sample ``ẑ = Φ_teacher(z | c)`` for conditions ``c`` drawn from the training data. Its ODE
+   is deterministic, so ``(z, ẑ, c)`` is a coupling of noise and (teacher) data.
+2. **Student.** A network of the same architecture (initialised from the teacher by default) is trained
+   with flow matching on the *straight* interpolation of each pair: ``x_t = (1-t)·z + t·ẑ``, target
+   ``ẑ - z``. The student's flow is straight where the coupling is, so Euler with ``K`` steps (``K``
+   network calls) reproduces the teacher's many-step map; ``time_sampling="grid"`` trains only at the
+   times ``{0, 1/K, ..., (K-1)/K}`` where ``K``-step Euler queries it (``K = 1``: direct distillation,
+   Luhman & Luhman 2021), ``"mixed"`` half of each batch there and half uniform.
+
+Why reflow for our setting: the student is an ordinary flow-matching model (same network, same
+``net(x, t, condition)`` signature, no extra step-size input as shortcut models need, no skip
+parametrisation as consistency models need), so it loads and samples through every normal path;
+CFG is distilled for free (pairs drawn at the guided scale); its cost is the one-off teacher sampling plus
+a short fine-tune, which fits a small CPU budget. Measured against the teacher in
+``tests/models/test_distillation.py`` and ``tests/benchmarks/bench_sampling.py``.
+
+The student checkpoint (``RUN/checkpoints/step_*/``, safetensors + JSON) carries, in ``extra``:
+``objective="fm"``, ``sampler="euler"``, ``sampler_steps=K`` and a ``distillation`` record.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from pydantic import BaseModel, ConfigDict
+from torch import Tensor, nn
+
+from models.guidance import Condition, map_condition
+from models.objectives import Objective, make_objective
+from models.samplers import Denoiser, sample, time_grid
+from models.training.checkpoint import save_checkpoint
+from models.training.data import BatchSource
+from models.training.ema import EMA
+
+TimeSampling = Literal["uniform", "grid", "mixed"]
+
+
+class ReflowConfig(BaseModel):
+    """Reflow distillation settings (``student_steps`` = K, the Euler steps the student is made for)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    student_steps: int = 4
+    teacher_sampler: str = "heun"
+    teacher_steps: int = 16
+    teacher_grid: Literal["uniform", "karras"] = "uniform"
+    teacher_guidance: float | None = None
+    pairs: int = 4096
+    pair_batch_size: int = 256  # conditions per teacher batch (callers size their condition source with it)
+    time_sampling: TimeSampling = "mixed"
+    init_from_teacher: bool = True
+    steps: int = 1000
+    batch_size: int = 256
+    lr: float = 5e-4
+    warmup_steps: int = 20
+    weight_decay: float = 0.0
+    grad_clip: float | None = 1.0
+    ema_decay: float = 0.99
+    seed: int = 0
+    log_every: int = 25
+    max_minutes: float | None = None
+
+
+@dataclass
+class Couplings:
+    """Teacher couplings: ``noise`` ``[N, ...]`` → ``samples`` ``[N, ...]`` under ``condition`` (nest, N rows),
+    with optional loss ``weight`` (broadcastable to one batch, e.g. latitude weights) and the teacher's
+    network calls per sample ``nfe``."""
+
+    noise: Tensor
+    samples: Tensor
+    condition: Condition = None
+    weight: Tensor | None = None
+    nfe: int = 0
+
+    def __len__(self) -> int:
+        return int(self.noise.shape[0])
+
+    def take(self, index: Tensor) -> tuple[Tensor, Tensor, Condition]:
+        return self.noise[index], self.samples[index], map_condition(lambda v: v[index], self.condition)
+
+
+def _cat_conditions(parts: list[Condition]) -> Condition:
+    first = parts[0]
+    if first is None:
+        return None
+    if isinstance(first, Tensor):
+        return torch.cat(parts)  # type: ignore[arg-type]
+    if isinstance(first, dict):
+        return {k: _cat_conditions([p[k] for p in parts]) for k in first}  # type: ignore[index]
+    return type(first)(_cat_conditions([p[i] for p in parts]) for i in range(len(first)))  # type: ignore[index]
+
+
+def _teacher_grid(objective: Objective, config: ReflowConfig) -> Tensor | str:
+    if config.teacher_grid == "karras":
+        return time_grid(objective.path, config.teacher_steps, kind="karras", sigma_max=20.0)
+    return "uniform"
+
+
+@torch.no_grad()
+def teacher_couplings(
+    teacher: nn.Module,
+    objective: Objective,
+    *,
+    source: BatchSource,
+    config: ReflowConfig,
+    progress: Any = None,
+) -> Couplings:
+    """``config.pairs`` teacher couplings for conditions (and loss weights) drawn from ``source``.
+
+    Batch ``10_000_000 + k`` of the source (``k = 0, 1, ...``; offset so it differs from the batches the
+    teacher was trained on at the same seed) gives the conditions and loss weight (its ``x1`` is not used);
+    noise comes from a generator seeded by ``(seed, k)``. ``progress(n)`` is called with the pairs done.
+    """
+    teacher.eval()
+    noises, samples, conds = [], [], []
+    weight: Tensor | None = None
+    done, k, nfe = 0, 0, 0
+    grid = _teacher_grid(objective, config)
+    while done < config.pairs:
+        batch = source.batch(10_000_000 + k)
+        take = min(batch.x1.shape[0], config.pairs - done)
+        cond = map_condition(lambda v, n=take: v[:n], batch.condition)
+        gen = torch.Generator().manual_seed(config.seed * 1_000_003 + 7_919 * k + 17)
+        noise = torch.randn((take, *batch.x1.shape[1:]), generator=gen, dtype=batch.x1.dtype)
+        den = Denoiser(teacher, objective, condition=cond, guidance=config.teacher_guidance)
+        out = sample(den, noise, sampler=config.teacher_sampler, steps=config.teacher_steps, grid=grid, generator=gen)
+        nfe = out.nfe
+        noises.append(noise)
+        samples.append(out.samples.float())
+        conds.append(cond)
+        if weight is None and batch.weight is not None:
+            weight = batch.weight
+        done += take
+        k += 1
+        if progress is not None:
+            progress(done)
+    return Couplings(torch.cat(noises), torch.cat(samples), _cat_conditions(conds), weight, nfe)
+
+
+def reflow_times(batch: int, *, steps: int, mode: TimeSampling, generator: torch.Generator) -> Tensor:
+    """Training times for a ``steps``-step Euler student: uniform on [0, 1), the Euler grid
+    ``{0, 1/K, ..., (K-1)/K}``, or ``mixed`` (first half grid, second half uniform)."""
+    uniform = torch.rand(batch, generator=generator)
+    grid = torch.randint(0, steps, (batch,), generator=generator).float() / steps
+    if mode == "uniform":
+        return uniform
+    if mode == "grid":
+        return grid
+    half = batch // 2
+    return torch.cat([grid[:half], uniform[half:]])
+
+
+@dataclass
+class DistillResult:
+    """The student (EMA weights), the couplings used, the last metrics, and the checkpoint written."""
+
+    student: nn.Module
+    couplings: Couplings
+    metrics: dict[str, float] = field(default_factory=dict)
+    checkpoint: Path | None = None
+    losses: list[float] = field(default_factory=list)
+
+
+def _lr(step: int, config: ReflowConfig) -> float:
+    if config.warmup_steps > 0 and step < config.warmup_steps:
+        return config.lr * (step + 1) / config.warmup_steps
+    progress = min(1.0, (step - config.warmup_steps) / max(1, config.steps - config.warmup_steps))
+    return config.lr * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def student_metadata(config: ReflowConfig, *, teacher_objective: str, couplings: Couplings) -> dict[str, Any]:
+    """What a student checkpoint records: its objective, its sampler and steps, and how it was made."""
+    return {
+        "objective": "fm",
+        "sampler": "euler",
+        "sampler_steps": config.student_steps,
+        "distillation": {
+            "method": "reflow",
+            "teacher_objective": teacher_objective,
+            "teacher_sampler": config.teacher_sampler,
+            "teacher_steps": config.teacher_steps,
+            "teacher_nfe": couplings.nfe,
+            "teacher_guidance": config.teacher_guidance,
+            "pairs": len(couplings),
+            "config": config.model_dump(mode="json"),
+        },
+    }
+
+
+def reflow_distill(
+    *,
+    teacher: nn.Module,
+    teacher_objective: Objective,
+    source: BatchSource | None = None,
+    config: ReflowConfig,
+    student: nn.Module | None = None,
+    couplings: Couplings | None = None,
+    run_dir: str | Path | None = None,
+    extra: dict[str, Any] | None = None,
+    teacher_objective_name: str = "",
+    progress: Any = None,
+) -> DistillResult:
+    """Distil ``teacher`` into a ``config.student_steps``-step Euler student by reflow.
+
+    ``student`` defaults to a copy of the teacher (``init_from_teacher``); give a fresh network of the same
+    signature otherwise. Couplings are drawn from ``source`` unless given. With ``run_dir`` one checkpoint
+    (safetensors + JSON) is written at the end, its ``extra`` = ``extra`` updated by
+    :func:`student_metadata`. ``progress(stage, done, total)`` reports pairs and steps.
+    """
+    if couplings is None:
+        if source is None:
+            raise ValueError("reflow_distill needs a source of conditions or ready couplings")
+        report = (lambda n: progress("pairs", n, config.pairs)) if progress is not None else None
+        couplings = teacher_couplings(teacher, teacher_objective, source=source, config=config, progress=report)
+    if student is None:
+        student = copy.deepcopy(teacher)
+        if not config.init_from_teacher:
+            raise ValueError("init_from_teacher=False needs a fresh `student` network")
+    student.train()
+    objective = make_objective("fm")
+    torch.manual_seed(config.seed)
+    ema = EMA(student, decay=config.ema_decay)
+    opt = torch.optim.AdamW(student.parameters(), lr=config.lr, weight_decay=config.weight_decay, foreach=True)
+    n = len(couplings)
+    batch = min(config.batch_size, n)
+    losses: list[float] = []
+    metrics: dict[str, float] = {}
+    start = time.monotonic()
+    log = None
+    if run_dir is not None:
+        Path(run_dir).mkdir(parents=True, exist_ok=True)
+        log = open(Path(run_dir) / "metrics.jsonl", "a")  # noqa: SIM115  (closed in the finally below)
+    step = 0
+    try:
+        while step < config.steps:
+            if config.max_minutes is not None and time.monotonic() - start > 60 * config.max_minutes:
+                break
+            for group in opt.param_groups:
+                group["lr"] = _lr(step, config)
+            gen = torch.Generator().manual_seed(config.seed * 1_000_003 + step)
+            index = torch.randint(0, n, (batch,), generator=gen)
+            noise, x1, cond = couplings.take(index)
+            t = reflow_times(batch, steps=config.student_steps, mode=config.time_sampling, generator=gen)
+            out = objective.loss(student, x1, cond, weight=couplings.weight, t=t, noise=noise)
+            out.loss.backward()
+            if config.grad_clip is not None:
+                torch.nn.utils.clip_grad_norm_(student.parameters(), config.grad_clip)
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            ema.update(student)
+            step += 1
+            losses.append(float(out.loss.detach()))
+            if step % config.log_every == 0 or step == config.steps:
+                metrics = {"step": step, "loss": losses[-1], "elapsed_s": time.monotonic() - start}
+                if log is not None:
+                    log.write(json.dumps(metrics) + "\n")
+                    log.flush()
+            if progress is not None:
+                progress("steps", step, config.steps)
+    finally:
+        if log is not None:
+            log.close()
+    final = copy.deepcopy(student)
+    ema.copy_to(final)
+    final.eval()
+    checkpoint = None
+    if run_dir is not None:
+        meta = dict(extra or {})
+        meta.update(student_metadata(config, teacher_objective=teacher_objective_name, couplings=couplings))
+        checkpoint = save_checkpoint(
+            run_dir, step=step, model=student.state_dict(), ema=ema.state_dict(), optimizer=None,
+            rng={"torch_cpu": torch.get_rng_state()}, config=config.model_dump(mode="json"), extra=meta, keep=1,
+        )
+    return DistillResult(student=final, couplings=couplings, metrics=metrics, checkpoint=checkpoint, losses=losses)
+
+
+__all__ = [
+    "Couplings",
+    "DistillResult",
+    "ReflowConfig",
+    "reflow_distill",
+    "reflow_times",
+    "student_metadata",
+    "teacher_couplings",
+]

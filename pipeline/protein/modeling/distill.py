@@ -1,0 +1,106 @@
+"""The work behind ``velocast distill protein``: a few-step student of a trained alanine-dipeptide model by reflow.
+
+Ensemble models are unconditional: the teacher maps noise to conformations. Forecast models are
+conditioned on ``z(t)``: the conditions are the training store's frames that have a lagged successor
+(the teacher's own lag). The student (the teacher's network, initialised from its EMA weights) is
+fine-tuned on the straight couplings (:mod:`models.distillation`) and written as an ordinary protein run
+(same metadata, objective ``fm``) that also records ``sampler="euler"`` and ``sampler_steps=K``;
+sample it with ``velocast sample protein --model OUT --sampler euler --steps K``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from pydantic import Field
+
+from models.distillation import ReflowConfig
+from pipeline.config import StrictModel
+
+
+class ProteinReflowConfig(ReflowConfig):
+    """:class:`~models.distillation.ReflowConfig` with defaults sized for the residual-MLP protein model."""
+
+    student_steps: int = Field(4, description="Euler steps (network calls) of the student")
+    teacher_sampler: str = "heun"
+    teacher_steps: int = 16
+    pairs: int = 16384
+    pair_batch_size: int = 4096
+    steps: int = 2000
+    batch_size: int = 512
+    lr: float = 3e-4
+    warmup_steps: int = 50
+    ema_decay: float = 0.995
+
+
+class DistillProteinConfig(StrictModel):
+    """Options of ``velocast distill protein``."""
+
+    model: str = Field(description="teacher run directory or checkpoint directory")
+    data: str | None = Field(None, description="structure store (forecast models; default: the teacher's)")
+    reflow: ProteinReflowConfig = ProteinReflowConfig()
+
+
+class _Unconditional:
+    """Batches of no condition (an ensemble model): only the shape of ``x1`` is used."""
+
+    def __init__(self, dim: int, batch_size: int) -> None:
+        self.dim, self.batch_size = dim, batch_size
+
+    def batch(self, step: int, *, rank: int = 0, world_size: int = 1):  # type: ignore[no-untyped-def]
+        import torch
+
+        from models.training import Batch
+
+        return Batch(x1=torch.zeros(self.batch_size, self.dim))
+
+
+def distill_protein(config: DistillProteinConfig, *, out: str | Path, progress: bool = True) -> dict:
+    """Distil the teacher into ``out`` (written beside, then renamed into place)."""
+    import torch
+
+    from models.distillation import reflow_distill
+    from models.training import TensorSource
+    from pipeline.console import make_progress
+    from pipeline.protein.modeling.data import lagged_pairs, trajectory_bounds
+    from pipeline.protein.modeling.generate import load_protein_model
+    from pipeline.protein.store import open_structure_store
+    from pipeline.provenance import file_sha256
+
+    out = Path(out)
+    if out.exists() and any(out.iterdir()):
+        raise ValueError(f"{out} already exists and is not empty; choose a new --out")
+    model = load_protein_model(config.model)
+    reflow = config.reflow
+    if model.task == "ensemble":
+        source = _Unconditional(model.dim, reflow.pair_batch_size)
+    else:
+        data = config.data or model.metadata.get("data")
+        store = open_structure_store(data)
+        z = torch.from_numpy(model.standardiser.encode(model.standardiser.align(store.frames())))
+        first, second = lagged_pairs(trajectory_bounds(store), int(model.metadata["lag_frames"]))
+        source = TensorSource(z[second], condition=z[first], batch_size=reflow.pair_batch_size, seed=reflow.seed)
+    meta = dict(model.metadata)
+    meta["teacher_checkpoint"] = f"sha256:{file_sha256(Path(model.checkpoint) / 'weights.safetensors')}"
+    meta["teacher_model"] = str(config.model)
+    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        with make_progress(enabled=progress) as bar:
+            tasks = {"pairs": bar.add_task("teacher pairs", total=reflow.pairs),
+                     "steps": bar.add_task("distil", total=reflow.steps)}
+            result = reflow_distill(teacher=model.net, teacher_objective=model.objective, source=source, config=reflow,
+                                    run_dir=tmp, extra=meta, teacher_objective_name=str(meta.get("objective")),
+                                    progress=lambda stage, done, total: bar.update(tasks[stage], completed=done))
+        (tmp / "distill_config.json").write_text(config.model_dump_json(indent=1))
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if out.exists():
+        out.rmdir()
+    os.replace(tmp, out)
+    return {"pairs": len(result.couplings), "teacher_nfe": result.couplings.nfe, "steps": reflow.steps,
+            "student_steps": reflow.student_steps, "loss": result.metrics.get("loss"), "task": model.task}

@@ -1,0 +1,120 @@
+"""``velocast distill weather``: a few-step student of a trained weather model by reflow.
+
+The teacher's training windows (same store, same time split, the teacher's normalisation) give the
+conditions; the teacher's ODE (``teacher_sampler`` × ``teacher_steps``) maps fresh noise to residuals under
+each condition; the student — the teacher's network, initialised from its EMA weights — is fine-tuned with
+flow matching on those straight couplings (:mod:`models.distillation`). The student's run directory holds
+an ordinary weather checkpoint (same metadata as the teacher's, objective ``fm``) plus
+``sampler="euler"`` and ``sampler_steps=K``, so ``load_forecaster`` and ``velocast forecast weather``
+use it unchanged and default to K Euler steps (K network calls per forecast step).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+from pathlib import Path
+
+import pandas as pd
+from pydantic import Field
+
+from models.distillation import ReflowConfig, reflow_distill
+from pipeline.config import StrictModel
+from pipeline.provenance import file_sha256
+
+log = logging.getLogger(__name__)
+
+
+class WeatherReflowConfig(ReflowConfig):
+    """:class:`~models.distillation.ReflowConfig` with defaults sized for the weather model on a CPU."""
+
+    student_steps: int = Field(4, description="Euler steps (network calls per forecast step) of the student")
+    teacher_sampler: str = "heun"
+    teacher_steps: int = 16
+    pairs: int = Field(512, description="teacher (noise, residual) pairs")
+    pair_batch_size: int = 32
+    steps: int = Field(400, description="student optimisation steps")
+    batch_size: int = 8
+    lr: float = 2e-4
+    warmup_steps: int = 10
+    ema_decay: float = 0.98
+
+
+class DistillWeatherConfig(StrictModel):
+    """Options of ``velocast distill weather`` (``reflow`` holds the distillation hyper-parameters)."""
+
+    model: str = Field(description="teacher run directory (newest checkpoint) or checkpoint directory")
+    data: str | None = Field(None, description="training store (default: the one the teacher was trained on)")
+    reflow: WeatherReflowConfig = WeatherReflowConfig()
+
+
+def _teacher_split(run: Path) -> tuple[str | None, float, list[str] | None]:
+    """The teacher's ``train_end``, ``validation_fraction`` and ``variables`` from its train_config.json."""
+    cfg_path = run / "train_config.json"
+    if cfg_path.is_file():
+        cfg = json.loads(cfg_path.read_text())
+        return cfg.get("train_end"), float(cfg.get("validation_fraction", 0.1)), cfg.get("variables")
+    return None, 0.1, None
+
+
+def distill_weather(config: DistillWeatherConfig, *, out: str | Path, progress: bool = True) -> dict:
+    """Distil the teacher into ``out`` (written beside, then renamed into place). Returns a summary."""
+    from models.training.checkpoint import load_checkpoint
+    from pipeline.console import make_progress
+    from pipeline.weather.forecasting.data import WeatherWindows
+    from pipeline.weather.forecasting.model import load_forecaster
+    from pipeline.weather.forecasting.train import split_times
+    from pipeline.weather.store import open_training_store
+
+    out = Path(out)
+    if out.exists() and any(out.iterdir()):
+        raise ValueError(f"{out} already exists and is not empty; choose a new --out")
+    forecaster, ckpt_dir = load_forecaster(config.model)
+    if forecaster.deterministic:
+        raise ValueError(f"{config.model} is a deterministic (mse) model; only a generative model can be distilled")
+    teacher_meta = dict(load_checkpoint(ckpt_dir).extra)
+    data = config.data or teacher_meta.get("data")
+    if not data:
+        raise ValueError("the teacher records no training store; pass --data")
+    run_root = Path(config.model) if (Path(config.model) / "checkpoints").is_dir() else Path(ckpt_dir).parent.parent
+    train_end, fraction, _ = _teacher_split(run_root)
+    store = open_training_store(data)
+    times = pd.DatetimeIndex(store["time"].values)
+    last_train = split_times(times, train_end=train_end, fraction=fraction)
+    windows = WeatherWindows.from_dataset(store.sel(time=slice(None, last_train)), forecaster.channels,
+                                          step=forecaster.step, normalisation=forecaster.normalisation)
+    reflow = config.reflow
+    source = windows.source(batch_size=min(reflow.pair_batch_size, len(windows.starts)), seed=reflow.seed)
+    log.info("distilling %s: %d pairs from %d windows, teacher %s x%d, student euler x%d", config.model,
+             reflow.pairs, len(windows.starts), reflow.teacher_sampler, reflow.teacher_steps, reflow.student_steps)
+
+    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    meta = dict(teacher_meta)
+    meta["teacher_checkpoint"] = f"sha256:{file_sha256(Path(ckpt_dir) / 'weights.safetensors')}"
+    meta["teacher_model"] = str(config.model)
+    with make_progress(enabled=progress) as bar:
+        tasks = {"pairs": bar.add_task("teacher pairs", total=reflow.pairs),
+                 "steps": bar.add_task("distil", total=reflow.steps)}
+
+        def report(stage: str, done: int, total: int) -> None:
+            bar.update(tasks[stage], completed=done)
+
+        try:
+            result = reflow_distill(teacher=forecaster.net, teacher_objective=forecaster.objective, source=source,
+                                    config=reflow, run_dir=tmp, extra=meta,
+                                    teacher_objective_name=str(teacher_meta.get("objective")), progress=report)
+            (tmp / "distill_config.json").write_text(config.model_dump_json(indent=1))
+            (tmp / "train_config.json").write_text(json.dumps({"data": data, "train_end": str(last_train),
+                                                                "validation_fraction": fraction}, indent=1))
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+    if out.exists():
+        out.rmdir()
+    os.replace(tmp, out)
+    return {"out": str(out), "pairs": len(result.couplings), "teacher_nfe": result.couplings.nfe,
+            "steps": reflow.steps, "student_steps": reflow.student_steps, "loss": result.metrics.get("loss")}
