@@ -200,6 +200,14 @@ def student_metadata(config: ReflowConfig, *, teacher_objective: str, couplings:
     }
 
 
+def recorded_sampler(
+    metadata: dict[str, Any], sampler: str | None, steps: int | None, *, default: tuple[str, int] = ("heun", 8)
+) -> tuple[str, int]:
+    """The sampler and steps to use: those given, else the checkpoint's (a distilled student records the
+    ones it was distilled for, see :func:`student_metadata`), else ``default``."""
+    return sampler or metadata.get("sampler") or default[0], int(steps or metadata.get("sampler_steps") or default[1])
+
+
 def reflow_distill(
     *,
     teacher: nn.Module,
@@ -288,6 +296,7 @@ def reflow_distill(
 
 
 __all__ = [
+    "recorded_sampler",
     "Couplings",
     "DistillResult",
     "ReflowConfig",

@@ -13,6 +13,7 @@ from typing import Sequence
 
 import numpy as np
 
+from models.distillation import recorded_sampler
 from pipeline.console import make_progress
 from pipeline.protein.export import export_structures
 from pipeline.protein.modeling.generate import (
@@ -26,10 +27,14 @@ from pipeline.protein.store import open_structure_store, write_structure_store
 EXPORT_FORMATS: tuple[str, ...] = ("pdb", "xtc", "dcd")
 
 
-def sample_protein(*, model: str | Path, n: int, out: str | Path, sampler: str = "heun", steps: int = 16,
-                   seed: int = 0, formats: Sequence[str] = EXPORT_FORMATS, progress: bool = True) -> Path:
-    """Draw ``n`` conformations into ``out/samples.zarr`` and export them; returns the store path."""
+def sample_protein(*, model: str | Path, n: int, out: str | Path, sampler: str | None = None,
+                   steps: int | None = None, seed: int = 0, formats: Sequence[str] = EXPORT_FORMATS,
+                   progress: bool = True) -> Path:
+    """Draw ``n`` conformations into ``out/samples.zarr`` and export them; returns the store path.
+
+    ``sampler``/``steps`` default to the checkpoint's own (a distilled student's), else heun × 16."""
     loaded = load_protein_model(model)
+    sampler, steps = recorded_sampler(loaded.metadata, sampler, steps, default=("heun", 16))
     with make_progress(enabled=progress) as bar:
         task = bar.add_task("sample", total=n)
         generated = sample_conformations(loaded, n=n, sampler=sampler, steps=steps, seed=seed,
@@ -61,10 +66,13 @@ def start_frame(spec: str) -> np.ndarray:
 
 
 def forecast_protein(*, model: str | Path, start: str, steps: int, members: int, out: str | Path,
-                     sampler: str = "heun", sampler_steps: int = 16, seed: int = 0,
+                     sampler: str | None = None, sampler_steps: int | None = None, seed: int = 0,
                      formats: Sequence[str] = EXPORT_FORMATS, progress: bool = True) -> Path:
-    """Roll ``members`` trajectories of ``steps`` lags into ``out/trajectories.zarr`` and export them."""
+    """Roll ``members`` trajectories of ``steps`` lags into ``out/trajectories.zarr`` and export them.
+
+    ``sampler``/``sampler_steps`` default to the checkpoint's own, else heun × 16."""
     loaded = load_protein_model(model)
+    sampler, sampler_steps = recorded_sampler(loaded.metadata, sampler, sampler_steps, default=("heun", 16))
     first = start_frame(start)
     if first.shape != (loaded.topology.n_atoms, 3):
         raise ValueError(f"the start structure has {first.shape[0]} atoms, the model {loaded.topology.n_atoms}")

@@ -20,6 +20,7 @@ import pandas as pd
 import xarray as xr
 from pydantic import Field
 
+from models.distillation import recorded_sampler
 from pipeline.config import StrictModel
 from pipeline.console import make_progress
 from pipeline.provenance import file_sha256
@@ -110,13 +111,6 @@ def initial_history(forecaster: Forecaster, truth: xr.Dataset, init_times: pd.Da
     return np.stack([previous, current], axis=1)
 
 
-def sampler_defaults(forecaster: Forecaster, sampler: str | None, steps: int | None) -> tuple[str, int]:
-    """The sampler and steps to use: those given, else the checkpoint's (a distilled student records the
-    ones it was distilled for), else ``heun`` x 8."""
-    return (sampler or forecaster.metadata.get("sampler") or "heun",
-            int(steps or forecaster.metadata.get("sampler_steps") or 8))
-
-
 @dataclass(frozen=True)
 class ForecastSummary:
     """What a forecast run did: cycles written and skipped, network calls per step, seconds spent."""
@@ -137,7 +131,7 @@ def forecast_weather(config: ForecastConfig, *, out: str | Path, progress: bool 
     from pipeline.weather.store import open_training_store
 
     forecaster, ckpt_dir = load_forecaster(config.model)
-    sampler, sampler_steps = sampler_defaults(forecaster, config.sampler, config.sampler_steps)
+    sampler, sampler_steps = recorded_sampler(forecaster.metadata, config.sampler, config.sampler_steps)
     config = config.model_copy(update={"sampler": sampler, "sampler_steps": sampler_steps})
     truth = open_training_store(config.data)
     init_times = parse_init_times(config.init_times)
