@@ -172,19 +172,27 @@ class Objective:
         target = bcast(c, x1) * x1 + bcast(d, x1) * noise
         x_in, t_in = self.network_inputs(xt, t)
         out = call_net(net, x_in, t_in, condition, drop)
-        err = (out.float() - target.float()) ** 2
-        w = torch.ones_like(err)
-        if weight is not None:
-            w = w * weight.to(err.dtype)
-        if mask is not None:
-            m = torch.broadcast_to(mask.to(err.dtype), err.shape)
-            w = w * m
-            count = m.reshape(batch, -1).sum(1)
-        else:
-            count = torch.full((batch,), float(err[0].numel()), device=err.device)
-        per_sample_sum = (w * err).reshape(batch, -1).sum(1)
-        per_sample = per_sample_sum / count.clamp_min(1.0)
-        return LossOutput(loss=per_sample_sum.sum() / count.sum().clamp_min(1.0), per_sample=per_sample, t=t)
+        return weighted_square_loss(out, target, weight=weight, mask=mask, t=t)
+
+
+def weighted_square_loss(
+    out: Tensor, target: Tensor, *, weight: Tensor | None, mask: Tensor | None, t: Tensor
+) -> LossOutput:
+    """``Σ w·m·(out − target)² / Σ m`` over all elements (and per sample); ``w``, ``m`` broadcast to ``out``."""
+    batch = out.shape[0]
+    err = (out.float() - target.float()) ** 2
+    w = torch.ones_like(err)
+    if weight is not None:
+        w = w * weight.to(err.dtype)
+    if mask is not None:
+        m = torch.broadcast_to(mask.to(err.dtype), err.shape)
+        w = w * m
+        count = m.reshape(batch, -1).sum(1)
+    else:
+        count = torch.full((batch,), float(err[0].numel()), device=err.device)
+    per_sample_sum = (w * err).reshape(batch, -1).sum(1)
+    per_sample = per_sample_sum / count.clamp_min(1.0)
+    return LossOutput(loss=per_sample_sum.sum() / count.sum().clamp_min(1.0), per_sample=per_sample, t=t)
 
 
 # -- configuration / factory ----------------------------------------------------------------------------

@@ -11,7 +11,7 @@ import torch
 from torch import Tensor
 
 from models.guidance import Condition, call_net
-from models.objectives import LossOutput, Network, Prediction
+from models.objectives import LossOutput, Network, Prediction, weighted_square_loss
 from models.paths import LinearPath
 
 
@@ -50,18 +50,6 @@ class RegressionObjective:
         drop: Tensor | None = None,
         generator: torch.Generator | None = None,
     ) -> LossOutput:
-        batch = x1.shape[0]
-        ones = torch.ones(batch, dtype=x1.dtype, device=x1.device)
+        ones = torch.ones(x1.shape[0], dtype=x1.dtype, device=x1.device)
         out = call_net(net, torch.zeros_like(x1), ones, condition, drop)
-        err = (out.float() - x1.float()) ** 2
-        w = torch.ones_like(err) if weight is None else torch.broadcast_to(weight.to(err.dtype), err.shape)
-        if mask is not None:
-            w = w * torch.broadcast_to(mask.to(err.dtype), err.shape)
-        count = (torch.ones_like(err) if mask is None else torch.broadcast_to(mask.to(err.dtype), err.shape))
-        count = count.reshape(batch, -1).sum(1)
-        per_sample_sum = (w * err).reshape(batch, -1).sum(1)
-        return LossOutput(
-            loss=per_sample_sum.sum() / count.sum().clamp_min(1.0),
-            per_sample=per_sample_sum / count.clamp_min(1.0),
-            t=ones,
-        )
+        return weighted_square_loss(out, x1, weight=weight, mask=mask, t=ones)
