@@ -40,10 +40,10 @@ class RunWeatherConfig(StrictModel):
     lead_days: float = 5.0
     members: int = 10
     sampler: str = "heun"
-    sampler_steps: int = 4
-    network: NetworkConfig = NetworkConfig()
+    sampler_steps: int = Field(2, description="sampler steps per 6-h step (heun: 2 network calls each)")
+    network: NetworkConfig = NetworkConfig(base_channels=32, channel_mults=[1, 2, 2], blocks_per_level=1)
     train: TrainConfig = TrainConfig(steps=4000, batch_size=16, lr=5e-4, warmup_steps=100, ema_decay=0.995,
-                                     log_every=25, checkpoint_every=500, validate_every=1000, max_minutes=9.0)
+                                     log_every=25, checkpoint_every=500, validate_every=1000, max_minutes=8.0)
     deterministic_train: TrainConfig = TrainConfig(steps=1500, batch_size=16, lr=5e-4, warmup_steps=100,
                                                    ema_decay=0.995, log_every=25, checkpoint_every=500,
                                                    validate_every=0, max_minutes=3.0)
