@@ -126,15 +126,12 @@ def _timedelta(text: str) -> str:
 
 
 def parse_init_times(text: str) -> list[str]:
-    """``2000-03-01,2000-03-05`` or ``START/END/STEP`` (e.g. ``2000-02-01/2000-03-01/5d``)."""
-    import pandas as pd
-
+    """``2000-03-01,2000-03-05`` or ``START/END/STEP`` (e.g. ``2000-02-01/2000-03-01/5d``): the syntax of
+    ``velocast forecast weather --init-times`` (one parser: :func:`pipeline.weather.forecasting.forecast.parse_init_times`)."""
     from pipeline.errors import UserError
+    from pipeline.weather.forecasting.forecast import parse_init_times as parse
 
     try:
-        if "/" in text:
-            start, end, step = text.split("/")
-            return [str(t) for t in pd.date_range(start, end, freq=pd.Timedelta(step))]
-        return [str(pd.Timestamp(t.strip())) for t in text.split(",") if t.strip()]
+        return [str(t) for t in parse([text])]
     except ValueError as exc:
         raise UserError(f"--init-times: cannot parse {text!r} ({exc})") from None
