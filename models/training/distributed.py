@@ -42,13 +42,13 @@ def init_distributed(device: str = "auto") -> DistInfo:
     return DistInfo(rank=rank, world_size=world, local_rank=local, device=dev)
 
 
-def any_true(flag: bool, info: DistInfo) -> bool:
-    """True on every rank if ``flag`` is True on any rank."""
+def max_over_ranks(value: float, info: DistInfo) -> float:
+    """The largest ``value`` over all ranks (``value`` itself outside DDP)."""
     if not info.enabled:
-        return flag
-    t = torch.tensor([1.0 if flag else 0.0], device=info.device)
+        return value
+    t = torch.tensor([float(value)], dtype=torch.float64, device=info.device)
     dist.all_reduce(t, op=dist.ReduceOp.MAX)
-    return bool(t.item() > 0)
+    return float(t.item())
 
 
 def barrier(info: DistInfo) -> None:

@@ -27,7 +27,7 @@ from models.guidance import sample_drop_mask
 from models.objectives import Objective, ObjectiveSpec, make_objective
 from models.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from models.training.data import BatchSource
-from models.training.distributed import DistInfo, any_true, barrier, init_distributed
+from models.training.distributed import DistInfo, barrier, init_distributed, max_over_ranks
 from models.training.ema import EMA
 
 
@@ -58,12 +58,18 @@ class TrainConfig(BaseModel):
     tensorboard: bool = False
 
 
-def lr_at(step: int, config: TrainConfig) -> float:
-    """Linear warmup over ``warmup_steps`` then cosine decay to ``min_lr_ratio·lr`` at ``steps``."""
+def lr_at(step: int, config: TrainConfig, *, budget_fraction: float = 0.0) -> float:
+    """Linear warmup over ``warmup_steps`` then cosine decay to ``min_lr_ratio·lr``.
+
+    The cosine runs over whichever ends first: the remaining steps or the wall-clock budget
+    (``budget_fraction`` = elapsed / ``max_minutes`` of this invocation), so a run stopped by its time
+    budget has still annealed its learning rate: ``progress = max((step - warmup) / (steps - warmup),
+    budget_fraction)``.
+    """
     if config.warmup_steps > 0 and step < config.warmup_steps:
         return config.lr * (step + 1) / config.warmup_steps
     span = max(1, config.steps - config.warmup_steps)
-    progress = min(1.0, (step - config.warmup_steps) / span)
+    progress = min(1.0, max((step - config.warmup_steps) / span, budget_fraction))
     floor = config.min_lr_ratio
     return config.lr * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress)))
 
@@ -211,12 +217,16 @@ def train(
     sl = slice(info.rank * local_b, (info.rank + 1) * local_b)
     try:
         while step < config.steps:
-            if config.max_minutes is not None and any_true(
-                time.monotonic() - start > 60.0 * config.max_minutes, info
-            ):
-                stopped = "time_budget"
-                break
-            lr = lr_at(step, config)
+            budget_fraction = 0.0
+            if config.max_minutes is not None:
+                # one value for every rank, so DDP ranks share the stop decision and the learning rate
+                budget_s = 60.0 * config.max_minutes
+                elapsed = time.monotonic() - start
+                budget_fraction = max_over_ranks(elapsed / budget_s if budget_s > 0 else math.inf, info)
+                if budget_fraction >= 1.0:
+                    stopped = "time_budget"
+                    break
+            lr = lr_at(step, config, budget_fraction=budget_fraction)
             for group in opt.param_groups:
                 group["lr"] = lr
             batch = data.batch(step, rank=info.rank, world_size=info.world_size).to(device)

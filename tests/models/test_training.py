@@ -196,3 +196,13 @@ def test_bf16_autocast_path_trains(tmp_path: Path) -> None:
     res = train(net=small_net(), data=source(), config=config(steps=5, amp="bf16", checkpoint_every=0))
     assert res.step == 5 and torch.isfinite(torch.tensor(res.metrics.get("loss", 0.0)))
     assert all(p.dtype == torch.float32 and torch.isfinite(p).all() for p in res.net.parameters())
+
+
+def test_learning_rate_anneals_over_the_time_budget_when_it_ends_first() -> None:
+    """Half-way through the wall-clock budget the LR is at the cosine's middle, whatever the step count;
+    at the end of the budget it has reached the floor."""
+    cfg = TrainConfig(steps=10_000, warmup_steps=10, lr=1.0, min_lr_ratio=0.0, max_minutes=1.0)
+    assert lr_at(20, cfg) == pytest.approx(1.0, abs=1e-2)
+    assert lr_at(20, cfg, budget_fraction=0.5) == pytest.approx(0.5, abs=1e-2)
+    assert lr_at(20, cfg, budget_fraction=1.0) == pytest.approx(0.0, abs=1e-9)
+    assert lr_at(9_000, cfg, budget_fraction=0.1) == pytest.approx(lr_at(9_000, cfg), abs=1e-12)
