@@ -28,6 +28,9 @@ def train_protein_command(
     out: Path = typer.Option(..., "--out", "-o", help="Run directory (checkpoints, metrics.jsonl); resumes if present."),
     task: Optional[str] = typer.Option(None, "--task", help="ensemble (conformations) or forecast (x(t+τ) | x(t))."),
     lag_ps: Optional[float] = typer.Option(None, "--lag-ps", help="Forecast lag τ in ps."),
+    representation: Optional[str] = typer.Option(
+        None, "--representation",
+        help="internal (bond lengths, angles, dihedrals; default: valid bonds by construction) or cartesian."),
     steps: Optional[int] = typer.Option(None, "--steps", help="Training steps."),
     max_minutes: Optional[float] = typer.Option(None, "--max-minutes", help="Stop cleanly after this many minutes."),
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML config (ProteinTrainConfig)."),
@@ -42,7 +45,8 @@ def train_protein_command(
 
     train_overrides = {k: v for k, v in {"steps": steps, "max_minutes": max_minutes}.items() if v is not None}
     cfg = load_config(ProteinTrainConfig, config, sets=set_, overrides={
-        "data": str(data) if data else None, "task": task, "lag_ps": lag_ps, "train": train_overrides or None})
+        "data": str(data) if data else None, "task": task, "lag_ps": lag_ps,
+        "representation": representation, "train": train_overrides or None})
     with user_errors(*_input_errors()):
         result = train_protein(cfg, out=out, progress=not no_progress)
     console.print(f"trained the {cfg.task} model to step {result.step} ({result.stopped}); checkpoints in {out}/checkpoints")

@@ -1,11 +1,18 @@
-"""Conformations as vectors for flow matching.
+"""Conformations as vectors for flow matching: two featurisations with one interface.
 
-Rotations and translations are removed by superposition, not learned: every frame is Kabsch-aligned
-(all atoms) to a reference, the mean aligned structure (two alignment passes: first frame, then the
-mean). Coordinates are then standardised per Cartesian component, ``z = (x - μ) / σ`` with ``μ`` the mean
-structure and ``σ`` the per-atom, per-axis std over the training frames, and flattened to ``3N``. The
-prior is ``N(0, I)`` in ``z`` — an anisotropic Gaussian around the mean structure in the reference frame —
-so samples come out already aligned; there is no centre-of-mass or rotation degree of freedom left.
+``internal`` (the default): bond lengths, bond angles and dihedrals of a Z-matrix built from the bond
+graph (:mod:`pipeline.protein.zmatrix`), ``3N − 6`` numbers that are invariant to rotations and
+translations, so there is no centre-of-mass or rotation degree of freedom to model at all. Each dihedral
+is unwrapped onto ``[c, c + 2π)`` with the cut ``c`` placed in its emptiest stretch of the training
+data, so a Gaussian prior never has to bridge the ±π seam inside a populated basin. Every feature is
+standardised, ``z = (q − μ) / σ``, with the prior ``N(0, I)`` in ``z``. Bond lengths are modelled directly
+(constrained X−H bonds are constants), which is what makes samples chemically valid. Decoding rebuilds
+Cartesian coordinates by NeRF and superposes them on the mean training structure.
+
+``cartesian``: every frame is Kabsch-aligned (all atoms) to the mean structure (two passes), coordinates
+are standardised per component around it and flattened to ``3N``; the prior is an anisotropic Gaussian
+around the mean structure in the reference frame. Measured worse: bond lengths come out as the
+difference of two noisy positions (see the README's protein-models section).
 
 Time-lagged pairs ``(x(t), x(t+τ))`` are taken within each trajectory only (never across boundaries).
 """
@@ -13,38 +20,66 @@ Time-lagged pairs ``(x(t), x(t+τ))`` are taken within each trajectory only (nev
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal, Protocol
 
 import numpy as np
 
 from pipeline.protein.geometry import kabsch_align
 from pipeline.protein.store import StructureStore
+from pipeline.protein.zmatrix import ZMatrix
+
+if TYPE_CHECKING:
+    import mdtraj
+
+Representation = Literal["internal", "cartesian"]
+
+
+class Featuriser(Protocol):
+    """Frames (F, N, 3) nm ↔ standardised feature vectors (F, D) float32."""
+
+    kind: str
+
+    @property
+    def dim(self) -> int: ...
+
+    def encode(self, frames: np.ndarray) -> np.ndarray: ...
+
+    def decode(self, z: np.ndarray) -> np.ndarray: ...
+
+    def to_json(self) -> dict: ...
+
+
+def mean_structure(frames: np.ndarray) -> np.ndarray:
+    """The mean of ``frames`` after two Kabsch passes (on the first frame, then on the first mean)."""
+    reference = kabsch_align(frames, frames[0]).mean(axis=0)
+    return kabsch_align(frames, reference).mean(axis=0).astype(np.float64)
 
 
 @dataclass(frozen=True)
 class Standardiser:
-    """Reference frame and per-component scaling of an atom set."""
+    """``cartesian``: reference frame and per-component scaling of an atom set."""
 
     reference: np.ndarray  # (N, 3) nm: the frame everything is aligned to (the mean structure)
     mean: np.ndarray  # (N, 3)
     std: np.ndarray  # (N, 3)
+    kind = "cartesian"
 
     @classmethod
-    def fit(cls, frames: np.ndarray) -> tuple[Standardiser, np.ndarray]:
-        """Align ``frames`` (F, N, 3) in two passes and fit the scaling; returns it and the aligned frames."""
-        aligned = kabsch_align(frames, frames[0])
-        reference = aligned.mean(axis=0)
+    def fit(cls, frames: np.ndarray) -> Standardiser:
+        """Fit the reference (two alignment passes) and the scaling on ``frames`` (F, N, 3)."""
+        reference = mean_structure(frames)
         aligned = kabsch_align(frames, reference)
-        mean = aligned.mean(axis=0)
         std = np.maximum(aligned.std(axis=0), 1e-4)
-        return cls(
-            reference=mean.astype(np.float64), mean=mean.astype(np.float64), std=std.astype(np.float64)
-        ), aligned
+        return cls(reference=reference, mean=aligned.mean(axis=0).astype(np.float64), std=std.astype(np.float64))
 
-    def align(self, frames: np.ndarray) -> np.ndarray:
-        return kabsch_align(frames, self.reference)
+    @property
+    def dim(self) -> int:
+        return int(self.mean.size)
 
-    def encode(self, aligned: np.ndarray) -> np.ndarray:
-        """(…, N, 3) aligned nm → (…, 3N) standardised float32."""
+    def encode(self, frames: np.ndarray) -> np.ndarray:
+        """(…, N, 3) nm, any pose → (…, 3N) standardised float32 (aligned to the reference first)."""
+        x = np.asarray(frames, dtype=np.float64)
+        aligned = kabsch_align(x.reshape(-1, *x.shape[-2:]), self.reference).reshape(x.shape)
         z = (aligned - self.mean) / self.std
         return z.reshape(*z.shape[:-2], -1).astype(np.float32)
 
@@ -54,11 +89,114 @@ class Standardiser:
         return (x * self.std + self.mean).astype(np.float32)
 
     def to_json(self) -> dict:
-        return {k: np.asarray(getattr(self, k)).round(7).tolist() for k in ("reference", "mean", "std")}
+        return {"kind": self.kind} | {
+            k: np.asarray(getattr(self, k)).round(7).tolist() for k in ("reference", "mean", "std")
+        }
 
     @classmethod
     def from_json(cls, data: dict) -> Standardiser:
         return cls(**{k: np.asarray(data[k], dtype=np.float64) for k in ("reference", "mean", "std")})
+
+
+# floors of σ: constrained bonds have σ ≈ 0, which must not blow up z
+_STD_FLOOR = {"bond": 1e-4, "angle": 1e-3, "dihedral": 1e-3}
+
+
+def dihedral_cuts(dihedrals: np.ndarray, *, bins: int = 72) -> np.ndarray:
+    """Per column of ``dihedrals`` (F, K) rad: the centre of the longest circular run of its least
+    populated histogram bins — where to cut the circle so populated basins stay in one piece."""
+    width = 2 * np.pi / bins
+    cuts = np.full(dihedrals.shape[1], np.pi)
+    for k in range(dihedrals.shape[1]):
+        counts, _ = np.histogram(dihedrals[:, k], bins=bins, range=(-np.pi, np.pi))
+        emptiest = counts == counts.min()
+        if emptiest.all():
+            continue
+        shift = int(np.argmin(emptiest))  # a populated bin: runs no longer wrap around the end
+        rolled = np.roll(emptiest, -shift)
+        best_start, best_len, start = 0, 0, None
+        for i, flag in enumerate(np.append(rolled, False)):
+            if flag and start is None:
+                start = i
+            elif not flag and start is not None:
+                if i - start > best_len:
+                    best_start, best_len = start, i - start
+                start = None
+        middle = (best_start + (best_len - 1) / 2 + shift) % bins
+        cuts[k] = -np.pi + (middle + 0.5) * width
+    return cuts
+
+
+@dataclass(frozen=True)
+class InternalCoordinates:
+    """``internal``: Z-matrix features ``[bonds, angles, dihedrals unwrapped at their cuts]``, standardised."""
+
+    zmatrix: ZMatrix
+    cuts: np.ndarray  # (N − 3,) rad
+    mean: np.ndarray  # (3N − 6,)
+    std: np.ndarray  # (3N − 6,)
+    reference: np.ndarray  # (N, 3) nm: decoded structures are superposed on it
+    kind = "internal"
+
+    @classmethod
+    def fit(cls, frames: np.ndarray, topology: mdtraj.Topology) -> InternalCoordinates:
+        zmatrix = ZMatrix.from_topology(topology)
+        bonds, angles, dihedrals = zmatrix.internal(frames)
+        cuts = dihedral_cuts(dihedrals)
+        q = np.concatenate([bonds, angles, _unwrap(dihedrals, cuts)], axis=-1)
+        floors = np.concatenate([np.full(bonds.shape[-1], _STD_FLOOR["bond"]),
+                                 np.full(angles.shape[-1], _STD_FLOOR["angle"]),
+                                 np.full(dihedrals.shape[-1], _STD_FLOOR["dihedral"])])
+        return cls(zmatrix=zmatrix, cuts=cuts, mean=q.mean(axis=0), std=np.maximum(q.std(axis=0), floors),
+                   reference=mean_structure(frames))
+
+    @property
+    def dim(self) -> int:
+        return int(self.mean.size)
+
+    def encode(self, frames: np.ndarray) -> np.ndarray:
+        """(…, N, 3) nm → (…, 3N − 6) standardised float32."""
+        bonds, angles, dihedrals = self.zmatrix.internal(frames)
+        q = np.concatenate([bonds, angles, _unwrap(dihedrals, self.cuts)], axis=-1)
+        return ((q - self.mean) / self.std).astype(np.float32)
+
+    def decode(self, z: np.ndarray) -> np.ndarray:
+        """(…, 3N − 6) → (…, N, 3) nm, superposed on the mean training structure."""
+        q = np.asarray(z, dtype=np.float64) * self.std + self.mean
+        n = self.zmatrix.n_atoms
+        bonds, angles, dihedrals = q[..., : n - 1], q[..., n - 1 : 2 * n - 3], q[..., 2 * n - 3 :]
+        x = self.zmatrix.cartesian(bonds, angles, dihedrals)
+        flat = x.reshape(-1, n, 3)
+        return kabsch_align(flat, self.reference).reshape(x.shape).astype(np.float32)
+
+    def to_json(self) -> dict:
+        return {"kind": self.kind, "zmatrix": self.zmatrix.to_json()} | {
+            k: np.asarray(getattr(self, k)).round(9).tolist() for k in ("cuts", "mean", "std", "reference")
+        }
+
+    @classmethod
+    def from_json(cls, data: dict) -> InternalCoordinates:
+        arrays = {k: np.asarray(data[k], dtype=np.float64) for k in ("cuts", "mean", "std", "reference")}
+        return cls(zmatrix=ZMatrix.from_json(data["zmatrix"]), **arrays)
+
+
+def _unwrap(dihedrals: np.ndarray, cuts: np.ndarray) -> np.ndarray:
+    """Each dihedral moved into ``[cut, cut + 2π)``."""
+    return cuts + np.mod(dihedrals - cuts, 2 * np.pi)
+
+
+def fit_featuriser(representation: Representation, frames: np.ndarray, topology: mdtraj.Topology) -> Featuriser:
+    """Fit the ``internal`` or ``cartesian`` featurisation on training ``frames`` (F, N, 3) nm."""
+    if representation == "internal":
+        return InternalCoordinates.fit(frames, topology)
+    return Standardiser.fit(frames)
+
+
+def featuriser_from_json(data: dict) -> Featuriser:
+    """The featuriser a checkpoint recorded (``kind`` absent: a cartesian one from before ``internal``)."""
+    if data.get("kind", "cartesian") == "internal":
+        return InternalCoordinates.from_json(data)
+    return Standardiser.from_json(data)
 
 
 def trajectory_bounds(store: StructureStore) -> list[tuple[int, int]]:

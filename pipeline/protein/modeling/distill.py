@@ -79,7 +79,7 @@ def distill_protein(config: DistillProteinConfig, *, out: str | Path, progress: 
     else:
         data = config.data or model.metadata.get("data")
         store = open_structure_store(data)
-        z = torch.from_numpy(model.standardiser.encode(model.standardiser.align(store.frames())))
+        z = torch.from_numpy(model.featuriser.encode(store.frames()))
         first, second = lagged_pairs(trajectory_bounds(store), int(model.metadata["lag_frames"]))
         source = TensorSource(z[second], condition=z[first], batch_size=reflow.pair_batch_size, seed=reflow.seed)
     meta = dict(model.metadata)

@@ -18,18 +18,18 @@ from models.networks import MLPDenoiser
 from models.objectives import Objective, make_objective
 from models.samplers import Denoiser, sample
 from models.training import CheckpointError, load_checkpoint, load_weights
-from pipeline.protein.modeling.data import Standardiser
+from pipeline.protein.modeling.data import Featuriser, featuriser_from_json
 from pipeline.protein.topology import topology_from_dict
 from pipeline.provenance import file_sha256, provenance_record
 
 
 @dataclass
 class ProteinModel:
-    """A trained conformation model: network (EMA weights), objective, standardiser, topology, metadata."""
+    """A trained conformation model: network (EMA weights), objective, featuriser, topology, metadata."""
 
     net: nn.Module
     objective: Objective
-    standardiser: Standardiser
+    featuriser: Featuriser
     topology: object
     task: str
     metadata: dict
@@ -37,7 +37,7 @@ class ProteinModel:
 
     @property
     def dim(self) -> int:
-        return int(self.standardiser.mean.size)
+        return self.featuriser.dim
 
 
 def load_protein_model(run: str | Path) -> ProteinModel:
@@ -46,8 +46,8 @@ def load_protein_model(run: str | Path) -> ProteinModel:
     meta = ckpt.extra
     if meta.get("domain") != "protein":
         raise CheckpointError(f"{ckpt.path}: not a protein model checkpoint (domain {meta.get('domain')!r})")
-    standardiser = Standardiser.from_json(meta["standardiser"])
-    dim = int(standardiser.mean.size)
+    featuriser = featuriser_from_json(meta.get("featuriser") or meta["standardiser"])
+    dim = featuriser.dim
     network = meta["network"]
     net = MLPDenoiser(
         dim,
@@ -61,7 +61,7 @@ def load_protein_model(run: str | Path) -> ProteinModel:
     return ProteinModel(
         net=net,
         objective=make_objective(meta.get("objective", "fm")),
-        standardiser=standardiser,
+        featuriser=featuriser,
         topology=topology_from_dict(meta["topology"]),
         task=meta["task"],
         metadata=meta,
@@ -122,7 +122,7 @@ def sample_conformations(
         parts.append(drawn)
         if on_batch is not None:
             on_batch(len(drawn))
-    coordinates = model.standardiser.decode(np.concatenate(parts))
+    coordinates = model.featuriser.decode(np.concatenate(parts))
     return Generated(coordinates=coordinates, cpu_seconds=time.process_time() - start, nfe=nfe)
 
 
@@ -142,8 +142,8 @@ def forecast_trajectories(
         raise ValueError(f"this is a {model.task} model; forecast trajectories with a forecast model")
     generator = torch.Generator().manual_seed(seed)
     begin = time.process_time()
-    aligned = model.standardiser.align(np.asarray(start, dtype=np.float64)[None])
-    current = torch.from_numpy(np.repeat(model.standardiser.encode(aligned), members, axis=0))
+    first = model.featuriser.encode(np.asarray(start, dtype=np.float64)[None])
+    current = torch.from_numpy(np.repeat(first, members, axis=0))
     path, nfe = [current.numpy()], 0
     for _ in range(steps):
         drawn, nfe = _draw(
@@ -155,7 +155,7 @@ def forecast_trajectories(
             on_step(1)
     z = np.stack(path, axis=1)  # (M, steps + 1, 3N)
     return Generated(
-        coordinates=model.standardiser.decode(z), cpu_seconds=time.process_time() - begin, nfe=nfe
+        coordinates=model.featuriser.decode(z), cpu_seconds=time.process_time() - begin, nfe=nfe
     )
 
 

@@ -24,6 +24,7 @@ from pydantic import Field
 from models.training import TrainConfig
 from pipeline.config import StrictModel
 from pipeline.protein.modeling.commands import forecast_protein, sample_protein
+from pipeline.protein.modeling.data import Representation
 from pipeline.protein.modeling.train import ProteinNetworkConfig, ProteinTrainConfig, train_protein
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,7 @@ class RunProteinConfig(StrictModel):
     sampler: str = "heun"
     sampler_steps: int = 16
     lag_ps: float = 10.0
+    representation: Representation = Field("internal", description="internal or cartesian features")
     forecast_steps: int = Field(500, description="lags per forecast trajectory")
     forecast_members: int = 8
     network: ProteinNetworkConfig = ProteinNetworkConfig()
@@ -85,7 +87,7 @@ def train_spec(config: RunProteinConfig, out: Path, task: str) -> ProteinTrainCo
     """The training config of the ``ensemble`` or ``forecast`` model."""
     train_config = config.ensemble_train if task == "ensemble" else config.forecast_train
     return ProteinTrainConfig(data=str(Path(out) / "train.zarr"), task=task, lag_ps=config.lag_ps,
-                              network=config.network, train=train_config)
+                              representation=config.representation, network=config.network, train=train_config)
 
 
 def stage_train(config: RunProteinConfig, out: Path, task: str, *, progress: bool = True) -> Path:

@@ -1,11 +1,11 @@
 """``velocast train protein --task ensemble|forecast``.
 
-- ``ensemble``: flow matching of standardised aligned coordinates ``z`` (see
-  :mod:`pipeline.protein.modeling.data`): ``p(z)``.
+- ``ensemble``: flow matching of standardised features ``z`` — internal coordinates by default, or
+  aligned Cartesian coordinates (see :mod:`pipeline.protein.modeling.data`): ``p(z)``.
 - ``forecast``: conditional flow matching of ``z(t+τ)`` given ``z(t)`` (time-lagged, as ITO / Timewarp),
   rolled out autoregressively into trajectories. ``τ = lag_ps``.
 
-The network is a residual MLP over the ``3N`` coordinates with a time embedding (``models.networks``);
+The network is a residual MLP over the features with a time embedding (``models.networks``);
 the condition (forecast) is concatenated to its input.
 """
 
@@ -22,7 +22,7 @@ from models.networks import MLPDenoiser
 from models.training import TensorSource, TrainConfig, TrainResult, train
 from pipeline.config import StrictModel
 from pipeline.errors import UserError
-from pipeline.protein.modeling.data import Standardiser, lagged_pairs, trajectory_bounds
+from pipeline.protein.modeling.data import Representation, fit_featuriser, lagged_pairs, trajectory_bounds
 from pipeline.protein.store import open_structure_store
 from pipeline.protein.topology import topology_to_dict
 
@@ -46,6 +46,9 @@ class ProteinTrainConfig(StrictModel):
         description="structure store (Zarr) from `velocast ingest protein` / `simulate peptide`"
     )
     task: Task = "ensemble"
+    representation: Representation = Field(
+        "internal", description="internal (bonds, angles, dihedrals; default) or cartesian (aligned coordinates)"
+    )
     lag_ps: float = Field(10.0, description="forecast lag τ in ps (a multiple of the store's frame spacing)")
     objective: str = Field("fm", description="any core objective preset")
     network: ProteinNetworkConfig = ProteinNetworkConfig()
@@ -78,15 +81,19 @@ def train_protein(config: ProteinTrainConfig, *, out: str | Path, progress: bool
     if len(store.coordinates.shape) != 3:
         raise UserError("training needs an MD store with dims (frame, atom, xyz)", path=config.data)
     frames = store.frames()
-    standardiser, aligned = Standardiser.fit(frames)
-    z = torch.from_numpy(standardiser.encode(aligned))
+    try:
+        featuriser = fit_featuriser(config.representation, frames, store.topology)
+    except ValueError as exc:
+        raise UserError(f"cannot build {config.representation} coordinates: {exc}", path=config.data) from exc
+    z = torch.from_numpy(featuriser.encode(frames))
     dim = z.shape[1]
     metadata = {
         "domain": "protein",
         "task": config.task,
         "objective": config.objective,
         "network": config.network.model_dump(mode="json"),
-        "standardiser": standardiser.to_json(),
+        "representation": config.representation,
+        "featuriser": featuriser.to_json(),
         "topology": topology_to_dict(store.topology),
         "data": str(config.data),
         "n_training_frames": int(len(frames)),

@@ -1,0 +1,190 @@
+"""Internal coordinates (a Z-matrix built from the bond graph) and NeRF reconstruction.
+
+Every atom but the first is placed from atoms placed before it: its bond partner ``p`` (bond length
+``|x_i − x_p|``), an angle atom ``a`` bonded to ``p`` (angle ``a−p−i``) and a dihedral atom ``d`` (dihedral
+``d−a−p−i``). The placement order is a breadth-first walk of the bond graph from its centre (heavy
+atoms first), so:
+
+- ``a`` is ``p``'s own bond partner (its parent in the walk), or, when ``p`` is the root, the first
+  atom bonded to it;
+- ``d`` is an atom bonded to ``p`` and placed earlier (a sibling of ``i``) when there is one — the
+  dihedral is then a nearly constant branch offset (≈ ±120° for sp3, 180° for sp2) — and otherwise an
+  atom bonded to ``a`` (a proper torsion such as φ or ψ of a peptide, which carries the conformation).
+
+The first atom has no coordinates, the second only a bond, the third a bond and an angle: ``3N − 6``
+numbers, invariant to rotations and translations. NeRF (Parsons et al. 2005) rebuilds Cartesian
+coordinates from them in a canonical frame (first atom at the origin, second on +x, third in the xy
+plane): with ``b̂ = (p − a)/|p − a|`` and ``n̂ = (a − d) × b̂ / |…|``,
+``x_i = p + r(−cos θ b̂ + sin θ cos φ (n̂ × b̂) + sin θ sin φ n̂)``.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from pipeline.protein.geometry import dihedral
+
+if TYPE_CHECKING:
+    import mdtraj
+
+
+@dataclass(frozen=True)
+class ZMatrix:
+    """Placement order and reference atoms; rows are in placement order, ``-1`` where a reference is absent.
+
+    ``order[k]`` is the k-th placed atom; ``bond[k]``, ``angle[k]``, ``torsion[k]`` its reference atoms
+    (atom indices of the topology). Only rows 1… have a bond, 2… an angle, 3… a dihedral.
+    """
+
+    order: np.ndarray
+    bond: np.ndarray
+    angle: np.ndarray
+    torsion: np.ndarray
+
+    @property
+    def n_atoms(self) -> int:
+        return int(self.order.size)
+
+    @property
+    def n_features(self) -> int:
+        """``3N − 6`` (bonds, angles, dihedrals) for ``N ≥ 3``."""
+        return max(self.n_atoms - 1, 0) + max(self.n_atoms - 2, 0) + max(self.n_atoms - 3, 0)
+
+    @classmethod
+    def from_bonds(cls, n_atoms: int, bonds: list[tuple[int, int]], *, heavy: np.ndarray | None = None) -> ZMatrix:
+        """The Z-matrix of a connected molecule with ``n_atoms`` atoms and ``bonds`` (index pairs).
+
+        ``heavy`` (bool per atom) chooses the root among heavy atoms and walks heavy neighbours first.
+        Raises ValueError when the bond graph is not one connected molecule of at least three atoms.
+        """
+        if n_atoms < 3:
+            raise ValueError(f"internal coordinates need at least 3 atoms, got {n_atoms}")
+        heavy = np.ones(n_atoms, dtype=bool) if heavy is None else np.asarray(heavy, dtype=bool)
+        neighbours: list[list[int]] = [[] for _ in range(n_atoms)]
+        for i, j in bonds:
+            if i != j and j not in neighbours[i]:
+                neighbours[i].append(int(j))
+                neighbours[j].append(int(i))
+        for row in neighbours:
+            row.sort(key=lambda k: (not heavy[k], k))
+        root = _graph_centre(neighbours, heavy)
+        parent = np.full(n_atoms, -1)
+        order = [root]
+        seen = np.zeros(n_atoms, dtype=bool)
+        seen[root] = True
+        queue = deque([root])
+        while queue:
+            atom = queue.popleft()
+            for nb in neighbours[atom]:
+                if not seen[nb]:
+                    seen[nb] = True
+                    parent[nb] = atom
+                    order.append(nb)
+                    queue.append(nb)
+        if len(order) != n_atoms:
+            raise ValueError(
+                f"the bond graph is not one connected molecule ({n_atoms - len(order)} of {n_atoms} atoms are "
+                "not bonded to the rest); select one molecule"
+            )
+        rank = np.empty(n_atoms, dtype=np.int64)
+        rank[np.asarray(order)] = np.arange(n_atoms)
+        bond = np.full(n_atoms, -1)
+        angle = np.full(n_atoms, -1)
+        torsion = np.full(n_atoms, -1)
+
+        def first_placed(atom: int, before: int, exclude: tuple[int, ...]) -> int:
+            candidates = [k for k in neighbours[atom] if rank[k] < before and k not in exclude]
+            return min(candidates, key=lambda k: rank[k]) if candidates else -1
+
+        for k, atom in enumerate(order[1:], start=1):
+            p = int(parent[atom])
+            bond[k] = p
+            a = int(parent[p]) if parent[p] >= 0 else first_placed(p, k, (atom,))
+            if a < 0:
+                continue
+            angle[k] = a
+            d = first_placed(p, k, (atom, a))
+            if d < 0:
+                d = first_placed(a, k, (p,))
+            torsion[k] = d
+        return cls(order=np.asarray(order, dtype=np.int64), bond=bond, angle=angle, torsion=torsion)
+
+    @classmethod
+    def from_topology(cls, topology: mdtraj.Topology) -> ZMatrix:
+        heavy = np.array([a.element is None or a.element.symbol != "H" for a in topology.atoms])
+        bonds = [(b.atom1.index, b.atom2.index) for b in topology.bonds]
+        return cls.from_bonds(topology.n_atoms, bonds, heavy=heavy)
+
+    def to_json(self) -> dict:
+        return {k: getattr(self, k).tolist() for k in ("order", "bond", "angle", "torsion")}
+
+    @classmethod
+    def from_json(cls, data: dict) -> ZMatrix:
+        return cls(**{k: np.asarray(data[k], dtype=np.int64) for k in ("order", "bond", "angle", "torsion")})
+
+    # -- conversions ---------------------------------------------------------------------------------
+
+    def internal(self, coordinates: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(bonds (…, N−1) nm, angles (…, N−2) rad, dihedrals (…, N−3) rad in [−π, π])`` of (…, N, 3)."""
+        x = np.asarray(coordinates, dtype=np.float64)
+        o, b, a, t = self.order, self.bond, self.angle, self.torsion
+        lengths = np.linalg.norm(x[..., o[1:], :] - x[..., b[1:], :], axis=-1)
+        u = x[..., o[2:], :] - x[..., b[2:], :]
+        v = x[..., a[2:], :] - x[..., b[2:], :]
+        cos = np.sum(u * v, axis=-1) / (np.linalg.norm(u, axis=-1) * np.linalg.norm(v, axis=-1))
+        angles = np.arccos(np.clip(cos, -1.0, 1.0))
+        dihedrals = dihedral(x[..., t[3:], :], x[..., a[3:], :], x[..., b[3:], :], x[..., o[3:], :])
+        return lengths, angles, dihedrals
+
+    def cartesian(self, bonds: np.ndarray, angles: np.ndarray, dihedrals: np.ndarray) -> np.ndarray:
+        """NeRF: (…, N, 3) coordinates in the canonical frame from internal coordinates (see module doc)."""
+        bonds, angles, dihedrals = (np.asarray(v, dtype=np.float64) for v in (bonds, angles, dihedrals))
+        batch = bonds.shape[:-1]
+        x = np.zeros(batch + (self.n_atoms, 3))
+        o = self.order
+        x[..., o[1], 0] = bonds[..., 0]
+        # third atom: in the xy plane, at angle θ from the direction p → a
+        p, a = x[..., self.bond[2], :], x[..., self.angle[2], :]
+        axis = _unit(a - p)
+        perp = np.zeros_like(axis)
+        perp[..., 0], perp[..., 1] = -axis[..., 1], axis[..., 0]
+        theta, r = angles[..., 0], bonds[..., 1]
+        x[..., o[2], :] = p + r[..., None] * (np.cos(theta)[..., None] * axis + np.sin(theta)[..., None] * perp)
+        for k in range(3, self.n_atoms):
+            d, a, p = (x[..., self.torsion[k], :], x[..., self.angle[k], :], x[..., self.bond[k], :])
+            bc = _unit(p - a)
+            n = _unit(np.cross(a - d, bc))
+            m = np.cross(n, bc)
+            r, theta, phi = bonds[..., k - 1, None], angles[..., k - 2, None], dihedrals[..., k - 3, None]
+            x[..., o[k], :] = p + r * (
+                -np.cos(theta) * bc + np.sin(theta) * np.cos(phi) * m + np.sin(theta) * np.sin(phi) * n
+            )
+        return x
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    return v / np.maximum(np.linalg.norm(v, axis=-1, keepdims=True), 1e-12)
+
+
+def _graph_centre(neighbours: list[list[int]], heavy: np.ndarray) -> int:
+    """The heavy atom with the smallest eccentricity in the heavy-atom graph (lowest index on ties)."""
+    candidates = [k for k in range(len(neighbours)) if heavy[k]] or list(range(len(neighbours)))
+    allowed = set(candidates)
+    best, best_ecc = candidates[0], np.inf
+    for start in candidates:
+        depth = {start: 0}
+        queue = deque([start])
+        while queue:
+            atom = queue.popleft()
+            for nb in neighbours[atom]:
+                if nb in allowed and nb not in depth:
+                    depth[nb] = depth[atom] + 1
+                    queue.append(nb)
+        ecc = max(depth.values()) if len(depth) == len(allowed) else np.inf
+        if ecc < best_ecc:
+            best, best_ecc = start, ecc
+    return best
