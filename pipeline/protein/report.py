@@ -181,6 +181,7 @@ def render_markdown(metrics: dict[str, Any], plots: list[str]) -> str:
         f"| bond-valid fraction / clash-free fraction | {_fmt(metrics['bond_valid_fraction'])} / "
         f"{_fmt(metrics['clash_free_fraction'])} |",
         f"| reference MD valid fraction (same test) | {_fmt(metrics.get('reference_valid_fraction'))} |",
+        f"| reference MD bond-valid fraction | {_fmt(metrics.get('reference_bond_valid_fraction'))} |",
         f"| bond lengths from | {metrics['bond_length_source']} |",
         f"| samples per CPU-second | {_fmt(metrics['samples_per_cpu_second'])} |",
         "| MD independent samples per CPU-second | "

@@ -193,4 +193,5 @@ def test_heavy_atom_samples_match_reference_atoms_by_name(md_stores) -> None:
     m, _ = ev.evaluate_structures(samples=open_structure_store(path), reference=r)
     assert m["bond_length_source"] == "force_field"
     assert m["valid_fraction"] == pytest.approx(m["reference_valid_fraction"])
+    assert m["bond_valid_fraction"] == pytest.approx(m["reference_bond_valid_fraction"])
     assert m["rama_js"] == pytest.approx(0.0)
