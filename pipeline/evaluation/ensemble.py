@@ -174,3 +174,79 @@ def acc(
     )
     reduce = [d for d in per_case.dims if d not in preserve_dims]
     return per_case.mean(dim=reduce) if reduce else per_case
+
+
+def channel_scores(
+    forecast: np.ndarray,
+    truth: np.ndarray,
+    latitude: np.ndarray,
+    *,
+    climatology: np.ndarray | None = None,
+) -> dict[str, np.ndarray]:
+    """Every score above for one channel in one pass over plain arrays, reduced to one value per lead.
+
+    ``forecast`` is ``(init_time, lead_time, member, latitude, longitude)``, ``truth`` and
+    ``climatology`` are ``(init_time, lead_time, latitude, longitude)``; all values must be finite
+    (the xarray functions above handle NaNs). The definitions are those of :func:`crps` (fair, via the
+    sorted-member identity ``Σ_{m,m'} |x_m - x_m'| = 2 Σ_i (2i - M - 1) x_(i)`` that ``scores`` uses),
+    :func:`ensemble_mean_rmse` (debiased), :func:`spread_skill_ratio`, :func:`acc` and
+    :func:`rank_histogram` with ``preserve_dims=("lead_time",)``, computed in float64; the tests check
+    that both give the same numbers. Returns ``crps``, ``rmse``, ``ssr`` (NaN for one member) of shape
+    ``(lead,)``, ``acc`` when a climatology is given and ``rank_histogram`` ``(lead, M + 1)`` for M > 1.
+    """
+    if forecast.ndim != 5 or truth.shape != forecast.shape[:2] + forecast.shape[3:]:
+        raise ValueError(f"forecast {forecast.shape} and truth {truth.shape} are not (case, lead, member, lat, lon) "
+                         "and (case, lead, lat, lon)")
+    n_init, n_lead, members, _, n_lon = forecast.shape
+    weights = np.asarray(latitude_weights(xr.DataArray(np.asarray(latitude), dims="latitude")).values)
+    norm = n_init * n_lon * weights.sum()
+
+    def spatial_sum(array: np.ndarray) -> np.ndarray:  # (lead, lat, lon) -> area-weighted sum per lead
+        return array.sum(axis=-1) @ weights
+
+    # one init time at a time: small temporaries that stay in cache and in the allocator's heap
+    sums = {name: np.zeros(n_lead) for name in ("abs_error", "pair_sum", "error2", "variance")}
+    ranks = np.zeros((n_lead, members + 1))
+    per_case_acc = np.zeros((n_init, n_lead))
+    n_lat = weights.size
+    coefficients = 2.0 * (2.0 * np.arange(1, members + 1) - members - 1)
+    point_weights = np.broadcast_to(weights[:, None], (n_lead, n_lat, n_lon))
+    rank_base = np.broadcast_to((np.arange(n_lead) * (members + 1))[:, None, None], (n_lead, n_lat, n_lon))
+    for i in range(n_init):
+        x = np.asarray(forecast[i], dtype=np.float64)  # (lead, member, lat, lon)
+        y = np.asarray(truth[i], dtype=np.float64)[:, None]
+        mean = x.mean(axis=1, keepdims=True)
+        sums["abs_error"] += spatial_sum(np.abs(x - y).mean(axis=1))
+        sums["error2"] += spatial_sum(((mean - y) ** 2)[:, 0])
+        if members > 1:
+            sums["variance"] += spatial_sum(((x - mean) ** 2).sum(axis=1) / (members - 1))
+            # sorted in the stored precision (float64 conversion keeps the order), summed in float64
+            ordered = np.sort(np.moveaxis(np.asarray(forecast[i]), 1, -1), axis=-1)
+            sums["pair_sum"] += spatial_sum(ordered.astype(np.float64) @ coefficients)
+            # the truth's rank: ties share the ranks from below + 1 to below_or_equal + 1 equally
+            below = (y > x).sum(axis=1)
+            tied = (y >= x).sum(axis=1) - below
+            share = point_weights / (tied + 1)
+            for offset in range(int(tied.max()) + 1):
+                ranks += np.bincount((rank_base + np.minimum(below + offset, members)).ravel(),
+                                     weights=np.where(offset <= tied, share, 0.0).ravel(),
+                                     minlength=ranks.size).reshape(ranks.shape)
+        if climatology is not None:
+            c = np.asarray(climatology[i], dtype=np.float64)
+            f_anomaly, o_anomaly = mean[:, 0] - c, y[:, 0] - c
+            per_case_acc[i] = spatial_sum(f_anomaly * o_anomaly) / np.sqrt(
+                spatial_sum(f_anomaly**2) * spatial_sum(o_anomaly**2))
+    means = {name: total / norm for name, total in sums.items()}
+    out: dict[str, np.ndarray] = {}
+    if members == 1:
+        out["crps"] = means["abs_error"]
+        out["rmse"] = np.sqrt(means["error2"].clip(min=0.0))
+        out["ssr"] = np.full(n_lead, np.nan)
+    else:
+        out["crps"] = means["abs_error"] - means["pair_sum"] / (2 * members * (members - 1))
+        out["rmse"] = np.sqrt((means["error2"] - means["variance"] / members).clip(min=0.0))
+        out["ssr"] = np.sqrt((members + 1) / members) * np.sqrt(means["variance"]) / np.sqrt(means["error2"])
+        out["rank_histogram"] = ranks / ranks.sum(axis=-1, keepdims=True)
+    if climatology is not None:
+        out["acc"] = per_case_acc.mean(axis=0)
+    return out

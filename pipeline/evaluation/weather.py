@@ -67,8 +67,37 @@ def lead_hours(lead_times: np.ndarray) -> list[float]:
     return [int(h) if float(h).is_integer() else float(h) for h in hours]
 
 
-def _values(array: xr.DataArray) -> list[float | None]:
-    return [None if not np.isfinite(v) else float(v) for v in np.asarray(array.values, dtype=float)]
+def _values(array: np.ndarray) -> list[float | None]:
+    return [None if not np.isfinite(v) else float(v) for v in np.asarray(array, dtype=float)]
+
+
+_GRID_DIMS: tuple[str, ...] = ("init_time", "lead_time", "member", "latitude", "longitude")
+
+
+def _truth_on(truth: xr.Dataset, variables: Sequence[str], valid_times: np.ndarray) -> xr.Dataset:
+    """The truth's ``variables`` at those of ``valid_times`` it has, in memory (one read per variable)."""
+    available = truth["time"].values
+    present = np.unique(valid_times[np.isin(valid_times, available)])
+    subset = truth[[v for v in variables if v in truth]]
+    if not np.array_equal(present, available):
+        subset = subset.sel(time=present)
+    return subset.compute()
+
+
+def _valid_times(init_times: np.ndarray, lead_times: np.ndarray) -> np.ndarray:
+    return (np.asarray(init_times, dtype="datetime64[ns]")[:, None]
+            + np.asarray(lead_times, dtype="timedelta64[ns]")[None, :]).ravel()
+
+
+def _channel_scores_xarray(fc: xr.DataArray, obs: xr.DataArray, clim: xr.DataArray | None) -> dict[str, np.ndarray]:
+    """The same scores as :func:`ensemble.channel_scores` through the xarray functions (NaN-aware)."""
+    out = {"crps": ensemble.crps(fc, obs).values, "rmse": ensemble.ensemble_mean_rmse(fc, obs).values,
+           "ssr": ensemble.spread_skill_ratio(fc, obs).values}
+    if clim is not None:
+        out["acc"] = ensemble.acc(fc, obs, clim).values
+    if fc.sizes["member"] > 1:
+        out["rank_histogram"] = ensemble.rank_histogram(fc, obs).transpose("lead_time", "rank").values
+    return out
 
 
 def score_system(
@@ -78,34 +107,50 @@ def score_system(
     variables: Sequence[str],
     climatology: xr.Dataset | None = None,
 ) -> tuple[dict[str, dict[str, list[float | None]]], dict[str, list[list[float]]]]:
-    """Scores of one system: ``{METRIC: {CHANNEL: [per lead]}}`` and rank histograms per channel."""
+    """Scores of one system: ``{METRIC: {CHANNEL: [per lead]}}`` and rank histograms per channel.
+
+    Each variable of the forecast, the truth and the climatology is read once; a channel with finite
+    values on the usual grid dims is scored by :func:`ensemble.channel_scores` in one pass, any other
+    through the xarray score functions.
+    """
     if "member" not in forecast.dims:
         forecast = forecast.expand_dims(member=[0])
+    init_times = forecast["init_time"].values
+    leads = forecast["lead_time"].values
+    valid = _valid_times(init_times, leads)
+    truth = _truth_on(truth, variables, valid)
+    if climatology is not None:
+        climatology = _truth_on(climatology, variables, valid)
+    forecast = forecast[list(variables)].compute()
     forecast_channels = channel_arrays(forecast, variables=variables)
     truth_channels = channel_arrays(truth, variables=variables)
     clim_channels = channel_arrays(climatology, variables=variables) if climatology is not None else {}
-    init_times = forecast["init_time"].values
-    leads = forecast["lead_time"].values
     scores: dict[str, dict[str, list[float | None]]] = {metric: {} for metric in METRICS}
     histograms: dict[str, list[list[float]]] = {}
     for channel, fc in forecast_channels.items():
         if channel not in truth_channels:
             raise KeyError(f"the truth has no channel {channel!r}")
-        fc = fc.transpose("init_time", "lead_time", "member", ...).astype(np.float64)
-        obs = truth_at_valid_times(truth_channels[channel], init_times, leads).astype(np.float64)
+        fc = fc.transpose("init_time", "lead_time", "member", ...)
+        obs = truth_at_valid_times(truth_channels[channel], init_times, leads)
         obs = obs.assign_coords(latitude=fc["latitude"], longitude=fc["longitude"])
-        scores["crps"][channel] = _values(ensemble.crps(fc, obs))
-        scores["rmse"][channel] = _values(ensemble.ensemble_mean_rmse(fc, obs))
-        scores["ssr"][channel] = _values(ensemble.spread_skill_ratio(fc, obs))
+        clim = None
         if channel in clim_channels:
-            clim = truth_at_valid_times(clim_channels[channel], init_times, leads).astype(np.float64)
+            clim = truth_at_valid_times(clim_channels[channel], init_times, leads)
             clim = clim.assign_coords(latitude=fc["latitude"], longitude=fc["longitude"])
-            scores["acc"][channel] = _values(ensemble.acc(fc, obs, clim))
+        arrays = [fc, obs] + ([clim] if clim is not None else [])
+        if set(fc.dims) == set(_GRID_DIMS) and all(np.isfinite(a.values).all() for a in arrays):
+            grid = _GRID_DIMS[:2] + _GRID_DIMS[3:]
+            result = ensemble.channel_scores(
+                fc.transpose(*_GRID_DIMS).values, obs.transpose(*grid).values, fc["latitude"].values,
+                climatology=None if clim is None else clim.transpose(*grid).values)
         else:
-            scores["acc"][channel] = [None] * len(leads)
-        if fc.sizes["member"] > 1:
-            hist = ensemble.rank_histogram(fc, obs).transpose("lead_time", "rank")
-            histograms[channel] = [[float(v) for v in row] for row in hist.values]
+            result = _channel_scores_xarray(fc.astype(np.float64), obs.astype(np.float64),
+                                            None if clim is None else clim.astype(np.float64))
+        for metric in ("crps", "rmse", "ssr"):
+            scores[metric][channel] = _values(result[metric])
+        scores["acc"][channel] = _values(result["acc"]) if "acc" in result else [None] * len(leads)
+        if "rank_histogram" in result:
+            histograms[channel] = [[float(v) for v in row] for row in result["rank_histogram"]]
     return scores, histograms
 
 
@@ -134,6 +179,10 @@ def score_systems(
         "scores": {},
         "rank_histograms": {},
     }
+    valid = np.concatenate([_valid_times(f["init_time"].values, f["lead_time"].values) for f in forecasts.values()])
+    truth = _truth_on(truth, variables, valid)  # read once for every system
+    if climatology is not None:
+        climatology = _truth_on(climatology, variables, valid)
     for system, forecast in forecasts.items():
         if not np.array_equal(forecast["lead_time"].values, leads):
             raise ValueError(f"system {system!r} has different lead times from {next(iter(forecasts))!r}")

@@ -42,24 +42,34 @@ def _day_of_year_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.minimum(diff, 365.25 - diff)
 
 
-def _neighbour_indices(train_times: pd.DatetimeIndex, valid: pd.Timestamp, window_days: float) -> np.ndarray:
+class _Calendar:
+    """Hour, minute and day of year of the training times, computed once for every neighbour look-up."""
+
+    def __init__(self, train_times: pd.DatetimeIndex) -> None:
+        self.hour = train_times.hour.to_numpy()
+        self.minute = train_times.minute.to_numpy()
+        self.day = (train_times.day_of_year - 1).to_numpy(dtype=float)
+
+
+def _neighbour_indices(train_times: pd.DatetimeIndex | _Calendar, valid: pd.Timestamp,
+                       window_days: float) -> np.ndarray:
     """Indices of training times at the same hour and within ``window_days`` of ``valid``'s day of year."""
-    same_hour = np.flatnonzero((train_times.hour == valid.hour) & (train_times.minute == valid.minute))
+    calendar = train_times if isinstance(train_times, _Calendar) else _Calendar(train_times)
+    same_hour = np.flatnonzero((calendar.hour == valid.hour) & (calendar.minute == valid.minute))
     if same_hour.size == 0:
         raise ValueError(f"the training period has no state at {valid:%H:%M} UTC")
-    doy = (train_times.day_of_year[same_hour] - 1).to_numpy(dtype=float)
-    distance = _day_of_year_distance(np.array([valid.day_of_year - 1.0]), doy)[0]
+    distance = _day_of_year_distance(np.array([valid.day_of_year - 1.0]), calendar.day[same_hour])[0]
     near = same_hour[distance <= window_days]
     return near if near.size else same_hour
 
 
 def climatology_mean_at(train: xr.Dataset, times: Sequence, *, window_days: float = 15.0) -> xr.Dataset:
     """The climatological mean at each of ``times`` (a dataset with a ``time`` dim)."""
-    train_times = pd.DatetimeIndex(train["time"].values)
+    calendar = _Calendar(pd.DatetimeIndex(train["time"].values))
     loaded = train.load()
     slices = []
     for valid in pd.DatetimeIndex(times):
-        idx = _neighbour_indices(train_times, valid, window_days)
+        idx = _neighbour_indices(calendar, valid, window_days)
         slices.append(loaded.isel(time=idx).mean("time"))
     return xr.concat(slices, dim="time").assign_coords(time=pd.DatetimeIndex(times).values)
 
@@ -76,20 +86,25 @@ def climatology_ensemble(
     """A climatological ensemble: ``members`` training states drawn (without replacement where
     possible) around each valid time's hour and day of year."""
     init, leads = _forecast_coords(init_times, lead_times)
-    train_times = pd.DatetimeIndex(train["time"].values)
-    loaded = train.load()
+    calendar = _Calendar(pd.DatetimeIndex(train["time"].values))
     rng = np.random.default_rng(seed)
-    per_init = []
-    for start in init:
-        per_lead = []
-        for lead in leads:
-            idx = _neighbour_indices(train_times, start + lead, window_days)
-            draw = rng.choice(idx, size=members, replace=idx.size < members)
-            per_lead.append(loaded.isel(time=draw).rename(time="member").assign_coords(member=np.arange(members)))
-        per_init.append(xr.concat(per_lead, dim="lead_time"))
-    forecast = xr.concat(per_init, dim="init_time")
-    forecast = forecast.assign_coords(init_time=init.values, lead_time=leads.values)
-    return forecast.transpose("init_time", "lead_time", "member", ...)
+    draws = np.empty((len(init), len(leads), members), dtype=np.intp)  # training-time index per member
+    for i, start in enumerate(init):
+        for j, lead in enumerate(leads):
+            idx = _neighbour_indices(calendar, start + lead, window_days)
+            draws[i, j] = rng.choice(idx, size=members, replace=idx.size < members)
+    loaded = train.load()
+    data_vars = {}
+    for name, array in loaded.data_vars.items():
+        if "time" not in array.dims:
+            data_vars[name] = array
+            continue
+        array = array.transpose("time", ...)
+        data_vars[name] = xr.Variable(("init_time", "lead_time", "member") + array.dims[1:],
+                                      array.values[draws], attrs=array.attrs)
+    coords = {name: coord for name, coord in loaded.coords.items() if "time" not in coord.dims}
+    coords.update(init_time=init.values, lead_time=leads.values, member=np.arange(members))
+    return xr.Dataset(data_vars, coords=coords, attrs=loaded.attrs)
 
 
 def _squared_error_by_init(deterministic: xr.Dataset, truth: xr.Dataset) -> xr.Dataset:
@@ -137,7 +152,11 @@ def deterministic_plus_noise(
     out = {}
     for name, forecast in deterministic.data_vars.items():
         base = forecast.expand_dims(member=np.arange(members)).transpose("init_time", "lead_time", "member", ...)
-        scale = sigma[name].broadcast_like(base).transpose(*base.dims)
-        noise = rng.standard_normal(base.shape).astype(base.dtype)
-        out[name] = base + scale.values.astype(base.dtype) * noise
+        scale = sigma[name].broadcast_like(base).transpose(*base.dims).values
+        values, noisy = base.values, np.empty(base.shape, dtype=base.dtype)
+        # one init time at a time: the same draws in the same (C) order as one call for the whole array
+        for i in range(base.shape[0]):
+            noise = rng.standard_normal(base.shape[1:]).astype(base.dtype)
+            noisy[i] = values[i] + scale[i].astype(base.dtype) * noise
+        out[name] = base.copy(data=noisy)
     return xr.Dataset(out, attrs=deterministic.attrs)

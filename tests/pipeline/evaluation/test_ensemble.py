@@ -150,3 +150,30 @@ def test_scores_refuse_truth_with_a_member_dimension(case) -> None:
     forecast, _, _, _ = case
     with pytest.raises(ValueError, match="member"):
         crps(forecast, forecast)
+
+
+@pytest.mark.parametrize("members, ties", [(6, False), (6, True), (1, False)])
+def test_channel_scores_equal_the_xarray_scores(members: int, ties: bool) -> None:
+    """The one-pass array kernel gives the numbers of crps/rmse/ssr/acc/rank_histogram (ties included)."""
+    from pipeline.evaluation.ensemble import channel_scores
+
+    rng = np.random.default_rng(5)
+    dims = ("init_time", "lead_time", "member", "latitude", "longitude")
+    fc = rng.normal(size=(3, 2, members, LATS.size, LONS.size)).astype(np.float32)
+    obs = 1.3 * rng.normal(size=(3, 2, LATS.size, LONS.size)) + 0.2
+    clim = 0.3 * obs + 0.1 * rng.normal(size=obs.shape)
+    if ties:  # a coarse grid of values: the truth often equals one or more members
+        fc, obs = np.round(fc * 2) / 2, np.round(obs * 2) / 2
+    forecast = make(fc.astype(np.float64), dims)
+    truth = make(obs, ("init_time", "lead_time", "latitude", "longitude"))
+    climatology = make(clim, truth.dims)
+    got = channel_scores(fc, obs, LATS, climatology=clim)
+    np.testing.assert_allclose(got["crps"], crps(forecast, truth).values, rtol=1e-12)
+    np.testing.assert_allclose(got["rmse"], ensemble_mean_rmse(forecast, truth).values, rtol=1e-12)
+    np.testing.assert_allclose(got["acc"], acc(forecast, truth, climatology).values, rtol=1e-12)
+    if members == 1:
+        assert np.isnan(got["ssr"]).all() and "rank_histogram" not in got
+        return
+    np.testing.assert_allclose(got["ssr"], spread_skill_ratio(forecast, truth).values, rtol=1e-12)
+    expected = rank_histogram(forecast, truth).transpose("lead_time", "rank").values
+    np.testing.assert_allclose(got["rank_histogram"], expected, rtol=1e-12, atol=1e-15)

@@ -69,3 +69,21 @@ def test_metrics_schema_and_values() -> None:
     hist = metrics["rank_histograms"]["velocast"]["temperature_500"]
     assert len(hist) == 3 and len(hist[0]) == 6
     np.testing.assert_allclose(np.sum(hist, axis=1), 1.0)
+
+
+def test_channel_with_missing_truth_is_scored_nan_aware() -> None:
+    """A NaN in the truth sends the channel through the NaN-skipping xarray scores, not the array kernel."""
+    truth = synthetic_truth(10)
+    truth["temperature"][5, 1, 2, 3] = np.nan
+    init = truth["time"].values[4:20:4]
+    leads = pd.to_timedelta([6, 12], unit="h").values
+    rng = np.random.default_rng(2)
+    persist = persistence(truth.fillna(250.0), init_times=init, lead_times=leads)
+    noisy = persist.isel(member=0, drop=True).expand_dims(member=np.arange(4)).copy(deep=True)
+    noisy["temperature"] = noisy["temperature"] + rng.normal(size=noisy["temperature"].shape)
+    noisy = noisy.transpose("init_time", "lead_time", "member", ...)
+    metrics = score_systems({"velocast": noisy}, truth, variables=["temperature"])
+    obs = truth_at_valid_times(truth["temperature"].sel(level=850, drop=True), init, leads)
+    direct = crps(noisy["temperature"].sel(level=850, drop=True), obs)
+    assert np.isfinite(direct.values).all()
+    np.testing.assert_allclose(metrics["scores"]["velocast"]["crps"]["temperature_850"], direct.values)

@@ -78,3 +78,28 @@ def test_leave_one_out_noise_excludes_the_case_itself() -> None:
     sigma = leave_one_out_noise(det, truth)
     expected = np.sqrt([(4 + 16) / 2, (1 + 16) / 2, (1 + 4) / 2])
     np.testing.assert_allclose(sigma["x"].transpose("init_time", "lead_time").values[:, 0], expected, rtol=1e-6)
+
+
+def test_climatology_members_are_training_states_at_the_valid_hour() -> None:
+    """Every climatology member is one whole training state at the valid time's hour of day."""
+    truth = diurnal_truth(20)
+    init = pd.DatetimeIndex(["2001-03-15T00", "2001-03-16T06"])
+    leads = pd.to_timedelta([6, 12], unit="h")
+    ens = climatology_ensemble(truth, init_times=init, lead_times=leads, members=5, seed=3)
+    states = truth["x"].values.reshape(truth.sizes["time"], -1)
+    hours = truth["time"].dt.hour.values
+    for i, start in enumerate(init):
+        for j, lead in enumerate(leads):
+            for m in range(5):
+                member = ens["x"].values[i, j, m].ravel()
+                match = np.flatnonzero((states == member).all(axis=1))
+                assert match.size == 1 and hours[match[0]] == (start + lead).hour
+
+
+def test_noise_is_the_seeded_stream_in_array_order() -> None:
+    """The noise equals one ``standard_normal`` call for the whole (init, lead, member, …) array."""
+    det = xr.Dataset({"x": (("init_time", "lead_time", "latitude", "longitude"), np.zeros((3, 2, 2, 4), np.float32))})
+    sigma = xr.Dataset({"x": xr.ones_like(det["x"].isel(latitude=0, longitude=0, drop=True))})
+    ens = deterministic_plus_noise(det, sigma=sigma, members=4, seed=7)
+    expected = np.random.default_rng(7).standard_normal((3, 2, 4, 2, 4)).astype(np.float32)
+    np.testing.assert_array_equal(ens["x"].values, expected)

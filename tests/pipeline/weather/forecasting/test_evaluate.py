@@ -23,7 +23,7 @@ def test_evaluate_scores_all_systems(store_path, fm_run, mse_run, tmp_path) -> N
                                       "deterministic_noise"}
     assert metrics["members"]["climatology"] == 3 and metrics["members"]["deterministic"] == 1
     assert metrics["lead_hours"] == [6, 12]
-    assert sorted(metrics["variables"]) == ["surface_pressure", "temperature_500", "temperature_850"]
+    assert metrics["variables"] == ["surface_pressure", "temperature_500", "temperature_850"]  # sorted by name
     saved = json.loads((tmp_path / "report" / "metrics.json").read_text())
     assert saved["scores"]["persistence"]["crps"] == metrics["scores"]["persistence"]["crps"]
     assert (tmp_path / "report" / "report.md").exists()
