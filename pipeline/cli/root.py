@@ -20,6 +20,7 @@ GROUP_HELP: dict[str, str] = {
     "sample": "Draw samples from a trained model.",
     "forecast": "Roll a trained model out into forecasts.",
     "distill": "Distil a trained model into a few-step sampler.",
+    "calibrate": "Fit a trained model's ensemble spread on validation data.",
     "evaluate": "Score forecasts or samples against the truth and write a report.",
     "run": "Run a whole pipeline end to end (simulate, ingest, train, forecast, evaluate).",
 }

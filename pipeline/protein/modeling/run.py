@@ -41,16 +41,16 @@ class RunProteinConfig(StrictModel):
     save_every_ps: float = 1.0
     samples: int = 10000
     sampler: str = "heun"
-    sampler_steps: int = 16
+    sampler_steps: int = 8
     lag_ps: float = 10.0
     representation: Representation = Field("internal", description="internal or cartesian features")
     forecast_steps: int = Field(500, description="lags per forecast trajectory")
     forecast_members: int = 8
     network: ProteinNetworkConfig = ProteinNetworkConfig()
-    ensemble_train: TrainConfig = TrainConfig(steps=8000, batch_size=512, lr=1e-3, warmup_steps=200,
+    ensemble_train: TrainConfig = TrainConfig(steps=40000, batch_size=512, lr=1e-3, warmup_steps=200,
                                               ema_decay=0.999, log_every=100, checkpoint_every=1000,
                                               max_minutes=5.0)
-    forecast_train: TrainConfig = TrainConfig(steps=6000, batch_size=512, lr=1e-3, warmup_steps=200,
+    forecast_train: TrainConfig = TrainConfig(steps=20000, batch_size=512, lr=1e-3, warmup_steps=200,
                                               ema_decay=0.999, log_every=100, checkpoint_every=1000,
                                               max_minutes=2.0)
 

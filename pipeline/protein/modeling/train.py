@@ -34,8 +34,8 @@ Task = Literal["ensemble", "forecast"]
 class ProteinNetworkConfig(StrictModel):
     """The residual MLP denoiser."""
 
-    hidden: int = Field(512, description="hidden width")
-    depth: int = Field(4, description="residual blocks")
+    hidden: int = Field(256, description="hidden width")
+    depth: int = Field(3, description="residual blocks")
     time_dim: int = Field(128, description="time-embedding features")
 
 

@@ -56,6 +56,35 @@ def train_weather_command(
                   + (f", loss {loss:.4f}" if loss is not None else "") + f"; checkpoints in {out}/checkpoints")
 
 
+@group("calibrate").command("weather")
+def calibrate_weather_command(
+    model: Path = typer.Option(..., "--model", help="Run directory of a flow-matching weather model."),
+    data: Path = typer.Option(..., "--data", help="Store with the validation analyses and their truth."),
+    init_times: list[str] = typer.Option(..., "--init-times", help="Validation init times: ISO (comma-separated) "
+                                         "or START/END/STEP. Never the period you verify on."),
+    members: int = typer.Option(10, "--members", help="Ensemble members of each calibration rollout."),
+    lead_hours: float = typer.Option(72.0, "--lead-hours", help="Longest lead scored."),
+    min_lead_hours: float = typer.Option(24.0, "--min-lead-hours", help="Shortest lead scored."),
+    iterations: int = typer.Option(3, "--iterations", help="Rollouts; each refines the noise scale."),
+    sampler: Optional[str] = typer.Option(None, "--sampler", help="Sampler (default: the model's own, else heun)."),
+    sampler_steps: Optional[int] = typer.Option(None, "--steps", help="Sampler steps per forecast step."),
+) -> None:
+    """Fit the noise inflation λ so the validation spread/skill ratio is 1; writes RUN/calibration.json,
+    which `velocast forecast weather` then uses by default."""
+    from pipeline.console import console
+    from pipeline.errors import user_errors
+    from pipeline.weather.forecasting.calibrate import CalibrateConfig, calibrate_spread
+
+    cfg = CalibrateConfig(model=str(model), data=str(data), init_times=init_times, members=members,
+                          lead_hours=lead_hours, min_lead_hours=min_lead_hours, iterations=iterations,
+                          sampler=sampler, sampler_steps=sampler_steps)
+    with user_errors(*INPUT_ERRORS, _checkpoint_error()):
+        record = calibrate_spread(cfg)
+    steps = ", ".join(f"λ={h['noise_scale']:.3f}: SSR {h['ssr']:.3f}" for h in record["history"])
+    console.print(f"noise scale {record['noise_scale']:.3f} (validation spread/skill {record['validation_ssr']:.3f}; "
+                  f"{steps}) -> {model}/calibration.json")
+
+
 @group("forecast").command("weather")
 def forecast_weather_command(
     model: Path = typer.Option(..., "--model", help="Run directory (newest checkpoint) or checkpoint directory."),
@@ -67,6 +96,10 @@ def forecast_weather_command(
     sampler: Optional[str] = typer.Option(None, "--sampler", help="euler, heun, midpoint, dpmpp_2s or churn (default: the model's own, e.g. a distilled student's, else heun)."),
     sampler_steps: Optional[int] = typer.Option(None, "--steps", help="Sampler steps per forecast step (default: the model's own, else 8)."),
     guidance: Optional[float] = typer.Option(None, "--guidance", help="Classifier-free guidance scale."),
+    noise_scale: Optional[float] = typer.Option(
+        None, "--noise-scale",
+        help="Inflate the sampler noise by this factor (default: the run's calibration.json from "
+             "`velocast calibrate weather`, else 1)."),
     seed: int = typer.Option(0, "--seed", help="Noise seed."),
     batch_size: int = typer.Option(64, "--batch-size", help="Samples per network batch."),
     device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
@@ -80,7 +113,8 @@ def forecast_weather_command(
 
     cfg = load_config(ForecastConfig, None, overrides=dict(
         model=str(model), data=str(data), init_times=init_times, members=members, lead=lead, sampler=sampler,
-        sampler_steps=sampler_steps, guidance=guidance, seed=seed, batch_size=batch_size, device=device))
+        sampler_steps=sampler_steps, guidance=guidance, noise_scale=noise_scale, seed=seed, batch_size=batch_size,
+        device=device))
     with user_errors(*INPUT_ERRORS, _checkpoint_error()):
         summary = forecast_weather(cfg, out=out, progress=not no_progress)
     console.print(f"{len(summary.written)} cycles written, {len(summary.skipped)} already present; "

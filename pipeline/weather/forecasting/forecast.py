@@ -42,6 +42,9 @@ class ForecastConfig(StrictModel):
     sampler: str | None = Field(None, description="default: the model's own (a distilled student's), else heun")
     sampler_steps: int | None = Field(None, ge=1, description="default: the model's own, else 8")
     guidance: float | None = None
+    noise_scale: float | None = Field(
+        None, gt=0, description="inflation λ of the sampler noise; default: the run's calibration.json, else 1"
+    )
     seed: int = 0
     batch_size: int = Field(64, ge=1, description="samples (init times × members) per network batch")
     device: str = "cpu"
@@ -132,7 +135,10 @@ def forecast_weather(config: ForecastConfig, *, out: str | Path, progress: bool 
 
     forecaster, ckpt_dir = load_forecaster(config.model)
     sampler, sampler_steps = recorded_sampler(forecaster.metadata, config.sampler, config.sampler_steps)
-    config = config.model_copy(update={"sampler": sampler, "sampler_steps": sampler_steps})
+    from pipeline.weather.forecasting.calibrate import recorded_noise_scale
+
+    noise_scale = config.noise_scale or recorded_noise_scale(config.model, ckpt_dir)
+    config = config.model_copy(update={"sampler": sampler, "sampler_steps": sampler_steps, "noise_scale": noise_scale})
     truth = open_training_store(config.data)
     init_times = parse_init_times(config.init_times)
     n_steps = parse_lead(config.lead, forecaster.step)
@@ -165,7 +171,7 @@ def forecast_weather(config: ForecastConfig, *, out: str | Path, progress: bool 
                 forecaster, history=history, init_times=chunk, n_steps=n_steps, members=members,
                 sampler=config.sampler, sampler_steps=config.sampler_steps, guidance=config.guidance,
                 seed=config.seed + begin, batch_size=config.batch_size, device=config.device,
-                on_step=lambda k: bar.advance(task, k),
+                noise_scale=noise_scale, on_step=lambda k: bar.advance(task, k),
             )
             nfe = result.nfe_per_step
             dataset = forecast_dataset(result, forecaster, init_times=chunk)

@@ -65,13 +65,18 @@ class Forecaster:
         steps: int = 8,
         guidance: float | None = None,
         generator: torch.Generator | None = None,
+        noise_scale: float = 1.0,
     ) -> tuple[torch.Tensor, int]:
-        """Normalised residuals ``(B, C, H, W)`` for one model step, and the network calls spent."""
+        """Normalised residuals ``(B, C, H, W)`` for one model step, and the network calls spent.
+
+        ``noise_scale`` λ inflates the sampler's initial noise, ``x₀ ~ N(0, λ² I)`` (see
+        :mod:`~pipeline.weather.forecasting.calibrate`)."""
         condition = self.condition(previous, current, valid_times)
         if self.deterministic:
             return self.objective.predict(self.net, current, None, condition).x1, 1
         denoiser = Denoiser(self.net, self.objective, condition=condition, guidance=guidance)
-        noise = torch.randn(current.shape, generator=generator, dtype=current.dtype, device=current.device)
+        noise = noise_scale * torch.randn(current.shape, generator=generator, dtype=current.dtype,
+                                          device=current.device)
         result = sample(denoiser, noise, sampler=sampler, steps=steps, generator=generator)
         return result.samples, result.nfe
 
@@ -98,6 +103,7 @@ def rollout(
     seed: int = 0,
     batch_size: int = 64,
     device: str | torch.device = "cpu",
+    noise_scale: float = 1.0,
     on_step: Callable[[int], None] | None = None,
 ) -> RolloutResult:
     """Roll ``members`` trajectories of ``n_steps`` model steps from each init time.
@@ -127,7 +133,7 @@ def rollout(
             valid = init[init_of_sample[rows]] + leads[k]
             residual, nfe = forecaster.residual(
                 previous, current, valid, sampler=sampler, steps=sampler_steps, guidance=guidance,
-                generator=generator,
+                generator=generator, noise_scale=noise_scale,
             )
             previous, current = current, current + scale * residual
             out[rows, k] = norm.denormalise(current.cpu().numpy())
