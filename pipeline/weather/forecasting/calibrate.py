@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import xarray as xr
 from pydantic import Field
 
 from models.distillation import recorded_sampler
@@ -26,7 +27,7 @@ from pipeline.evaluation.ensemble import channel_scores
 from pipeline.weather.forecasting.data import stack_channels
 from pipeline.weather.forecasting.forecast import initial_history, parse_init_times
 from pipeline.weather.forecasting.model import load_forecaster
-from pipeline.weather.forecasting.rollout import rollout
+from pipeline.weather.forecasting.rollout import Forecaster, rollout
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +50,9 @@ class CalibrateConfig(StrictModel):
     batch_size: int = 64
 
 
-def validation_ssr(forecaster, truth, init_times: pd.DatetimeIndex, *, n_steps: int, scored: np.ndarray,  # type: ignore[no-untyped-def]
-                   config: CalibrateConfig, noise_scale: float, sampler: str, sampler_steps: int) -> float:
+def validation_ssr(forecaster: Forecaster, truth: xr.Dataset, init_times: pd.DatetimeIndex, *, n_steps: int,
+                   scored: np.ndarray, config: CalibrateConfig, noise_scale: float, sampler: str,
+                   sampler_steps: int) -> float:
     """Spread/skill ratio of one rollout, averaged over channels and the ``scored`` lead indices."""
     result = rollout(forecaster, history=initial_history(forecaster, truth, init_times), init_times=init_times,
                      n_steps=n_steps, members=config.members, sampler=sampler, sampler_steps=sampler_steps,
@@ -75,7 +77,7 @@ def calibrate_spread(config: CalibrateConfig) -> dict:
     sampler, sampler_steps = recorded_sampler(forecaster.metadata, config.sampler, config.sampler_steps)
     truth = open_training_store(config.data)
     init_times = parse_init_times(config.init_times)
-    n_steps = int(round(pd.Timedelta(hours=config.lead_hours) / forecaster.step))
+    n_steps = round(pd.Timedelta(hours=config.lead_hours) / forecaster.step)
     leads_h = np.arange(1, n_steps + 1) * forecaster.step / pd.Timedelta(hours=1)
     scored = np.flatnonzero(leads_h >= config.min_lead_hours)
     if n_steps < 1 or scored.size == 0:
