@@ -84,7 +84,8 @@ def train_protein(config: ProteinTrainConfig, *, out: str | Path, progress: bool
     try:
         featuriser = fit_featuriser(config.representation, frames, store.topology)
     except ValueError as exc:
-        raise UserError(f"cannot build {config.representation} coordinates: {exc}", path=config.data) from exc
+        raise UserError(f"cannot build {config.representation} coordinates: {exc}; atom sets without one connected "
+                        "bond graph (e.g. Cα only) need --representation cartesian", path=config.data) from exc
     z = torch.from_numpy(featuriser.encode(frames))
     dim = z.shape[1]
     metadata = {

@@ -87,3 +87,15 @@ def test_wrong_model_kind_and_lag_are_clear_errors(md_store, tmp_path) -> None:
     bad = tiny("forecast", md_store).model_copy(update={"lag_ps": 0.7})
     with pytest.raises(UserError, match="multiple of the frame spacing"):
         train_protein(bad, out=tmp_path / "bad", progress=False)
+
+
+def test_internal_coordinates_of_an_unbonded_selection_ask_for_cartesian(tmp_path, ala_traj) -> None:
+    """A Cα-only store has no bonds: training says in one line to use --representation cartesian."""
+    from pipeline.errors import UserError
+    from pipeline.protein.store import write_structure_store
+
+    ca = ala_traj.topology.select("name CA or name CH3")
+    path = write_structure_store(tmp_path / "ca.zarr", coordinates=ala_traj.xyz[:, ca],
+                                 topology=ala_traj.topology.subset(ca))
+    with pytest.raises(UserError, match="--representation cartesian"):
+        train_protein(tiny("ensemble", str(path)), out=tmp_path / "run", progress=False)
