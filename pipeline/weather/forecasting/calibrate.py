@@ -6,7 +6,8 @@ inflation in its sampler, the initial noise of every sampler call is scaled by `
 (``x₀ ~ N(0, λ² I)``), and ``λ`` is fitted on validation init times — never the test period — so that
 the spread/skill ratio, averaged over channels and the leads in ``[min_lead, lead]``, is 1. Spread
 grows about linearly with ``λ`` while the ensemble-mean error barely moves, so ``λ ← λ / SSR(λ)`` is
-iterated (a secant step on ``log λ`` after the first). The result is written to ``RUN/calibration.json``;
+iterated (a secant step on ``log λ`` after the first, each step at most a factor 1.5). The result is
+written to ``RUN/calibration.json``;
 ``velocast forecast weather`` uses it unless ``--noise-scale`` is given.
 """
 
@@ -32,6 +33,7 @@ from pipeline.weather.forecasting.rollout import Forecaster, rollout
 log = logging.getLogger(__name__)
 
 CALIBRATION_FILE = "calibration.json"
+MAX_STEP = 1.5
 
 
 class CalibrateConfig(StrictModel):
@@ -98,7 +100,8 @@ def calibrate_spread(config: CalibrateConfig) -> dict:
             scale = float(np.exp(np.log(l1) - np.log(s1) / max(slope, 0.2)))
         else:
             scale = scale / ssr
-        scale = float(np.clip(scale, 0.25, 4.0))
+        # a flat or noisy response must not throw λ far away: at most ×/÷ 1.5 per rollout
+        scale = float(np.clip(scale, history[-1][0] / MAX_STEP, history[-1][0] * MAX_STEP))
     best = min(history, key=lambda item: abs(np.log(item[1])))
     record = {
         "noise_scale": best[0],
