@@ -5,7 +5,8 @@ than its spread. As with the inflation factor of ensemble data assimilation, or 
 inflation in its sampler, the initial noise of every sampler call is scaled by ``λ``
 (``x₀ ~ N(0, λ² I)``), and ``λ`` is fitted on validation init times — never the test period — so that
 the spread/skill ratio, averaged over channels and the leads in ``[min_lead, lead]``, is 1. Spread
-grows about linearly with ``λ`` while the ensemble-mean error barely moves, so ``λ ← λ / SSR(λ)`` is
+should grow with ``λ`` while the ensemble-mean error barely moves (for the default run's model it grew
+only weakly near 1: see the README), so ``λ ← λ / SSR(λ)`` is
 iterated (a secant step on ``log λ`` after the first, each step at most a factor 1.5). The result is
 written to ``RUN/calibration.json``;
 ``velocast forecast weather`` uses it unless ``--noise-scale`` is given.
