@@ -10,8 +10,6 @@ sample it with ``velocast sample protein --model OUT --sampler euler --steps K``
 
 from __future__ import annotations
 
-import os
-import shutil
 from pathlib import Path
 
 from pydantic import Field
@@ -61,17 +59,13 @@ def distill_protein(config: DistillProteinConfig, *, out: str | Path, progress: 
     """Distil the teacher into ``out`` (written beside, then renamed into place)."""
     import torch
 
-    from models.distillation import reflow_distill
     from models.training import TensorSource
-    from pipeline.console import make_progress
+    from pipeline.distillation import check_new_run_dir, distill_run
     from pipeline.protein.modeling.data import lagged_pairs, trajectory_bounds
     from pipeline.protein.modeling.generate import load_protein_model
     from pipeline.protein.store import open_structure_store
-    from pipeline.provenance import file_sha256
 
-    out = Path(out)
-    if out.exists() and any(out.iterdir()):
-        raise ValueError(f"{out} already exists and is not empty; choose a new --out")
+    out = check_new_run_dir(out)
     model = load_protein_model(config.model)
     reflow = config.reflow
     if model.task == "ensemble":
@@ -82,25 +76,9 @@ def distill_protein(config: DistillProteinConfig, *, out: str | Path, progress: 
         z = torch.from_numpy(model.featuriser.encode(store.frames()))
         first, second = lagged_pairs(trajectory_bounds(store), int(model.metadata["lag_frames"]))
         source = TensorSource(z[second], condition=z[first], batch_size=reflow.pair_batch_size, seed=reflow.seed)
-    meta = dict(model.metadata)
-    meta["teacher_checkpoint"] = f"sha256:{file_sha256(Path(model.checkpoint) / 'weights.safetensors')}"
-    meta["teacher_model"] = str(config.model)
-    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    try:
-        with make_progress(enabled=progress) as bar:
-            tasks = {"pairs": bar.add_task("teacher pairs", total=reflow.pairs),
-                     "steps": bar.add_task("distil", total=reflow.steps)}
-            result = reflow_distill(teacher=model.net, teacher_objective=model.objective, source=source, config=reflow,
-                                    run_dir=tmp, extra=meta, teacher_objective_name=str(meta.get("objective")),
-                                    progress=lambda stage, done, total: bar.update(tasks[stage], completed=done))
-        (tmp / "distill_config.json").write_text(config.model_dump_json(indent=1))
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    if out.exists():
-        out.rmdir()
-    os.replace(tmp, out)
+    result = distill_run(out=out, teacher=model.net, teacher_objective=model.objective,
+                         teacher_checkpoint=model.checkpoint, teacher_model=config.model, metadata=model.metadata,
+                         source=source, config=reflow, progress=progress,
+                         files={"distill_config.json": config.model_dump_json(indent=1)})
     return {"pairs": len(result.couplings), "teacher_nfe": result.couplings.nfe, "steps": reflow.steps,
             "student_steps": reflow.student_steps, "loss": result.metrics.get("loss"), "task": model.task}

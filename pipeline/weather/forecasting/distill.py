@@ -13,16 +13,13 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import shutil
 from pathlib import Path
 
 import pandas as pd
 from pydantic import Field
 
-from models.distillation import ReflowConfig, reflow_distill
+from models.distillation import ReflowConfig
 from pipeline.config import StrictModel
-from pipeline.provenance import file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -62,15 +59,13 @@ def _teacher_split(run: Path) -> tuple[str | None, float, list[str] | None]:
 def distill_weather(config: DistillWeatherConfig, *, out: str | Path, progress: bool = True) -> dict:
     """Distil the teacher into ``out`` (written beside, then renamed into place). Returns a summary."""
     from models.training.checkpoint import load_checkpoint
-    from pipeline.console import make_progress
+    from pipeline.distillation import check_new_run_dir, distill_run
     from pipeline.weather.forecasting.data import WeatherWindows
     from pipeline.weather.forecasting.model import load_forecaster
     from pipeline.weather.forecasting.train import split_times
     from pipeline.weather.store import open_training_store
 
-    out = Path(out)
-    if out.exists() and any(out.iterdir()):
-        raise ValueError(f"{out} already exists and is not empty; choose a new --out")
+    out = check_new_run_dir(out)
     forecaster, ckpt_dir = load_forecaster(config.model)
     if forecaster.deterministic:
         raise ValueError(f"{config.model} is a deterministic (mse) model; only a generative model can be distilled")
@@ -90,31 +85,11 @@ def distill_weather(config: DistillWeatherConfig, *, out: str | Path, progress: 
     log.info("distilling %s: %d pairs from %d windows, teacher %s x%d, student euler x%d", config.model,
              reflow.pairs, len(windows.starts), reflow.teacher_sampler, reflow.teacher_steps, reflow.student_steps)
 
-    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    meta = dict(teacher_meta)
-    meta["teacher_checkpoint"] = f"sha256:{file_sha256(Path(ckpt_dir) / 'weights.safetensors')}"
-    meta["teacher_model"] = str(config.model)
-    with make_progress(enabled=progress) as bar:
-        tasks = {"pairs": bar.add_task("teacher pairs", total=reflow.pairs),
-                 "steps": bar.add_task("distil", total=reflow.steps)}
-
-        def report(stage: str, done: int, total: int) -> None:
-            bar.update(tasks[stage], completed=done)
-
-        try:
-            result = reflow_distill(teacher=forecaster.net, teacher_objective=forecaster.objective, source=source,
-                                    config=reflow, run_dir=tmp, extra=meta,
-                                    teacher_objective_name=str(teacher_meta.get("objective")), progress=report)
-            (tmp / "distill_config.json").write_text(config.model_dump_json(indent=1))
-            (tmp / "train_config.json").write_text(json.dumps({"data": data, "train_end": str(last_train),
-                                                                "validation_fraction": fraction}, indent=1))
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-    if out.exists():
-        out.rmdir()
-    os.replace(tmp, out)
+    train_config = {"data": data, "train_end": str(last_train), "validation_fraction": fraction}
+    result = distill_run(out=out, teacher=forecaster.net, teacher_objective=forecaster.objective,
+                         teacher_checkpoint=ckpt_dir, teacher_model=config.model, metadata=teacher_meta,
+                         source=source, config=reflow, progress=progress,
+                         files={"distill_config.json": config.model_dump_json(indent=1),
+                                "train_config.json": json.dumps(train_config, indent=1)})
     return {"out": str(out), "pairs": len(result.couplings), "teacher_nfe": result.couplings.nfe,
             "steps": reflow.steps, "student_steps": reflow.student_steps, "loss": result.metrics.get("loss")}
