@@ -35,6 +35,7 @@ from pipeline.weather import schema
 
 STATS_ATTR = "normalization"
 BLOCK_BYTES = 64 * 2**20  # bytes of output computed per write block (bounds memory)
+TASK_BYTES = 8 * 2**20  # bytes per variable in one Dask task when writing (a multiple of the Zarr chunk)
 
 
 # -- reading ------------------------------------------------------------------------------------------
@@ -130,7 +131,8 @@ def write_training_store(
         tvars = time_variables(ds)
         n_time = ds.sizes.get("time", 0)
         per_step = sum(ds[v].isel(time=0).nbytes for v in tvars) if n_time else 0
-        steps = max(time_chunk, (BLOCK_BYTES // max(per_step, 1)) // time_chunk * time_chunk)
+        task_steps = ds.chunksizes["time"][0] if n_time else time_chunk
+        steps = max(task_steps, (BLOCK_BYTES // max(per_step, 1)) // task_steps * task_steps)
         acc = StreamingStats(tvars)
         with make_progress(transient=not progress) as bar:
             task = bar.add_task("writing", total=n_time, visible=progress)
@@ -152,7 +154,7 @@ def write_training_store(
                                     path=srcs) from None
                 # Statistics stream over the block just written (read back from the local store, with
                 # the previous time step for the differences): one pass, memory bounded by a block.
-                written = xr.open_zarr(tmp, chunks={}, consolidated=False)[tvars]
+                written = xr.open_zarr(tmp, chunks={"time": task_steps}, consolidated=False)[tvars]
                 acc.update(written.isel(time=slice(max(start - 1, 0), sl.stop)), first=start == 0, client=client)
                 bar.advance(task, sl.stop - sl.start)
         stats = acc.finish(ds, masked=masked, variable_sources=variable_sources)
@@ -191,12 +193,18 @@ def consolidate(path: str | Path) -> None:
 
 
 def _prepare(ds: xr.Dataset, time_chunk: int) -> xr.Dataset:
+    """Zarr chunks of ``time_chunk`` times (full fields); Dask chunks of a whole multiple of them, about
+    ``TASK_BYTES`` per variable, so that a long record is not tens of thousands of tiny tasks."""
     ds = ds.copy()
     for v in ds.variables.values():
         v.encoding = {}
     chunks: dict[str, int] = {d: -1 for d in ds.dims}
     if "time" in ds.dims:
-        chunks["time"] = time_chunk
+        per_step = max((ds[v].isel(time=0).nbytes for v in time_variables(ds)), default=1)
+        chunks["time"] = max(1, TASK_BYTES // max(per_step * time_chunk, 1)) * time_chunk
+        for name in time_variables(ds):
+            var = ds[name]
+            var.encoding["chunks"] = tuple(time_chunk if d == "time" else var.sizes[d] for d in var.dims)
     return ds.chunk(chunks)
 
 

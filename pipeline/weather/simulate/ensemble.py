@@ -10,7 +10,7 @@ For each init time the exact modal state saved with the truth run (group ``model
 * ``white-noise``: temperature only, noise spectrally white up to the truncation, ``amplitude_k`` K rms at
   every sigma level (mostly projects onto damped modes: grows slowly).
 
-All members are integrated together (a batch axis)
+All members of a few init times are integrated together (a batch axis of up to ``BATCH_MEMBERS``)
 for ``lead`` and written every output interval in the forecast schema:
 ``NAME(init_time, lead_time, member, level, latitude, longitude)`` and surface
 ``NAME(init_time, lead_time, member, latitude, longitude)``, with ``valid_time = init_time + lead_time``.
@@ -43,6 +43,8 @@ from pipeline.weather.simulate.model import AtmosphereConfig, AtmosphereModel, M
 
 DEFAULT_AMPLITUDE_K = 0.5
 ANALYSIS_SEED_OFFSET = 1_000_003  # seeds of the analysis offsets δ, apart from the members' seeds
+BATCH_MEMBERS = 24  # init times are integrated together up to this many members (~20 % cheaper per member
+#                     than 5 at a time on 2 cores; larger batches fall out of cache)
 Perturbation = Literal["state-difference", "white-noise"]
 
 
@@ -150,7 +152,7 @@ def iter_perfect_model_ensemble(
     progress: bool = True,
 ) -> Iterator[xr.Dataset]:
     """The perfect-model ensemble one init time at a time (each a dataset with ``init_time`` of size 1):
-    memory stays bounded by one init time. Arguments as :func:`perfect_model_ensemble`."""
+    memory stays bounded by one batch of init times. Arguments as :func:`perfect_model_ensemble`."""
     from pipeline.console import make_progress
 
     path = str(truth)
@@ -189,43 +191,66 @@ def iter_perfect_model_ensemble(
             seed=seed, truth_provenance=root.attrs.get("provenance"),
         ),
     }
+    def perturb(base: ModalState, count: int, draw_seed: int) -> ModalState:
+        if perturbation == "state-difference" and amplitude_k:
+            return perturb_state_difference(model, base, members=count, amplitude_k=amplitude_k, seed=draw_seed,
+                                            truth=path)
+        return perturb_scaled(model, base, members=count, amplitude_k=amplitude_k, seed=draw_seed)
+
+    group = max(1, BATCH_MEMBERS // members)
     with make_progress(transient=not progress) as bar:
         task = bar.add_task("perfect-model ensemble", total=len(times) * (n_lead - 1), visible=progress)
-        for i, (t, state) in enumerate(zip(times, states)):
-            def perturb(base: ModalState, count: int, draw_seed: int) -> ModalState:
-                if perturbation == "state-difference" and amplitude_k:
-                    return perturb_state_difference(
-                        model, base, members=count, amplitude_k=amplitude_k, seed=draw_seed, truth=path
-                    )
-                return perturb_scaled(model, base, members=count, amplitude_k=amplitude_k, seed=draw_seed)
-
-            analysis = perturb(state, 1, ANALYSIS_SEED_OFFSET + seed + i) if exchangeable else state
-            batch = perturb(analysis, members, seed + i)
+        for first in range(0, len(times), group):
+            inits = range(first, min(first + group, len(times)))
+            parts = []
+            for i in inits:
+                analysis = perturb(states[i], 1, ANALYSIS_SEED_OFFSET + seed + i) if exchangeable else states[i]
+                parts.append(perturb(analysis, members, seed + i))
+            batch = concat_states(parts)
             frames = [model.fields(batch)]
             for _ in range(n_lead - 1):
                 batch = model.advance(batch, model.steps_per_output)
                 frames.append(model.fields(batch))
-                bar.advance(task, 1)
-            data = {}
-            for name in frames[0]:
-                arr = np.stack([f[name] for f in frames])[None]  # (1 init, lead, member, [level], lat, lon)
-                dims = ("init_time", "lead_time", "member") + (("level",) if arr.ndim == 6 else ()) + (
-                    "latitude", "longitude")
-                data[name] = (dims, arr, {"units": root[name].attrs.get("units", "")} if name in root else {})
-            init_index = np.asarray([t], dtype="datetime64[ns]")
-            yield xr.Dataset(
-                data,
-                coords={
-                    "init_time": init_index,
-                    "lead_time": lead_times,
-                    "member": np.arange(members, dtype=np.int32),
-                    "level": ("level", np.asarray(config.levels, np.int32), {"units": "hPa"}),
-                    "latitude": ("latitude", root["latitude"].values, {"units": "degrees_north"}),
-                    "longitude": ("longitude", root["longitude"].values, {"units": "degrees_east"}),
-                    "valid_time": (("init_time", "lead_time"), init_index[:, None] + lead_times[None, :]),
-                },
-                attrs=attrs,
-            )
+                bar.advance(task, len(parts))
+            for k, i in enumerate(inits):
+                members_of_i = slice(k * members, (k + 1) * members)
+                yield _forecast_dataset(
+                    {name: np.stack([f[name][members_of_i] for f in frames])[None] for name in frames[0]},
+                    init=times[i], lead_times=lead_times, members=members, root=root, config=config, attrs=attrs,
+                )
+
+
+def concat_states(states: Sequence[ModalState]) -> ModalState:
+    """One batch from several batched states (along the leading axis)."""
+    import torch
+
+    return ModalState(*(torch.cat([getattr(s, f) for s in states]) for f in (
+        "vorticity", "divergence", "temperature_variation", "log_surface_pressure")))
+
+
+def _forecast_dataset(
+    arrays: dict[str, np.ndarray], *, init: np.datetime64, lead_times: np.ndarray, members: int, root: xr.Dataset,
+    config: AtmosphereConfig, attrs: dict[str, Any],
+) -> xr.Dataset:
+    """One init time in the forecast schema from ``NAME: (1 init, lead, member, [level,] lat, lon)`` arrays."""
+    data = {}
+    for name, arr in arrays.items():
+        dims = ("init_time", "lead_time", "member") + (("level",) if arr.ndim == 6 else ()) + ("latitude", "longitude")
+        data[name] = (dims, arr, {"units": root[name].attrs.get("units", "")} if name in root else {})
+    init_index = np.asarray([init], dtype="datetime64[ns]")
+    return xr.Dataset(
+        data,
+        coords={
+            "init_time": init_index,
+            "lead_time": lead_times,
+            "member": np.arange(members, dtype=np.int32),
+            "level": ("level", np.asarray(config.levels, np.int32), {"units": "hPa"}),
+            "latitude": ("latitude", root["latitude"].values, {"units": "degrees_north"}),
+            "longitude": ("longitude", root["longitude"].values, {"units": "degrees_east"}),
+            "valid_time": (("init_time", "lead_time"), init_index[:, None] + lead_times[None, :]),
+        },
+        attrs=attrs,
+    )
 
 
 def perfect_model_ensemble(

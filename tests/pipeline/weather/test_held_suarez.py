@@ -180,3 +180,21 @@ def test_cli_simulate_atmosphere_then_perfect_model_ensemble(cache_dir, tmp_path
     })
     again = xr.open_zarr(ingest(recipe, tmp_path / "b.zarr", progress=False))
     np.testing.assert_array_equal(again["temperature"].values, ds["temperature"].sel(level=[500]).values)
+
+
+def test_perfect_model_batches_init_times_without_changing_them(cache_dir, monkeypatch):
+    """Several init times integrated in one batch give each the same members as integrating it alone."""
+    from pipeline.weather.simulate import ensemble
+
+    cfg = AtmosphereConfig(**TINY, seed=0)
+    truth_path = cache.simulate(cfg, progress=False)
+    inits = xr.open_zarr(truth_path)["time"].values[:2]
+    kwargs = dict(truth=truth_path, init_times=inits, members=2, lead="12h", amplitude_k=0.5, progress=False)
+    batched = perfect_model_ensemble(**kwargs)
+    monkeypatch.setattr(ensemble, "BATCH_MEMBERS", 1)  # one init time per batch
+    alone = perfect_model_ensemble(**kwargs)
+    assert batched.sizes["init_time"] == 2
+    np.testing.assert_array_equal(batched["init_time"].values, alone["init_time"].values)
+    for name in ("temperature", "surface_pressure"):
+        np.testing.assert_allclose(batched[name].values, alone[name].values, rtol=1e-4, atol=1e-3)
+    assert float(np.abs(batched["temperature"].isel(init_time=0) - batched["temperature"].isel(init_time=1)).max()) > 0.1
