@@ -63,26 +63,37 @@ def calibrate_weather_command(
     init_times: list[str] = typer.Option(..., "--init-times", help="Validation init times: ISO (comma-separated) "
                                          "or START/END/STEP. Never the period you verify on."),
     members: int = typer.Option(10, "--members", help="Ensemble members of each calibration rollout."),
-    lead_hours: float = typer.Option(72.0, "--lead-hours", help="Longest lead scored."),
+    lead_hours: float = typer.Option(120.0, "--lead-hours", help="Longest lead scored."),
     min_lead_hours: float = typer.Option(24.0, "--min-lead-hours", help="Shortest lead scored."),
-    iterations: int = typer.Option(3, "--iterations", help="Rollouts; each refines the noise scale."),
+    noise_memories: str = typer.Option("0,0.25,0.5,0.75", "--noise-memories",
+                                       help="Noise memories ρ to try, comma-separated, each in [0, 1)."),
+    iterations: int = typer.Option(2, "--iterations", help="Rollouts per ρ; each refines the noise scale λ."),
     sampler: Optional[str] = typer.Option(None, "--sampler", help="Sampler (default: the model's own, else heun)."),
     sampler_steps: Optional[int] = typer.Option(None, "--steps", help="Sampler steps per forecast step."),
 ) -> None:
-    """Fit the noise inflation λ so the validation spread/skill ratio is 1; writes RUN/calibration.json,
-    which `velocast forecast weather` then uses by default."""
+    """Fit the sampler noise's size λ and step-to-step memory ρ so the validation spread/skill ratio stays
+    near 1 at every scored lead; writes RUN/calibration.json, which `velocast forecast weather` then uses
+    by default. Costs len(ρ) × iterations rollouts of the validation init times."""
     from pipeline.console import console
     from pipeline.errors import user_errors
+    from pipeline.errors import UserError
     from pipeline.weather.forecasting.calibrate import CalibrateConfig, calibrate_spread
 
+    try:
+        memories = [float(v) for v in noise_memories.split(",") if v.strip()]
+    except ValueError:
+        raise UserError(f"--noise-memories expects comma-separated numbers, got {noise_memories!r}") from None
     cfg = CalibrateConfig(model=str(model), data=str(data), init_times=init_times, members=members,
                           lead_hours=lead_hours, min_lead_hours=min_lead_hours, iterations=iterations,
-                          sampler=sampler, sampler_steps=sampler_steps)
+                          noise_memories=memories, sampler=sampler, sampler_steps=sampler_steps)
     with user_errors(*INPUT_ERRORS, _checkpoint_error()):
         record = calibrate_spread(cfg)
-    steps = ", ".join(f"λ={h['noise_scale']:.3f}: SSR {h['ssr']:.3f}" for h in record["history"])
-    console.print(f"noise scale {record['noise_scale']:.3f} (validation spread/skill {record['validation_ssr']:.3f}; "
-                  f"{steps}) -> {model}/calibration.json")
+    for h in record["history"]:
+        console.print(f"  λ {h['noise_scale']:.3f}, ρ {h['noise_memory']:.2f}: spread/skill {h['ssr']:.3f} "
+                      f"(max |log SSR| {h['max_abs_log_ssr']:.3f})", highlight=False)
+    console.print(f"noise scale λ {record['noise_scale']:.3f}, memory ρ {record['noise_memory']:.2f} (validation "
+                  f"spread/skill {min(record['validation_ssr_by_lead']):.2f} … {max(record['validation_ssr_by_lead']):.2f} "
+                  f"over the leads) -> {model}/calibration.json", highlight=False)
 
 
 @group("forecast").command("weather")
@@ -100,6 +111,10 @@ def forecast_weather_command(
         None, "--noise-scale",
         help="Inflate the sampler noise by this factor (default: the run's calibration.json from "
              "`velocast calibrate weather`, else 1)."),
+    noise_memory: Optional[float] = typer.Option(
+        None, "--noise-memory",
+        help="Correlate each member's sampler noise from one step to the next by this factor in [0, 1) "
+             "(AR(1); default: the run's calibration.json, else 0 = fresh noise every step)."),
     seed: int = typer.Option(0, "--seed", help="Noise seed."),
     batch_size: int = typer.Option(64, "--batch-size", help="Samples per network batch."),
     device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
@@ -113,8 +128,8 @@ def forecast_weather_command(
 
     cfg = load_config(ForecastConfig, None, overrides=dict(
         model=str(model), data=str(data), init_times=init_times, members=members, lead=lead, sampler=sampler,
-        sampler_steps=sampler_steps, guidance=guidance, noise_scale=noise_scale, seed=seed, batch_size=batch_size,
-        device=device))
+        sampler_steps=sampler_steps, guidance=guidance, noise_scale=noise_scale, noise_memory=noise_memory, seed=seed,
+        batch_size=batch_size, device=device))
     with user_errors(*INPUT_ERRORS, _checkpoint_error()):
         summary = forecast_weather(cfg, out=out, progress=not no_progress)
     console.print(f"{len(summary.written)} cycles written, {len(summary.skipped)} already present; "

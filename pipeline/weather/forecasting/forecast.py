@@ -45,6 +45,10 @@ class ForecastConfig(StrictModel):
     noise_scale: float | None = Field(
         None, gt=0, description="inflation λ of the sampler noise; default: the run's calibration.json, else 1"
     )
+    noise_memory: float | None = Field(
+        None, ge=0, lt=1, description="step-to-step correlation ρ of a member's sampler noise; default: the "
+                                      "run's calibration.json, else 0"
+    )
     seed: int = 0
     batch_size: int = Field(64, ge=1, description="samples (init times × members) per network batch")
     device: str = "cpu"
@@ -135,10 +139,13 @@ def forecast_weather(config: ForecastConfig, *, out: str | Path, progress: bool 
 
     forecaster, ckpt_dir = load_forecaster(config.model)
     sampler, sampler_steps = recorded_sampler(forecaster.metadata, config.sampler, config.sampler_steps)
-    from pipeline.weather.forecasting.calibrate import recorded_noise_scale
+    from pipeline.weather.forecasting.calibrate import recorded_noise
 
-    noise_scale = config.noise_scale or recorded_noise_scale(config.model, ckpt_dir)
-    config = config.model_copy(update={"sampler": sampler, "sampler_steps": sampler_steps, "noise_scale": noise_scale})
+    recorded_scale, recorded_memory = recorded_noise(config.model, ckpt_dir)
+    noise_scale = config.noise_scale or recorded_scale
+    noise_memory = recorded_memory if config.noise_memory is None else config.noise_memory
+    config = config.model_copy(update={"sampler": sampler, "sampler_steps": sampler_steps, "noise_scale": noise_scale,
+                                       "noise_memory": noise_memory})
     truth = open_training_store(config.data)
     init_times = parse_init_times(config.init_times)
     n_steps = parse_lead(config.lead, forecaster.step)
@@ -171,7 +178,7 @@ def forecast_weather(config: ForecastConfig, *, out: str | Path, progress: bool 
                 forecaster, history=history, init_times=chunk, n_steps=n_steps, members=members,
                 sampler=config.sampler, sampler_steps=config.sampler_steps, guidance=config.guidance,
                 seed=config.seed + begin, batch_size=config.batch_size, device=config.device,
-                noise_scale=noise_scale, on_step=lambda k: bar.advance(task, k),
+                noise_scale=noise_scale, noise_memory=noise_memory, on_step=lambda k: bar.advance(task, k),
             )
             nfe = result.nfe_per_step
             dataset = forecast_dataset(result, forecaster, init_times=chunk)

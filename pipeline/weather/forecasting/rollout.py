@@ -66,18 +66,19 @@ class Forecaster:
         guidance: float | None = None,
         generator: torch.Generator | None = None,
         noise_scale: float = 1.0,
+        noise: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, int]:
         """Normalised residuals ``(B, C, H, W)`` for one model step, and the network calls spent.
 
-        ``noise_scale`` λ inflates the sampler's initial noise, ``x₀ ~ N(0, λ² I)`` (see
-        :mod:`~pipeline.weather.forecasting.calibrate`)."""
+        The sampler starts from ``λ·ε`` with ``ε = noise`` (standard normal; drawn here when ``None``):
+        ``noise_scale`` λ inflates it (see :mod:`~pipeline.weather.forecasting.calibrate`)."""
         condition = self.condition(previous, current, valid_times)
         if self.deterministic:
             return self.objective.predict(self.net, current, None, condition).x1, 1
         denoiser = Denoiser(self.net, self.objective, condition=condition, guidance=guidance)
-        noise = noise_scale * torch.randn(current.shape, generator=generator, dtype=current.dtype,
-                                          device=current.device)
-        result = sample(denoiser, noise, sampler=sampler, steps=steps, generator=generator)
+        if noise is None:
+            noise = torch.randn(current.shape, generator=generator, dtype=current.dtype, device=current.device)
+        result = sample(denoiser, noise_scale * noise, sampler=sampler, steps=steps, generator=generator)
         return result.samples, result.nfe
 
 
@@ -104,6 +105,7 @@ def rollout(
     batch_size: int = 64,
     device: str | torch.device = "cpu",
     noise_scale: float = 1.0,
+    noise_memory: float = 0.0,
     on_step: Callable[[int], None] | None = None,
 ) -> RolloutResult:
     """Roll ``members`` trajectories of ``n_steps`` model steps from each init time.
@@ -129,11 +131,15 @@ def rollout(
         generator = torch.Generator(device=device).manual_seed(seed * 1_000_003 + begin)
         previous = torch.from_numpy(z0[init_of_sample[rows], 0]).to(device)
         current = torch.from_numpy(z0[init_of_sample[rows], 1]).to(device)
+        noise = None
         for k in range(n_steps):
             valid = init[init_of_sample[rows]] + leads[k]
+            fresh = torch.randn(current.shape, generator=generator, dtype=current.dtype, device=current.device)
+            # AR(1) in the step index: each step's ε is still N(0, I), consecutive ones correlate by ρ
+            noise = fresh if noise is None else noise_memory * noise + (1 - noise_memory**2) ** 0.5 * fresh
             residual, nfe = forecaster.residual(
                 previous, current, valid, sampler=sampler, steps=sampler_steps, guidance=guidance,
-                generator=generator, noise_scale=noise_scale,
+                generator=generator, noise_scale=noise_scale, noise=noise,
             )
             previous, current = current, current + scale * residual
             out[rows, k] = norm.denormalise(current.cpu().numpy())

@@ -45,6 +45,9 @@ class RunWeatherConfig(StrictModel):
     )
     sampler: str = "heun"
     sampler_steps: int = Field(2, description="sampler steps per 6-h step (heun: 2 network calls each)")
+    noise_scale: float = Field(0.58, gt=0, description="sampler noise size λ (see `velocast calibrate weather`)")
+    noise_memory: float = Field(0.6, ge=0, lt=1, description="step-to-step correlation ρ of a member's sampler "
+                                                            "noise (see `velocast calibrate weather`)")
     network: NetworkConfig = NetworkConfig(base_channels=32, channel_mults=[1, 2, 2], blocks_per_level=1)
     train: TrainConfig = TrainConfig(steps=4000, batch_size=16, lr=5e-4, warmup_steps=100, ema_decay=0.995,
                                      log_every=25, checkpoint_every=500, validate_every=1000, max_minutes=7.5)
@@ -117,7 +120,8 @@ def stage_forecast(config: RunWeatherConfig, *, out: str | Path, name: str, prog
     if name == "model":
         cfg = ForecastConfig(model=str(out / "model"), data=str(out / "atmosphere.zarr"), init_times=init_specs,
                              members=config.members, lead=lead, sampler=config.sampler,
-                             sampler_steps=config.sampler_steps, seed=config.seed)
+                             sampler_steps=config.sampler_steps, noise_scale=config.noise_scale,
+                             noise_memory=config.noise_memory, seed=config.seed)
         store = out / "forecast.icechunk"
     else:
         cfg = ForecastConfig(model=str(out / name), data=str(out / "atmosphere.zarr"), init_times=init_specs,
