@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -76,7 +77,8 @@ def validation_ssr(forecaster: Forecaster, truth: xr.Dataset, init_times: pd.Dat
     return np.mean(ratios, axis=0)
 
 
-def fit_noise_scale(measure, *, start: float, iterations: int) -> list[tuple[float, float, np.ndarray]]:  # type: ignore[no-untyped-def]
+def fit_noise_scale(measure: Callable[[float], tuple[float, np.ndarray]], *, start: float,
+                    iterations: int) -> list[tuple[float, float, np.ndarray]]:
     """Iterate λ towards mean SSR = 1 (see module); ``measure(λ)`` → (mean SSR, SSR per lead). Returns
     every (λ, mean SSR, SSR per lead) tried."""
     tried: list[tuple[float, float, np.ndarray]] = []
