@@ -254,8 +254,10 @@ def _run_key(stage: str) -> Any:
         parts: list[Any] = [stage, p["config"], str(out.resolve()), p.get("name")]
         if stage != "simulate":
             parts.append(store_fingerprint(out / "atmosphere.zarr"))
+        if stage in ("calibrate", "forecast"):
+            parts.append(checkpoint_hash(out / (p.get("name") or "model")))
         if stage == "forecast":
-            parts.append(checkpoint_hash(out / p["name"]))
+            parts.append(_file_text(out / p["name"] / "calibration.json"))
         if stage == "evaluate":
             parts += [_store_head(out / "forecast.icechunk"), _store_head(out / "deterministic_forecast.icechunk")]
         return parts
@@ -280,6 +282,17 @@ def train_stage(config: dict[str, Any], out: str, name: str) -> dict[str, Any]:
                               metrics=Path(out) / name / "metrics.jsonl", total_steps=steps,
                               key=f"train-progress-{name}")
     return {"run": run, "checkpoint": checkpoint_hash(run)}
+
+
+@task(name="calibrate", task_run_name="calibrate-{out}", **cached_options(_run_key("calibrate")))
+def calibrate_stage(config: dict[str, Any], out: str) -> dict[str, Any] | None:
+    from pipeline.weather.forecasting.run import RunWeatherConfig, stage_calibrate
+
+    return stage_calibrate(RunWeatherConfig.model_validate(config), out=out)
+
+
+def _file_text(path: Path) -> str:
+    return path.read_text() if path.is_file() else "absent"
 
 
 @task(name="forecast-stage", task_run_name="forecast-{name}", **io_retry_options(),
@@ -320,7 +333,8 @@ def evaluate_stage(config: dict[str, Any], out: str) -> str:
 @flow(name="weather-pipeline", log_prints=True)
 def weather_pipeline(out: str, config: dict[str, Any] | None = None, quick: bool = False,
                      refresh: bool = False) -> str:
-    """simulate → train (flow matching, deterministic) → forecast both → perfect-model ensemble → evaluate,
+    """simulate → train (flow matching, deterministic) → calibrate the sampler noise → forecast both →
+    perfect-model ensemble → evaluate,
     each stage a cached task (``refresh``: ignore the cache); returns the path of ``metrics.json``.
     ``velocast run weather`` runs this flow."""
     from pipeline.weather.forecasting.run import RunWeatherConfig, finish_metrics
@@ -340,6 +354,9 @@ def weather_pipeline(out: str, config: dict[str, Any] | None = None, quick: bool
         with timer.step(f"train-{name}", run=str(root / name)):
             run_cached(train_stage, cfg_json, out, name, refresh=refresh,
                        valid=lambda r: checkpoint_hash(r["run"]) == r["checkpoint"])
+    with timer.step("calibrate", run=str(root / "model")):
+        run_cached(calibrate_stage, cfg_json, out, refresh=refresh,
+                   valid=lambda r: r is None or exists(root / "model" / "calibration.json"))
     forecasts = {}
     for name in ("model", "deterministic"):
         with timer.step(f"forecast-{name}", run=str(root / name)):

@@ -31,8 +31,9 @@ def tiny_run_config() -> dict:
     train = {"steps": 4, "batch_size": 4, "lr": 1e-3, "warmup_steps": 1, "log_every": 1, "checkpoint_every": 4,
              "validate_every": 0}
     return RunWeatherConfig.model_validate({
-        "train_days": 1.5, "spinup_days": 0.25, "validation_days": 0.5, "init_times": 2, "init_spacing_hours": 6,
+        "train_days": 1.5, "spinup_days": 0.25, "validation_days": 1.0, "init_times": 2, "init_spacing_hours": 6,
         "lead_days": 0.5, "members": 3, "sampler": "euler", "sampler_steps": 1,
+        "calibration_init_times": 1, "calibration_members": 2, "calibration_noise_scales": [0.6, 0.9],
         "network": {"base_channels": 8, "channel_mults": [1, 2], "blocks_per_level": 1, "attention": False},
         "train": train, "deterministic_train": {**train, "steps": 2},
         "validation": {"init_times": 1, "members": 2, "lead_steps": 1, "sampler_steps": 1},

@@ -33,7 +33,8 @@ def _task_states(flow_run_id) -> dict[str, str]:
 
 
 def test_weather_pipeline_writes_report_artifacts_and_reruns_from_cache(pipeline_run) -> None:
-    """`weather_pipeline` runs every stage as a task and writes metrics.json with all systems; it publishes
+    """`weather_pipeline` runs every stage as a task (the forecasts with the sampler noise the calibration
+    stage fitted) and writes metrics.json with all systems; it publishes
     the report (Markdown), the CRPS table, the training progress and a per-step timing table; running it
     again on the same inputs takes every stage from the cache."""
     from prefect.states import State
@@ -44,7 +45,15 @@ def test_weather_pipeline_writes_report_artifacts_and_reruns_from_cache(pipeline
     assert state.is_completed(), state
     metrics = json.loads((Path(pipeline_run["out"]) / "metrics.json").read_text())
     assert set(metrics["systems"]) >= {"velocast", "persistence", "climatology", "deterministic", "perfect_model"}
-    assert set(metrics["timings_s"]) >= {"simulate", "train_model", "forecast_model", "evaluate"}
+    assert set(metrics["timings_s"]) >= {"simulate", "train_model", "calibrate", "forecast_model", "evaluate"}
+    # the forecasts used the λ per variable that the calibration stage fitted on validation init times
+    calibration = json.loads((Path(pipeline_run["out"]) / "model" / "calibration.json").read_text())
+    from pipeline.forecast_store import ForecastStore
+
+    store = ForecastStore.open(Path(pipeline_run["out"]) / "forecast.icechunk")
+    provenance = store.provenance(store.init_times()[0])
+    assert isinstance(calibration["noise_scale"], dict)
+    assert provenance["config"]["noise_scale"] == calibration["noise_scale"]
     flow_run_id = state.state_details.flow_run_id
     artifacts = _artifacts(flow_run_id)
     assert {"weather-report", "weather-crps", "weather-crps-plot", "weather-pipeline-timings",
@@ -53,14 +62,14 @@ def test_weather_pipeline_writes_report_artifacts_and_reruns_from_cache(pipeline
     assert artifacts["train-progress-model"].data == 100.0
     timings = artifacts["weather-pipeline-timings"].data
     steps = [row["step"] for row in (json.loads(timings) if isinstance(timings, str) else timings)]
-    assert steps[:3] == ["simulate", "train-model", "train-deterministic"] and steps[-1] == "total"
+    assert steps[:4] == ["simulate", "train-model", "train-deterministic", "calibrate"] and steps[-1] == "total"
 
     start = time.monotonic()
     again = weather_pipeline(pipeline_run["out"], config=tiny_run_config(), return_state=True)
     rerun_s = time.monotonic() - start
     states = _task_states(again.state_details.flow_run_id)
     cached = sorted(name for name, s in states.items() if s == "Cached")
-    assert len(cached) == 7, states  # simulate, 2 trains, 2 forecasts, perfect model, evaluate
+    assert len(cached) == 8, states  # simulate, 2 trains, calibrate, 2 forecasts, perfect model, evaluate
     print(f"first run {pipeline_run['seconds']:.1f} s, cached re-run {rerun_s:.1f} s")
     assert rerun_s < pipeline_run["seconds"] / 2
 

@@ -10,38 +10,49 @@ act on the sampler noise of every forecast step, ``x₀ = λ·ε_k``:
   √(1-ρ²)·η_k`` (AR(1); every ``ε_k`` is still N(0, I)), as the AR(1) random patterns of stochastic
   physics do (ECMWF's SPPT): a member's deviations then persist, and its spread grows like the error.
 
-Both are fitted on validation init times — never the test period: for each ρ of a small grid, λ is
-iterated (``λ ← λ / SSR(λ)``, a secant step on ``log λ`` after the first, each step at most ×/÷ 1.5) so
-that the spread/skill ratio, averaged over channels and the leads in ``[min_lead, lead]``, is 1; the
-pair whose SSR curve stays closest to 1 at every scored lead (smallest max |log SSR|) wins. The result
-is written to ``RUN/calibration.json``; ``velocast forecast weather`` uses it unless ``--noise-scale`` /
-``--noise-memory`` are given.
+Both are fitted on validation init times — never the test period — as *the sharpest ensemble that is
+calibrated* (Gneiting's paradigm), in two steps:
+
+1. **CRPS grid.** One rollout per (λ, ρ) of the grids ``noise_scales`` × ``noise_memories``; the pair with
+   the lowest fair CRPS (each channel divided by its climatological std, averaged over channels and the
+   leads in ``[min_lead, lead]``) wins. The CRPS, a proper score, is the robust guide: the spread/skill
+   ratio is not monotonic in λ (too much noise also degrades the ensemble mean, so error grows with
+   spread), so iterating λ on the ratio alone can walk away from the good region.
+2. **Per-variable refinement.** Variables differ in how much spread a given noise makes. For each
+   variable, λ moves from the winner towards the grid neighbour on the side where its spread/skill
+   ratio (mean over its levels and the scored leads) goes to 1, interpolating log SSR linearly in
+   log λ and stopping at that neighbour (or not moving, when the ratio does not head to 1 there). One
+   more rollout measures the per-variable λ; it is kept when its CRPS is within ``crps_tolerance`` of
+   the winner's and its ratios stay closer to 1 (smaller max |log SSR| over variables and leads).
+
+The result is written to ``RUN/calibration.json``; ``velocast forecast weather`` uses it unless
+``--noise-scale`` / ``--noise-memory`` are given.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import xarray as xr
 from pydantic import Field
 
 from models.distillation import recorded_sampler
 from pipeline.config import StrictModel
+from pipeline.provenance import file_sha256
 from pipeline.evaluation.ensemble import channel_scores
 from pipeline.weather.forecasting.data import stack_channels
 from pipeline.weather.forecasting.forecast import initial_history, parse_init_times
 from pipeline.weather.forecasting.model import load_forecaster
-from pipeline.weather.forecasting.rollout import Forecaster, rollout
+from pipeline.weather.forecasting.rollout import NoiseScale, rollout
 
 log = logging.getLogger(__name__)
 
 CALIBRATION_FILE = "calibration.json"
-MAX_STEP = 1.5
 
 
 class CalibrateConfig(StrictModel):
@@ -55,107 +66,151 @@ class CalibrateConfig(StrictModel):
     min_lead_hours: float = Field(24.0, description="shortest lead scored")
     sampler: str | None = None
     sampler_steps: int | None = Field(None, ge=1)
-    noise_memories: list[float] = Field([0.0, 0.25, 0.5, 0.75], description="ρ values tried")
-    iterations: int = Field(2, ge=1, description="rollouts per ρ (each refines λ)")
+    noise_scales: list[float] = Field([0.45, 0.6, 0.8], description="λ values of the CRPS grid")
+    noise_memories: list[float] = Field([0.6], description="ρ values of the CRPS grid")
+    per_variable: bool = Field(True, description="refine λ per variable towards spread/skill 1 (one more rollout)")
+    crps_tolerance: float = Field(0.02, ge=0, description="CRPS a per-variable λ may lose against the grid's best")
     seed: int = 0
     batch_size: int = 64
 
 
-def validation_ssr(forecaster: Forecaster, truth: xr.Dataset, init_times: pd.DatetimeIndex, *, n_steps: int,
-                   config: CalibrateConfig, noise_scale: float, noise_memory: float, sampler: str,
-                   sampler_steps: int) -> np.ndarray:
-    """Spread/skill ratio per lead of one rollout, averaged over channels."""
-    result = rollout(forecaster, history=initial_history(forecaster, truth, init_times), init_times=init_times,
-                     n_steps=n_steps, members=config.members, sampler=sampler, sampler_steps=sampler_steps,
-                     seed=config.seed, batch_size=config.batch_size, noise_scale=noise_scale,
-                     noise_memory=noise_memory)
-    valid = init_times.values[:, None] + result.lead_times.values[None, :]
-    target = stack_channels(truth.sel(time=valid.ravel()), forecaster.channels)
-    target = target.reshape(len(init_times), n_steps, *target.shape[1:])  # (init, lead, C, H, W)
-    ratios = [channel_scores(result.states[:, :, :, c], target[:, :, c], forecaster.latitude)["ssr"]
-              for c in range(len(forecaster.channels))]
-    return np.mean(ratios, axis=0)
+@dataclass(frozen=True)
+class ValidationScores:
+    """One validation rollout: ``crps`` the mean normalised fair CRPS; ``ssr`` ``(variables, leads)``."""
+
+    crps: float
+    ssr: np.ndarray
 
 
-def fit_noise_scale(measure: Callable[[float], tuple[float, np.ndarray]], *, start: float,
-                    iterations: int) -> list[tuple[float, float, np.ndarray]]:
-    """Iterate λ towards mean SSR = 1 (see module); ``measure(λ)`` → (mean SSR, SSR per lead). Returns
-    every (λ, mean SSR, SSR per lead) tried."""
-    tried: list[tuple[float, float, np.ndarray]] = []
-    scale = start
-    for _ in range(iterations):
-        mean, by_lead = measure(scale)
-        tried.append((scale, mean, by_lead))
-        if len(tried) >= 2 and abs(np.log(tried[-1][1]) - np.log(tried[-2][1])) > 1e-3:
-            (l0, s0, _), (l1, s1, _) = tried[-2], tried[-1]
-            slope = (np.log(s1) - np.log(s0)) / (np.log(l1) - np.log(l0))
-            scale = float(np.exp(np.log(l1) - np.log(s1) / max(slope, 0.2)))
-        else:
-            scale = scale / mean
-        # a flat or noisy response must not throw λ far away: at most ×/÷ 1.5 per rollout
-        scale = float(np.clip(scale, tried[-1][0] / MAX_STEP, tried[-1][0] * MAX_STEP))
-    return tried
+class ValidationRollouts:
+    """Rolls a model out from validation init times and scores it against the truth (scored leads only)."""
+
+    def __init__(self, config: CalibrateConfig) -> None:
+        from pipeline.weather.store import open_training_store
+
+        self.config = config
+        self.forecaster, self.checkpoint_dir = load_forecaster(config.model)
+        if self.forecaster.deterministic:
+            raise ValueError("a deterministic (mse) model has no noise to scale; calibrate a flow-matching model")
+        self.sampler, self.sampler_steps = recorded_sampler(self.forecaster.metadata, config.sampler,
+                                                            config.sampler_steps)
+        truth = open_training_store(config.data)
+        self.init_times = parse_init_times(config.init_times)
+        step = self.forecaster.step
+        self.n_steps = round(pd.Timedelta(hours=config.lead_hours) / step)
+        leads_h = np.arange(1, self.n_steps + 1) * step / pd.Timedelta(hours=1)
+        self.scored = np.flatnonzero(leads_h >= config.min_lead_hours)
+        if self.n_steps < 1 or self.scored.size == 0:
+            raise ValueError(f"no lead between {config.min_lead_hours} h and {config.lead_hours} h to score")
+        self.leads_hours = [float(leads_h[i]) for i in self.scored]
+        last_needed = self.init_times[-1] + self.n_steps * step
+        if last_needed > pd.Timestamp(truth["time"].values[-1]):
+            raise ValueError(f"the data end before {last_needed}, the last validation time needed")
+        self.history = initial_history(self.forecaster, truth, self.init_times)
+        leads = pd.TimedeltaIndex([step * (k + 1) for k in range(self.n_steps)])
+        valid = self.init_times.values[:, None] + leads.values[None, :]
+        target = stack_channels(truth.sel(time=valid.ravel()), self.forecaster.channels)
+        self.target = target.reshape(len(self.init_times), self.n_steps, *target.shape[1:])  # (init, lead, C, H, W)
+        channels = self.forecaster.channels
+        self.variables = list(dict.fromkeys(c.variable for c in channels))
+        self.group_of = np.array([self.variables.index(c.variable) for c in channels])
+
+    def score(self, noise_scale: NoiseScale, noise_memory: float) -> ValidationScores:
+        forecaster = self.forecaster
+        result = rollout(forecaster, history=self.history, init_times=self.init_times, n_steps=self.n_steps,
+                         members=self.config.members, sampler=self.sampler, sampler_steps=self.sampler_steps,
+                         seed=self.config.seed, batch_size=self.config.batch_size, noise_scale=noise_scale,
+                         noise_memory=noise_memory)
+        crps, ssr = [], []
+        for c in range(len(forecaster.channels)):
+            scores = channel_scores(result.states[:, :, :, c], self.target[:, :, c], forecaster.latitude)
+            crps.append(scores["crps"][self.scored].mean() / forecaster.normalisation.std[c])
+            ssr.append(scores["ssr"][self.scored])
+        ssr_array = np.asarray(ssr)
+        by_variable = np.stack([ssr_array[self.group_of == g].mean(axis=0) for g in range(len(self.variables))])
+        return ValidationScores(crps=float(np.mean(crps)), ssr=by_variable)
+
+
+def refine_per_variable(scales: Sequence[float], ssr: np.ndarray, best: int) -> np.ndarray:
+    """Per-variable λ from the grid ``scales`` (ascending) and mean SSR per (grid point, variable): from
+    ``scales[best]`` towards the neighbour on the side where the ratio heads to 1, log-log interpolated,
+    clipped to that neighbour; unchanged where the ratio does not head to 1 (see module doc)."""
+    log_lam = np.log(np.asarray(scales, dtype=float))
+    log_ssr = np.log(ssr)
+    out = np.full(ssr.shape[1], log_lam[best])
+    for v in range(ssr.shape[1]):
+        here = log_ssr[best, v]
+        neighbour = best + (1 if here < 0 else -1)
+        if not 0 <= neighbour < len(scales):
+            continue
+        there = log_ssr[neighbour, v]
+        if abs(there) >= abs(here) and np.sign(there) == np.sign(here) or there == here:
+            continue  # the ratio does not move towards 1 on that side
+        fraction = min(1.0, here / (here - there))
+        out[v] = log_lam[best] + fraction * (log_lam[neighbour] - log_lam[best])
+    return np.exp(out)
 
 
 def calibrate_spread(config: CalibrateConfig) -> dict:
-    """Fit λ and ρ (see module doc); write and return ``{"noise_scale", "noise_memory", "history", ...}``."""
-    from pipeline.weather.store import open_training_store
-
-    forecaster, _ = load_forecaster(config.model)
-    if forecaster.deterministic:
-        raise ValueError("a deterministic (mse) model has no noise to scale; calibrate a flow-matching model")
+    """Fit λ (per variable) and ρ (see module doc); write and return ``{"noise_scale", "noise_memory",
+    "history", ...}``."""
+    scales = sorted(config.noise_scales)
+    if not scales or min(scales) <= 0:
+        raise ValueError(f"noise scales must be positive, got {config.noise_scales}")
     if not config.noise_memories or not all(0 <= rho < 1 for rho in config.noise_memories):
         raise ValueError(f"noise memories must lie in [0, 1), got {config.noise_memories}")
-    sampler, sampler_steps = recorded_sampler(forecaster.metadata, config.sampler, config.sampler_steps)
-    truth = open_training_store(config.data)
-    init_times = parse_init_times(config.init_times)
-    n_steps = round(pd.Timedelta(hours=config.lead_hours) / forecaster.step)
-    leads_h = np.arange(1, n_steps + 1) * forecaster.step / pd.Timedelta(hours=1)
-    scored = np.flatnonzero(leads_h >= config.min_lead_hours)
-    if n_steps < 1 or scored.size == 0:
-        raise ValueError(f"no lead between {config.min_lead_hours} h and {config.lead_hours} h to score")
-    last_needed = init_times[-1] + n_steps * forecaster.step
-    if last_needed > pd.Timestamp(truth["time"].values[-1]):
-        raise ValueError(f"the data end before {last_needed}, the last validation time needed")
+    runs = ValidationRollouts(config)
+    variables = runs.variables
     history: list[dict] = []
-    scale = 1.0
-    for rho in sorted(config.noise_memories):
-        def measure(lam: float, rho: float = rho) -> tuple[float, np.ndarray]:
-            by_lead = validation_ssr(forecaster, truth, init_times, n_steps=n_steps, config=config,
-                                     noise_scale=lam, noise_memory=rho, sampler=sampler,
-                                     sampler_steps=sampler_steps)[scored]
-            log.info("λ %.3f, ρ %.2f: validation spread/skill %.3f (%.3f … %.3f over the leads)",
-                     lam, rho, by_lead.mean(), by_lead.min(), by_lead.max())
-            return float(by_lead.mean()), by_lead
 
-        for lam, mean, by_lead in fit_noise_scale(measure, start=scale, iterations=config.iterations):
-            history.append({"noise_scale": lam, "noise_memory": rho, "ssr": mean,
-                            "ssr_by_lead": [round(float(v), 4) for v in by_lead],
-                            "max_abs_log_ssr": float(np.max(np.abs(np.log(by_lead))))})
-        # more memory needs less size: the next ρ starts from the best λ so far
-        scale = min(history, key=lambda h: h["max_abs_log_ssr"])["noise_scale"]
-    best = min(history, key=lambda h: h["max_abs_log_ssr"])
+    def measure(scale: NoiseScale, rho: float) -> ValidationScores:
+        result = runs.score(scale, rho)
+        shown = scale if not isinstance(scale, dict) else " ".join(f"{k} {v:.3f}" for k, v in scale.items())
+        log.info("λ %s, ρ %.2f: validation CRPS %.5f, spread/skill %s", shown, rho, result.crps,
+                 " ".join(f"{v} {x:.3f}" for v, x in zip(variables, result.ssr.mean(axis=1))))
+        history.append({"noise_scale": scale, "noise_memory": rho, "crps": result.crps,
+                        "ssr": float(result.ssr.mean()),
+                        "ssr_by_lead": {v: [round(float(x), 4) for x in row] for v, row in zip(variables, result.ssr)},
+                        "max_abs_log_ssr": float(np.max(np.abs(np.log(result.ssr))))})
+        return result
+
+    grid = {(lam, rho): measure(lam, rho) for rho in sorted(config.noise_memories) for lam in scales}
+    best_lam, best_rho = min(grid, key=lambda key: grid[key].crps)
+    chosen = next(h for h in history if h["noise_scale"] == best_lam and h["noise_memory"] == best_rho)
+    if config.per_variable and len(scales) > 1:
+        mean_ssr = np.stack([grid[(lam, best_rho)].ssr.mean(axis=1) for lam in scales])
+        refined = refine_per_variable(scales, mean_ssr, scales.index(best_lam))
+        if not np.allclose(refined, best_lam):
+            measure({v: round(float(x), 4) for v, x in zip(variables, refined)}, best_rho)
+            candidate = history[-1]
+            if candidate["crps"] <= (1 + config.crps_tolerance) * chosen["crps"] \
+                    and candidate["max_abs_log_ssr"] < chosen["max_abs_log_ssr"]:
+                chosen = candidate
     record = {
-        "noise_scale": best["noise_scale"],
-        "noise_memory": best["noise_memory"],
-        "validation_ssr": best["ssr"],
-        "validation_ssr_by_lead": best["ssr_by_lead"],
+        "noise_scale": chosen["noise_scale"],
+        "noise_memory": chosen["noise_memory"],
+        "validation_crps": chosen["crps"],
+        "validation_ssr": chosen["ssr"],
+        "validation_ssr_by_lead": chosen["ssr_by_lead"],
         "history": history,
-        "init_times": [t.isoformat() for t in init_times],
+        "init_times": [t.isoformat() for t in runs.init_times],
         "members": config.members,
-        "leads_hours": [float(leads_h[i]) for i in scored],
-        "sampler": sampler,
-        "sampler_steps": sampler_steps,
+        "leads_hours": runs.leads_hours,
+        "sampler": runs.sampler,
+        "sampler_steps": runs.sampler_steps,
+        "checkpoint": f"sha256:{file_sha256(Path(runs.checkpoint_dir) / 'weights.safetensors')}",
     }
     Path(config.model, CALIBRATION_FILE).write_text(json.dumps(record, indent=1) + "\n")
     return record
 
 
-def recorded_noise(model: str | Path, checkpoint_dir: str | Path) -> tuple[float, float]:
+def recorded_noise(model: str | Path, checkpoint_dir: str | Path) -> tuple[NoiseScale, float]:
     """The calibrated (λ, ρ) of a run (``RUN/calibration.json`` beside its checkpoints), else (1, 0)."""
     for folder in (Path(model), Path(checkpoint_dir).parent.parent):
         path = folder / CALIBRATION_FILE
         if path.is_file():
             record = json.loads(path.read_text())
-            return float(record["noise_scale"]), float(record.get("noise_memory", 0.0))
+            scale = record["noise_scale"]
+            scale = {k: float(v) for k, v in scale.items()} if isinstance(scale, dict) else float(scale)
+            return scale, float(record.get("noise_memory", 0.0))
     return 1.0, 0.0

@@ -18,6 +18,21 @@ def _checkpoint_error() -> type[Exception]:
     return CheckpointError
 
 
+def parse_noise_scale(text: str | None) -> float | dict[str, float] | None:
+    """``--noise-scale``: ``0.6`` → 0.6; ``geopotential=0.45,temperature=0.6`` → a mapping."""
+    from pipeline.errors import UserError
+
+    if text is None:
+        return None
+    try:
+        if "=" not in text:
+            return float(text)
+        pairs = [part.split("=") for part in text.split(",") if part.strip()]
+        return {name.strip(): float(value) for name, value in pairs}
+    except ValueError:
+        raise UserError(f"--noise-scale expects a number or NAME=VALUE pairs separated by commas, got {text!r}") from None
+
+
 @group("train").command("weather")
 def train_weather_command(
     data: Optional[Path] = typer.Option(None, "--data", help="Training store from `velocast ingest weather`."),
@@ -65,35 +80,51 @@ def calibrate_weather_command(
     members: int = typer.Option(10, "--members", help="Ensemble members of each calibration rollout."),
     lead_hours: float = typer.Option(120.0, "--lead-hours", help="Longest lead scored."),
     min_lead_hours: float = typer.Option(24.0, "--min-lead-hours", help="Shortest lead scored."),
-    noise_memories: str = typer.Option("0,0.25,0.5,0.75", "--noise-memories",
-                                       help="Noise memories ρ to try, comma-separated, each in [0, 1)."),
-    iterations: int = typer.Option(2, "--iterations", help="Rollouts per ρ; each refines the noise scale λ."),
+    noise_scales: str = typer.Option("0.45,0.6,0.8", "--noise-scales",
+                                     help="Noise sizes λ of the CRPS grid, comma-separated."),
+    noise_memories: str = typer.Option("0.6", "--noise-memories",
+                                       help="Noise memories ρ of the CRPS grid, comma-separated, each in [0, 1)."),
+    per_variable: bool = typer.Option(True, "--per-variable/--one-scale",
+                                      help="Refine λ per variable towards spread/skill 1 (one more rollout)."),
     sampler: Optional[str] = typer.Option(None, "--sampler", help="Sampler (default: the model's own, else heun)."),
     sampler_steps: Optional[int] = typer.Option(None, "--steps", help="Sampler steps per forecast step."),
 ) -> None:
-    """Fit the sampler noise's size λ and step-to-step memory ρ so the validation spread/skill ratio stays
-    near 1 at every scored lead; writes RUN/calibration.json, which `velocast forecast weather` then uses
-    by default. Costs len(ρ) × iterations rollouts of the validation init times."""
+    """Fit the sampler noise's size λ and step-to-step memory ρ on validation init times: the (λ, ρ) of the
+    grid with the lowest CRPS, then λ per variable towards spread/skill 1. Writes RUN/calibration.json,
+    which `velocast forecast weather` then uses by default. Costs len(λ) × len(ρ) rollouts of the validation
+    init times, plus one for the per-variable λ."""
+    import numpy as np
+
     from pipeline.console import console
-    from pipeline.errors import user_errors
-    from pipeline.errors import UserError
+    from pipeline.errors import UserError, user_errors
     from pipeline.weather.forecasting.calibrate import CalibrateConfig, calibrate_spread
 
-    try:
-        memories = [float(v) for v in noise_memories.split(",") if v.strip()]
-    except ValueError:
-        raise UserError(f"--noise-memories expects comma-separated numbers, got {noise_memories!r}") from None
+    def numbers(text: str, option: str) -> list[float]:
+        try:
+            return [float(v) for v in text.split(",") if v.strip()]
+        except ValueError:
+            raise UserError(f"{option} expects comma-separated numbers, got {text!r}") from None
+
     cfg = CalibrateConfig(model=str(model), data=str(data), init_times=init_times, members=members,
-                          lead_hours=lead_hours, min_lead_hours=min_lead_hours, iterations=iterations,
-                          noise_memories=memories, sampler=sampler, sampler_steps=sampler_steps)
+                          lead_hours=lead_hours, min_lead_hours=min_lead_hours, per_variable=per_variable,
+                          noise_scales=numbers(noise_scales, "--noise-scales"),
+                          noise_memories=numbers(noise_memories, "--noise-memories"),
+                          sampler=sampler, sampler_steps=sampler_steps)
     with user_errors(*INPUT_ERRORS, _checkpoint_error()):
         record = calibrate_spread(cfg)
+
+    def scales(scale: float | dict[str, float]) -> str:
+        if not isinstance(scale, dict):
+            return f"{scale:.3f}"
+        return ", ".join(f"{name} {value:.3f}" for name, value in scale.items())
+
     for h in record["history"]:
-        console.print(f"  λ {h['noise_scale']:.3f}, ρ {h['noise_memory']:.2f}: spread/skill {h['ssr']:.3f} "
-                      f"(max |log SSR| {h['max_abs_log_ssr']:.3f})", highlight=False)
-    console.print(f"noise scale λ {record['noise_scale']:.3f}, memory ρ {record['noise_memory']:.2f} (validation "
-                  f"spread/skill {min(record['validation_ssr_by_lead']):.2f} … {max(record['validation_ssr_by_lead']):.2f} "
-                  f"over the leads) -> {model}/calibration.json", highlight=False)
+        console.print(f"  λ {scales(h['noise_scale'])}, ρ {h['noise_memory']:.2f}: CRPS {h['crps']:.5f}, "
+                      f"spread/skill {h['ssr']:.3f} (max |log SSR| {h['max_abs_log_ssr']:.3f})", highlight=False)
+    by_lead = np.concatenate([np.asarray(v) for v in record["validation_ssr_by_lead"].values()])
+    console.print(f"noise scale λ {scales(record['noise_scale'])}, memory ρ {record['noise_memory']:.2f} (validation "
+                  f"spread/skill {by_lead.min():.2f} … {by_lead.max():.2f} over variables and leads) "
+                  f"-> {model}/calibration.json", highlight=False)
 
 
 @group("forecast").command("weather")
@@ -107,10 +138,11 @@ def forecast_weather_command(
     sampler: Optional[str] = typer.Option(None, "--sampler", help="euler, heun, midpoint, dpmpp_2s or churn (default: the model's own, e.g. a distilled student's, else heun)."),
     sampler_steps: Optional[int] = typer.Option(None, "--steps", help="Sampler steps per forecast step (default: the model's own, else 8)."),
     guidance: Optional[float] = typer.Option(None, "--guidance", help="Classifier-free guidance scale."),
-    noise_scale: Optional[float] = typer.Option(
+    noise_scale: Optional[str] = typer.Option(
         None, "--noise-scale",
-        help="Inflate the sampler noise by this factor (default: the run's calibration.json from "
-             "`velocast calibrate weather`, else 1)."),
+        help="Size λ of the sampler noise: one number, or VARIABLE=λ pairs such as "
+             "geopotential=0.45,temperature=0.6 (a channel name like temperature_850 also works; default: the "
+             "run's calibration.json from `velocast calibrate weather`, else 1)."),
     noise_memory: Optional[float] = typer.Option(
         None, "--noise-memory",
         help="Correlate each member's sampler noise from one step to the next by this factor in [0, 1) "
@@ -128,7 +160,8 @@ def forecast_weather_command(
 
     cfg = load_config(ForecastConfig, None, overrides=dict(
         model=str(model), data=str(data), init_times=init_times, members=members, lead=lead, sampler=sampler,
-        sampler_steps=sampler_steps, guidance=guidance, noise_scale=noise_scale, noise_memory=noise_memory, seed=seed,
+        sampler_steps=sampler_steps, guidance=guidance, noise_scale=parse_noise_scale(noise_scale),
+        noise_memory=noise_memory, seed=seed,
         batch_size=batch_size, device=device))
     with user_errors(*INPUT_ERRORS, _checkpoint_error()):
         summary = forecast_weather(cfg, out=out, progress=not no_progress)

@@ -26,7 +26,7 @@ from pipeline.console import make_progress
 from pipeline.provenance import file_sha256
 from pipeline.weather.forecasting.data import stack_channels
 from pipeline.weather.forecasting.model import load_forecaster
-from pipeline.weather.forecasting.rollout import Forecaster, forecast_dataset, rollout
+from pipeline.weather.forecasting.rollout import Forecaster, NoiseScale, forecast_dataset, rollout
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +42,9 @@ class ForecastConfig(StrictModel):
     sampler: str | None = Field(None, description="default: the model's own (a distilled student's), else heun")
     sampler_steps: int | None = Field(None, ge=1, description="default: the model's own, else 8")
     guidance: float | None = None
-    noise_scale: float | None = Field(
-        None, gt=0, description="inflation λ of the sampler noise; default: the run's calibration.json, else 1"
+    noise_scale: NoiseScale | None = Field(
+        None, description="size λ of the sampler noise, one value or one per variable/channel; default: the "
+                          "run's calibration.json, else 1"
     )
     noise_memory: float | None = Field(
         None, ge=0, lt=1, description="step-to-step correlation ρ of a member's sampler noise; default: the "

@@ -26,6 +26,28 @@ from pipeline.weather.forecasting.data import Channel, Normalisation
 from pipeline.weather.forecasting.features import time_features
 from pipeline.weather.schema import CANONICAL
 
+NoiseScale = float | dict[str, float]
+"""Sampler noise size λ: one value for every channel, or one per variable (``temperature``, all its levels)
+or per channel (``temperature_850``); a channel's own entry wins over its variable's."""
+
+
+def channel_noise_scales(channels: Sequence[Channel], noise_scale: NoiseScale) -> np.ndarray:
+    """λ per channel, ``(C,)``. Raises ValueError when a channel has no value or a name matches none."""
+    if not isinstance(noise_scale, dict):
+        values = np.full(len(channels), float(noise_scale))
+    else:
+        unknown = set(noise_scale) - {c.name for c in channels} - {c.variable for c in channels}
+        if unknown:
+            raise ValueError(f"noise scale given for {sorted(unknown)}, which the model does not have; its "
+                             f"variables are {sorted({c.variable for c in channels})}")
+        missing = [c.name for c in channels if c.name not in noise_scale and c.variable not in noise_scale]
+        if missing:
+            raise ValueError(f"no noise scale for {missing}: give one per variable (or per channel)")
+        values = np.array([float(noise_scale.get(c.name, noise_scale.get(c.variable))) for c in channels])
+    if not np.all(values > 0):
+        raise ValueError(f"noise scales must be positive, got {noise_scale}")
+    return values
+
 
 @dataclass
 class Forecaster:
@@ -65,20 +87,22 @@ class Forecaster:
         steps: int = 8,
         guidance: float | None = None,
         generator: torch.Generator | None = None,
-        noise_scale: float = 1.0,
+        noise_scale: NoiseScale = 1.0,
         noise: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, int]:
         """Normalised residuals ``(B, C, H, W)`` for one model step, and the network calls spent.
 
         The sampler starts from ``λ·ε`` with ``ε = noise`` (standard normal; drawn here when ``None``):
-        ``noise_scale`` λ inflates it (see :mod:`~pipeline.weather.forecasting.calibrate`)."""
+        ``noise_scale`` λ (per channel where a mapping) sizes it (see
+        :mod:`~pipeline.weather.forecasting.calibrate`)."""
         condition = self.condition(previous, current, valid_times)
         if self.deterministic:
             return self.objective.predict(self.net, current, None, condition).x1, 1
         denoiser = Denoiser(self.net, self.objective, condition=condition, guidance=guidance)
         if noise is None:
             noise = torch.randn(current.shape, generator=generator, dtype=current.dtype, device=current.device)
-        result = sample(denoiser, noise_scale * noise, sampler=sampler, steps=steps, generator=generator)
+        scales = torch.from_numpy(channel_noise_scales(self.channels, noise_scale)).to(noise)
+        result = sample(denoiser, scales.reshape(1, -1, 1, 1) * noise, sampler=sampler, steps=steps, generator=generator)
         return result.samples, result.nfe
 
 
@@ -104,7 +128,7 @@ def rollout(
     seed: int = 0,
     batch_size: int = 64,
     device: str | torch.device = "cpu",
-    noise_scale: float = 1.0,
+    noise_scale: NoiseScale = 1.0,
     noise_memory: float = 0.0,
     on_step: Callable[[int], None] | None = None,
 ) -> RolloutResult:
@@ -115,6 +139,7 @@ def rollout(
     ``on_step`` is called with the number of (chunk) steps done, for progress bars.
     """
     init = pd.DatetimeIndex(init_times)
+    channel_noise_scales(forecaster.channels, noise_scale)  # a bad mapping fails before any work
     if history.shape[0] != len(init) or history.shape[1] != 2:
         raise ValueError(f"history must be (N_init={len(init)}, 2, C, H, W), got {history.shape}")
     norm = forecaster.normalisation

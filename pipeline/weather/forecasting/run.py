@@ -1,7 +1,8 @@
 """``velocast run weather``: the whole weather pipeline on the embedded Held–Suarez atmosphere.
 
-simulate (+ ingest) → train the flow-matching model and the deterministic (MSE) baseline → forecast
-both from the test init times → perfect-model ensemble from the same init times → evaluate.
+simulate (+ ingest) → train the flow-matching model and the deterministic (MSE) baseline → calibrate the
+model's sampler noise on validation init times → forecast both from the test init times → perfect-model
+ensemble from the same init times → evaluate.
 
 Periods (simulation time starts 2000-01-01T00 after the spin-up): training, then ``validation_days``
 of validation, then the test init times every ``init_spacing_hours``; the record extends ``lead_days``
@@ -23,6 +24,7 @@ from pipeline.config import StrictModel
 from pipeline.weather.forecasting.evaluate import EvaluateConfig, evaluate_weather
 from pipeline.weather.forecasting.forecast import ForecastConfig, forecast_weather
 from pipeline.weather.forecasting.model import NetworkConfig
+from pipeline.weather.forecasting.rollout import NoiseScale
 from pipeline.weather.forecasting.train import ValidationConfig, WeatherTrainConfig, train_weather
 
 log = logging.getLogger(__name__)
@@ -45,15 +47,22 @@ class RunWeatherConfig(StrictModel):
     )
     sampler: str = "heun"
     sampler_steps: int = Field(2, description="sampler steps per 6-h step (heun: 2 network calls each)")
-    noise_scale: float = Field(0.58, gt=0, description="sampler noise size λ (see `velocast calibrate weather`)")
+    noise_scale: NoiseScale = Field(
+        0.6, description="sampler noise size λ of the forecasts when calibration_init_times is 0 (see "
+                         "`velocast calibrate weather`)")
     noise_memory: float = Field(0.6, ge=0, lt=1, description="step-to-step correlation ρ of a member's sampler "
                                                             "noise (see `velocast calibrate weather`)")
+    calibration_init_times: int = Field(
+        4, ge=0, description="validation init times on which λ is fitted (CRPS grid, then per variable) before "
+                             "forecasting (0: forecast with noise_scale as given)")
+    calibration_members: int = Field(10, ge=2)
+    calibration_noise_scales: list[float] = Field([0.45, 0.6, 0.8], description="λ grid of the calibration")
     network: NetworkConfig = NetworkConfig(base_channels=32, channel_mults=[1, 2, 2], blocks_per_level=1)
     train: TrainConfig = TrainConfig(steps=4000, batch_size=16, lr=5e-4, warmup_steps=100, ema_decay=0.995,
-                                     log_every=25, checkpoint_every=500, validate_every=1000, max_minutes=7.5)
+                                     log_every=25, checkpoint_every=500, validate_every=1000, max_minutes=7.0)
     deterministic_train: TrainConfig = TrainConfig(steps=1500, batch_size=16, lr=5e-4, warmup_steps=100,
                                                    ema_decay=0.995, log_every=25, checkpoint_every=500,
-                                                   validate_every=0, max_minutes=2.5)
+                                                   validate_every=0, max_minutes=2.25)
     validation: ValidationConfig = ValidationConfig()
 
     @classmethod
@@ -62,6 +71,7 @@ class RunWeatherConfig(StrictModel):
         return cls(
             train_days=40.0, spinup_days=20.0, validation_days=3.0, init_times=3, init_spacing_hours=24,
             lead_days=1.0, members=4, perfect_model_members=4, sampler="euler", sampler_steps=2,
+            calibration_init_times=2, calibration_members=4, calibration_noise_scales=[0.6, 0.9],
             network=NetworkConfig(base_channels=8, channel_mults=[1, 2], blocks_per_level=1, attention=False),
             train=TrainConfig(steps=40, batch_size=8, lr=1e-3, warmup_steps=5, log_every=10, checkpoint_every=20,
                               validate_every=20, max_minutes=1.0),
@@ -80,6 +90,22 @@ class RunWeatherConfig(StrictModel):
         last_valid = inits[-1] + pd.Timedelta(days=self.lead_days)
         days = (last_valid - start) / pd.Timedelta(days=1) + 0.25
         return train_end, valid_end, inits, float(days)
+
+    def calibration_inits(self) -> pd.DatetimeIndex:
+        """``calibration_init_times`` init times inside the validation period, spread evenly on the 6-h
+        grid, whose conditioning states and every lead's truth lie in that period."""
+        train_end, valid_end, _, _ = self.periods()
+        first = train_end + pd.Timedelta(hours=12)
+        last = valid_end - pd.Timedelta(days=self.lead_days)
+        if last < first:
+            raise ValueError(f"the validation period ({self.validation_days} days) is too short for "
+                             f"{self.lead_days}-day calibration forecasts")
+        if self.calibration_init_times == 1:
+            return pd.DatetimeIndex([first])
+        spacing = ((last - first) / (self.calibration_init_times - 1)).floor("6h")
+        if spacing <= pd.Timedelta(0):
+            raise ValueError(f"{self.calibration_init_times} calibration init times do not fit the validation period")
+        return pd.date_range(first, periods=self.calibration_init_times, freq=spacing)
 
 
 # -- stages (each one idempotent: a finished stage is reused; the Prefect flow makes each one a task) ------
@@ -110,6 +136,36 @@ def stage_train(config: RunWeatherConfig, *, out: str | Path, name: str, progres
     return str(Path(out) / name)
 
 
+def stage_calibrate(config: RunWeatherConfig, *, out: str | Path) -> dict | None:
+    """Fit the model's sampler noise λ (at ρ = ``noise_memory``) on the validation init times
+    into ``out/model/calibration.json``, which the forecast stage then uses; returns the record (``None``
+    when ``calibration_init_times`` is 0). A calibration of the same checkpoint, init times, members,
+    sampler and ρ already in the file is reused."""
+    from pipeline.provenance import file_sha256
+    from pipeline.weather.forecasting.calibrate import CALIBRATION_FILE, CalibrateConfig, calibrate_spread
+    from pipeline.weather.forecasting.model import load_forecaster
+
+    if config.calibration_init_times == 0:
+        return None
+    path = Path(out) / "model" / CALIBRATION_FILE
+    inits = config.calibration_inits()
+    if path.is_file():
+        record = json.loads(path.read_text())
+        _, checkpoint_dir = load_forecaster(Path(out) / "model")
+        wanted = {"checkpoint": f"sha256:{file_sha256(Path(checkpoint_dir) / 'weights.safetensors')}",
+                  "init_times": [t.isoformat() for t in inits], "members": config.calibration_members,
+                  "noise_memory": config.noise_memory, "sampler": config.sampler,
+                  "sampler_steps": config.sampler_steps}
+        if all(record.get(key) == value for key, value in wanted.items()):
+            return record
+    return calibrate_spread(CalibrateConfig(
+        model=str(Path(out) / "model"), data=str(Path(out) / "atmosphere.zarr"),
+        init_times=[t.isoformat() for t in inits], members=config.calibration_members,
+        lead_hours=config.lead_days * 24, min_lead_hours=min(24.0, config.lead_days * 24),
+        sampler=config.sampler, sampler_steps=config.sampler_steps, noise_scales=config.calibration_noise_scales,
+        noise_memories=[config.noise_memory], seed=config.seed))
+
+
 def stage_forecast(config: RunWeatherConfig, *, out: str | Path, name: str, progress: bool = True) -> dict:
     """Forecast the test init times with ``out/NAME`` into its store (``forecast.icechunk`` for the model,
     ``deterministic_forecast.icechunk``); returns the store path, cycles written and network calls per step."""
@@ -120,8 +176,10 @@ def stage_forecast(config: RunWeatherConfig, *, out: str | Path, name: str, prog
     if name == "model":
         cfg = ForecastConfig(model=str(out / "model"), data=str(out / "atmosphere.zarr"), init_times=init_specs,
                              members=config.members, lead=lead, sampler=config.sampler,
-                             sampler_steps=config.sampler_steps, noise_scale=config.noise_scale,
-                             noise_memory=config.noise_memory, seed=config.seed)
+                             sampler_steps=config.sampler_steps, seed=config.seed,
+                             # with a calibration, None: the run's calibration.json (λ per variable, ρ)
+                             noise_scale=None if config.calibration_init_times else config.noise_scale,
+                             noise_memory=None if config.calibration_init_times else config.noise_memory)
         store = out / "forecast.icechunk"
     else:
         cfg = ForecastConfig(model=str(out / name), data=str(out / "atmosphere.zarr"), init_times=init_specs,
@@ -184,6 +242,9 @@ def run_weather(config: RunWeatherConfig, *, out: str | Path, progress: bool = T
         stage_train(config, out=out, name=name, progress=progress)
         timings[f"train_{name}"] = time.monotonic() - t
 
+    t = stage("calibrate the sampler noise on validation init times")
+    stage_calibrate(config, out=out)
+    timings["calibrate"] = time.monotonic() - t
     t = stage("forecast: velocast ensemble")
     forecast = stage_forecast(config, out=out, name="model", progress=progress)
     timings["forecast"] = time.monotonic() - t

@@ -1,6 +1,6 @@
 """Spread calibration: the noise scale inflates the ensemble spread, noise memory makes it grow with
-lead, the fit lands where the validation spread/skill ratio is near 1, and forecasts pick the recorded
-λ and ρ up by default."""
+lead, the fit takes the lowest-CRPS (λ, ρ) of its grid and refines λ per variable towards spread/skill 1,
+and forecasts pick the recorded λ and ρ up by default."""
 
 from __future__ import annotations
 
@@ -12,10 +12,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.weather.forecasting.calibrate import CalibrateConfig, calibrate_spread, recorded_noise
+from pipeline.weather.forecasting.calibrate import (
+    CalibrateConfig,
+    calibrate_spread,
+    recorded_noise,
+    refine_per_variable,
+)
 from pipeline.weather.forecasting.forecast import initial_history
 from pipeline.weather.forecasting.model import load_forecaster
-from pipeline.weather.forecasting.rollout import rollout
+from pipeline.weather.forecasting.rollout import channel_noise_scales, rollout
 from pipeline.weather.store import open_training_store
 
 
@@ -49,28 +54,108 @@ def test_noise_memory_makes_the_spread_grow_with_lead(fm_run, store_path) -> Non
     assert spread[0.95] > 1.1 * spread[0.0]
 
 
-def test_calibration_improves_spread_skill_and_forecasts_use_it(fm_run, store_path, tmp_path) -> None:
+def test_calibration_picks_the_lowest_crps_of_the_grid_and_forecasts_use_it(fm_run, store_path, tmp_path) -> None:
+    """One rollout per (λ, ρ) of the grid; the lowest-CRPS pair wins unless the per-variable refinement
+    keeps the CRPS (within tolerance) and brings every ratio closer to 1; the record is what forecasts use."""
     run = tmp_path / "run"
     shutil.copytree(fm_run, run)
     record = calibrate_spread(CalibrateConfig(
         model=str(run), data=store_path, init_times=["2000-01-02T00/2000-01-04T00/24h"], members=4,
-        lead_hours=18, min_lead_hours=6, sampler="euler", sampler_steps=2, noise_memories=[0.0, 0.5], iterations=2))
+        lead_hours=18, min_lead_hours=6, sampler="euler", sampler_steps=2, noise_scales=[0.5, 1.0],
+        noise_memories=[0.0, 0.5]))
     history = record["history"]
-    assert len(history) == 4 and history[0]["noise_scale"] == 1.0 and history[0]["noise_memory"] == 0.0
-    assert [h["noise_memory"] for h in history] == [0.0, 0.0, 0.5, 0.5]
-    # the chosen pair stays closer to SSR = 1 at every lead than the uncalibrated rollout
-    chosen = max(abs(np.log(record["validation_ssr_by_lead"])))
-    assert chosen <= history[0]["max_abs_log_ssr"] + 1e-9
+    grid = history[:4]
+    assert [(h["noise_scale"], h["noise_memory"]) for h in grid] == [(0.5, 0.0), (1.0, 0.0), (0.5, 0.5), (1.0, 0.5)]
+    best = min(grid, key=lambda h: h["crps"])
+    if record["noise_scale"] == best["noise_scale"]:
+        assert record["noise_memory"] == best["noise_memory"]
+    else:  # the per-variable candidate, measured after the grid, replaced it for a reason
+        candidate = history[4]
+        assert isinstance(candidate["noise_scale"], dict) and record["noise_scale"] == candidate["noise_scale"]
+        assert candidate["crps"] <= 1.02 * best["crps"]
+        assert candidate["max_abs_log_ssr"] < best["max_abs_log_ssr"]
+    assert record["validation_crps"] <= 1.02 * best["crps"]
     saved = json.loads((run / "calibration.json").read_text())
     assert (saved["noise_scale"], saved["noise_memory"]) == (record["noise_scale"], record["noise_memory"])
-    assert recorded_noise(run, run / "checkpoints" / "x") == pytest.approx((record["noise_scale"], record["noise_memory"]))
+    assert recorded_noise(run, run / "checkpoints" / "x") == (record["noise_scale"], record["noise_memory"])
     assert recorded_noise(fm_run, Path(fm_run) / "checkpoints" / "x") == (1.0, 0.0)
     with pytest.raises(ValueError, match="noise memories"):
         calibrate_spread(CalibrateConfig(model=str(run), data=store_path, init_times=["2000-01-02T00"],
                                          lead_hours=12, min_lead_hours=6, noise_memories=[1.0]))
 
 
+def test_per_variable_refinement_moves_towards_spread_skill_one() -> None:
+    """From the best grid λ each variable moves towards the neighbour where its ratio heads to 1 (log-log
+    interpolation, never past the neighbour) and stays where the ratio moves away from 1."""
+    scales = [0.5, 1.0, 2.0]
+    ssr = np.array([[0.5, 0.5, 0.8],      # λ 0.5
+                    [0.8, 1.25, 0.9],     # λ 1 (the best)
+                    [1.25, 1.5, 0.85]])   # λ 2
+    refined = refine_per_variable(scales, ssr, best=1)
+    # variable 0: 0.8 -> 1.25 between λ 1 and 2 crosses 1 halfway in log
+    assert refined[0] == pytest.approx(2 ** (np.log(0.8) / (np.log(0.8) - np.log(1.25))))
+    assert 1.0 < refined[0] < 2.0
+    # variable 1: too wide at λ 1, 0.5 at λ 0.5 -> between them
+    assert 0.5 < refined[1] < 1.0
+    # variable 2: too narrow, and the ratio falls with more noise -> unchanged
+    assert refined[2] == pytest.approx(1.0)
+
+
 def test_calibration_refuses_a_deterministic_model(mse_run, store_path) -> None:
     with pytest.raises(ValueError, match="deterministic"):
         calibrate_spread(CalibrateConfig(model=str(mse_run), data=store_path, init_times=["2000-01-02T00"],
                                          lead_hours=12, min_lead_hours=6))
+
+
+def test_noise_scale_per_variable_resolves_channels_and_refuses_unknown_names(fm_run) -> None:
+    """A mapping gives each channel its channel's or its variable's λ (the channel's own entry wins);
+    names the model lacks and channels left without a value are refused before any work."""
+    forecaster, _ = load_forecaster(fm_run)
+    channels = forecaster.channels
+    first = channels[0]
+    scale = {c.variable: 0.5 for c in channels} | {first.name: 0.9}
+    values = channel_noise_scales(channels, scale)
+    assert values[0] == 0.9
+    assert all(values[i] == 0.5 for i, c in enumerate(channels) if c.name != first.name)
+    np.testing.assert_array_equal(channel_noise_scales(channels, 0.7), np.full(len(channels), 0.7))
+    with pytest.raises(ValueError, match="does not have"):
+        channel_noise_scales(channels, scale | {"vorticity": 1.0})
+    with pytest.raises(ValueError, match="no noise scale"):
+        channel_noise_scales(channels, {first.variable: 1.0} if len({c.variable for c in channels}) > 1
+                             else {first.name: 1.0})
+    with pytest.raises(ValueError, match="positive"):
+        channel_noise_scales(channels, -1.0)
+
+
+def test_a_mapping_of_equal_scales_samples_like_the_scalar(fm_run, store_path) -> None:
+    """Per-variable λ is the same draw, only scaled per channel: equal values reproduce the scalar run,
+    and a smaller λ for one variable narrows that variable's spread at the first step."""
+    forecaster, _ = load_forecaster(fm_run)
+    truth = open_training_store(store_path)
+    inits = pd.DatetimeIndex([pd.Timestamp("2000-01-02T00")])
+    history = initial_history(forecaster, truth, inits)
+    variables = list(dict.fromkeys(c.variable for c in forecaster.channels))
+
+    def run(scale):
+        return rollout(forecaster, history=history, init_times=inits, n_steps=1, members=6, sampler="euler",
+                       sampler_steps=2, noise_scale=scale).states
+
+    np.testing.assert_allclose(run({v: 0.8 for v in variables}), run(0.8), rtol=1e-6, atol=1e-6)
+    target = variables[0]
+    narrow = run({v: (0.1 if v == target else 0.8) for v in variables})
+    wide = run(0.8)
+    rows = [i for i, c in enumerate(forecaster.channels) if c.variable == target]
+    spread = {name: states[:, 0][:, :, rows].std(axis=1).mean() for name, states in (("narrow", narrow), ("wide", wide))}
+    assert spread["narrow"] < 0.8 * spread["wide"]
+
+
+def test_cli_noise_scale_takes_a_number_or_pairs() -> None:
+    from pipeline.errors import UserError
+    from pipeline.weather.forecasting.cli import parse_noise_scale
+
+    assert parse_noise_scale("0.6") == 0.6
+    assert parse_noise_scale("geopotential=0.45, temperature_850=0.6") == {"geopotential": 0.45,
+                                                                          "temperature_850": 0.6}
+    assert parse_noise_scale(None) is None
+    with pytest.raises(UserError, match="NAME=VALUE"):
+        parse_noise_scale("geopotential=0.4,0.5")
