@@ -12,6 +12,10 @@ Convention (see :mod:`models`): ``x_t = (1-t)·x0 + t·x1``, ``x0 ~ N(0, I)`` no
    times ``{0, 1/K, ..., (K-1)/K}`` where ``K``-step Euler queries it (``K = 1``: direct distillation,
    Luhman & Luhman 2021), ``"mixed"`` half of each batch there and half uniform.
 
+A teacher that samples from scaled noise ``x0 = λ·z`` (a spread-calibrated sampler, ``noise_scale``; λ
+broadcasts over a sample, e.g. one value per channel) gives couplings ``(λ·z, ẑ)``: the student then
+learns straight paths from that same scaled noise and must be sampled from it too.
+
 Why reflow for our setting: the student is an ordinary flow-matching model (same network, same
 ``net(x, t, condition)`` signature, no extra step-size input as shortcut models need, no skip
 parametrisation as consistency models need), so it loads and samples through every normal path;
@@ -116,13 +120,15 @@ def teacher_couplings(
     *,
     source: BatchSource,
     config: ReflowConfig,
+    noise_scale: Tensor | float = 1.0,
     progress: Any = None,
 ) -> Couplings:
     """``config.pairs`` teacher couplings for conditions (and loss weights) drawn from ``source``.
 
     Batch ``10_000_000 + k`` of the source (``k = 0, 1, ...``; offset so it differs from the batches the
     teacher was trained on at the same seed) gives the conditions and loss weight (its ``x1`` is not used);
-    noise comes from a generator seeded by ``(seed, k)``. ``progress(n)`` is called with the pairs done.
+    noise comes from a generator seeded by ``(seed, k)``, scaled by ``noise_scale`` (broadcast over one sample),
+    and is stored scaled. ``progress(n)`` is called with the pairs done.
     """
     teacher.eval()
     noises, samples, conds = [], [], []
@@ -134,7 +140,7 @@ def teacher_couplings(
         take = min(batch.x1.shape[0], config.pairs - done)
         cond = map_condition(lambda v, n=take: v[:n], batch.condition)
         gen = torch.Generator().manual_seed(config.seed * 1_000_003 + 7_919 * k + 17)
-        noise = torch.randn((take, *batch.x1.shape[1:]), generator=gen, dtype=batch.x1.dtype)
+        noise = noise_scale * torch.randn((take, *batch.x1.shape[1:]), generator=gen, dtype=batch.x1.dtype)
         den = Denoiser(teacher, objective, condition=cond, guidance=config.teacher_guidance)
         out = sample(den, noise, sampler=config.teacher_sampler, steps=config.teacher_steps, grid=grid, generator=gen)
         nfe = out.nfe
@@ -219,12 +225,14 @@ def reflow_distill(
     run_dir: str | Path | None = None,
     extra: dict[str, Any] | None = None,
     teacher_objective_name: str = "",
+    noise_scale: Tensor | float = 1.0,
     progress: Any = None,
 ) -> DistillResult:
     """Distil ``teacher`` into a ``config.student_steps``-step Euler student by reflow.
 
     ``student`` defaults to a copy of the teacher (``init_from_teacher``); give a fresh network of the same
-    signature otherwise. Couplings are drawn from ``source`` unless given. With ``run_dir`` one checkpoint
+    signature otherwise. Couplings are drawn from ``source`` unless given, the teacher starting from
+    ``noise_scale``·z. With ``run_dir`` one checkpoint
     (safetensors + JSON) is written at the end, its ``extra`` = ``extra`` updated by
     :func:`student_metadata`. ``progress(stage, done, total)`` reports pairs and steps.
     """
@@ -232,7 +240,8 @@ def reflow_distill(
         if source is None:
             raise ValueError("reflow_distill needs a source of conditions or ready couplings")
         report = (lambda n: progress("pairs", n, config.pairs)) if progress is not None else None
-        couplings = teacher_couplings(teacher, teacher_objective, source=source, config=config, progress=report)
+        couplings = teacher_couplings(teacher, teacher_objective, source=source, config=config,
+                                      noise_scale=noise_scale, progress=report)
     if student is None:
         student = copy.deepcopy(teacher)
         if not config.init_from_teacher:

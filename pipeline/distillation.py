@@ -13,7 +13,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from torch import nn
+from torch import Tensor, nn
 
 from models.distillation import DistillResult, ReflowConfig, reflow_distill
 from models.objectives import Objective
@@ -41,11 +41,13 @@ def distill_run(
     source: BatchSource,
     config: ReflowConfig,
     files: dict[str, str],
+    noise_scale: Tensor | float = 1.0,
     progress: bool = True,
 ) -> DistillResult:
     """Reflow-distil ``teacher`` into the new run ``out``; ``files`` (name → text) are written beside it.
 
-    The student's checkpoint metadata is the teacher's ``metadata`` plus the teacher checkpoint's SHA-256
+    The teacher starts from ``noise_scale``·z (see :mod:`models.distillation`). The student's checkpoint
+    metadata is the teacher's ``metadata`` plus the teacher checkpoint's SHA-256
     and ``teacher_model``.
     """
     meta = dict(metadata)
@@ -61,6 +63,7 @@ def distill_run(
             result = reflow_distill(teacher=teacher, teacher_objective=teacher_objective, source=source,
                                     config=config, run_dir=tmp, extra=meta,
                                     teacher_objective_name=str(metadata.get("objective")),
+                                    noise_scale=noise_scale,
                                     progress=lambda stage, done, total: bar.update(tasks[stage], completed=done))
         for name, text in files.items():
             (tmp / name).write_text(text)

@@ -10,7 +10,9 @@ times its training never saw), for every sampler (euler, heun, midpoint, dpmpp_2
 64 network calls per forecast step (steps = calls / calls-per-step of the sampler). Score: the
 latitude-weighted fair CRPS in normalised units (each channel divided by its climatological std),
 averaged over channels, leads and init times (the same score as training's ``val/crps``). Every
-configuration uses the same noise seed. Each ``--student`` run (from ``velocast distill weather``) is
+configuration uses the same noise seed, and every run samples from its own calibrated noise (size λ and
+memory ρ from ``RUN/calibration.json``, see ``velocast calibrate weather``; a student inherits its
+teacher's) unless ``--noise-scale`` / ``--noise-memory`` are given. Each ``--student`` run (from ``velocast distill weather``) is
 scored at the sampler and steps recorded in its checkpoint. A configuration is Pareto-optimal when no
 other has at most as many calls and a lower CRPS.
 
@@ -72,7 +74,7 @@ class WeatherCases:
         from pipeline.weather.forecasting.train import split_times
         from pipeline.weather.store import open_training_store
 
-        self.teacher, _ = load_forecaster(run)
+        self.teacher, self.teacher_checkpoint = load_forecaster(run)
         meta = self.teacher.metadata
         cfg_path = Path(run) / "train_config.json"
         cfg = json.loads(cfg_path.read_text()) if cfg_path.is_file() else {}
@@ -97,8 +99,10 @@ class WeatherCases:
         self.latitude = self.teacher.latitude
         self.lead_steps = lead_steps
 
-    def crps(self, forecaster, *, sampler: str, steps: int, members: int, seed: int) -> tuple[float, int, float, float]:  # type: ignore[no-untyped-def]
-        """(mean fair CRPS in normalised units, network calls per forecast step, seconds, spread/skill ratio)."""
+    def crps(self, forecaster, *, sampler: str, steps: int, members: int, seed: int,  # type: ignore[no-untyped-def]
+             noise: tuple[object, float] = (1.0, 0.0)) -> tuple[float, int, float, float]:
+        """(mean fair CRPS in normalised units, network calls per forecast step, seconds, spread/skill ratio);
+        ``noise`` = (λ, ρ) of the sampler noise."""
         import xarray as xr
 
         from pipeline.evaluation.ensemble import crps, spread_skill_ratio
@@ -106,7 +110,8 @@ class WeatherCases:
 
         start = time.perf_counter()
         result = rollout(forecaster, history=self.history, init_times=self.init_times, n_steps=self.lead_steps,
-                         members=members, sampler=sampler, sampler_steps=steps, seed=seed, batch_size=256)
+                         members=members, sampler=sampler, sampler_steps=steps, seed=seed, batch_size=256,
+                         noise_scale=noise[0], noise_memory=noise[1])
         seconds = time.perf_counter() - start
         norm = forecaster.normalisation
         z = np.stack([[norm.normalise(result.states[n, k]) for k in range(self.lead_steps)]
@@ -150,6 +155,17 @@ def print_table(title: str, points: list[dict], key: str) -> None:
     Console(width=140).print(table)
 
 
+def run_noise(args: argparse.Namespace, run: Path, checkpoint_dir: Path) -> tuple[object, float]:
+    """(λ, ρ) a run samples with: ``--noise-scale`` / ``--noise-memory``, else its calibration.json."""
+    from pipeline.weather.forecasting.calibrate import recorded_noise
+    from pipeline.weather.forecasting.cli import parse_noise_scale
+
+    scale, memory = recorded_noise(run, checkpoint_dir)
+    if args.noise_scale is not None:
+        scale = parse_noise_scale(args.noise_scale)
+    return scale, memory if args.noise_memory is None else args.noise_memory
+
+
 def weather_sweep(args: argparse.Namespace) -> dict:
     from pipeline.weather.forecasting.model import load_forecaster
 
@@ -164,24 +180,28 @@ def weather_sweep(args: argparse.Namespace) -> dict:
     cases = WeatherCases(Path(run), data=args.weather_data, init_times=args.init_times, lead_steps=args.lead_steps)
     print(f"weather: teacher {run}, {len(cases.init_times)} init times {cases.init_times[0]} .. "
           f"{cases.init_times[-1]}, {args.members} members, {args.lead_steps} steps", flush=True)
+    noise = run_noise(args, Path(run), cases.teacher_checkpoint)
+    print(f"  teacher noise: λ {noise[0]}, ρ {noise[1]}", flush=True)
     points: list[dict] = []
     for name, steps in sweep_configs(parse_ints(args.calls), args.samplers.split(",")):
         score, nfe, seconds, ssr = cases.crps(cases.teacher, sampler=name, steps=steps, members=args.members,
-                                              seed=args.seed)
+                                              seed=args.seed, noise=noise)
         points.append({"model": "teacher", "sampler": name, "steps": steps, "calls": nfe, "crps": score,
-                       "ssr": ssr, "seconds": seconds})
+                       "ssr": ssr, "seconds": seconds, "noise_scale": noise[0], "noise_memory": noise[1]})
         print(f"  teacher {name:9s} x{steps:<3d} calls {nfe:3d}  crps {score:.5f}  ssr {ssr:.3f}  {seconds:.1f}s",
               flush=True)
     for student_run in args.student:
-        student, _ = load_forecaster(student_run)
+        student, student_checkpoint = load_forecaster(student_run)
+        student_noise = run_noise(args, Path(student_run), student_checkpoint)
         name = student.metadata.get("sampler", "euler")
         own = int(student.metadata.get("sampler_steps", 4))
         for steps in sorted({own, *([1, 2, 4] if args.student_all_steps else [])}):
             score, nfe, seconds, ssr = cases.crps(student, sampler=name, steps=steps, members=args.members,
-                                                  seed=args.seed)
+                                                  seed=args.seed, noise=student_noise)
             label = f"student(K={own})"
             points.append({"model": label, "run": str(student_run), "sampler": name, "steps": steps, "calls": nfe,
-                           "crps": score, "ssr": ssr, "seconds": seconds})
+                           "crps": score, "ssr": ssr, "seconds": seconds, "noise_scale": student_noise[0],
+                           "noise_memory": student_noise[1]})
             print(f"  {label} {name} x{steps} calls {nfe}  crps {score:.5f}  ssr {ssr:.3f}  {seconds:.1f}s",
                   flush=True)
     record = {"run": str(run), "data": cases.data, "init_times": [str(t) for t in cases.init_times],
@@ -285,6 +305,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--calls", default="1,2,4,8,16,32,64", help="network calls per forecast step")
     parser.add_argument("--samplers", default=",".join(SAMPLER_NAMES))
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--noise-scale", default=None,
+                        help="sampler noise size λ for every weather run (default: each run's calibration.json)")
+    parser.add_argument("--noise-memory", type=float, default=None,
+                        help="sampler noise memory ρ for every weather run (default: each run's calibration.json)")
     parser.add_argument("--protein-run", type=Path, default=None, help="protein ensemble model run")
     parser.add_argument("--protein-student", type=Path, action="append", default=[])
     parser.add_argument("--protein-reference", type=Path, default=None, help="reference MD structure store")

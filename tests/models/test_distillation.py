@@ -79,6 +79,20 @@ def test_couplings_are_the_teachers_ode_map(toy) -> None:
     torch.testing.assert_close(again, x1, atol=1e-5, rtol=1e-5)
 
 
+def test_scaled_noise_couplings_start_from_the_scaled_noise(toy) -> None:
+    """With ``noise_scale`` λ (per coordinate here) the teacher starts from λ·z and the coupling keeps λ·z as
+    the student's x0, so the pair is still the teacher's ODE image of its stored noise."""
+    teacher, _, _, _, config, _ = toy
+    small = config.model_copy(update={"pairs": 512})
+    scale = torch.tensor([0.5, 2.0])
+    couplings = teacher_couplings(teacher, make_objective("fm"), source=HalfLabelSource(512, seed=7), config=small,
+                                  noise_scale=scale)
+    torch.testing.assert_close(couplings.noise.std(dim=0), scale, atol=0.15, rtol=0.0)
+    noise, x1, cond = couplings.take(torch.arange(5))
+    again = sample(Denoiser(teacher, make_objective("fm"), condition=cond), noise, sampler="heun", steps=8).samples
+    torch.testing.assert_close(again, x1, atol=1e-5, rtol=1e-5)
+
+
 def test_reflow_times_follow_the_student_grid() -> None:
     """'grid' puts every training time on K-step Euler's grid; 'mixed' half of them; 'uniform' none."""
     gen = torch.Generator().manual_seed(0)

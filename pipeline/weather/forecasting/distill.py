@@ -7,6 +7,11 @@ flow matching on those straight couplings (:mod:`models.distillation`). The stud
 an ordinary weather checkpoint (same metadata as the teacher's, objective ``fm``) plus
 ``sampler="euler"`` and ``sampler_steps=K``, so ``load_forecaster`` and ``velocast forecast weather``
 use it unchanged and default to K Euler steps (K network calls per forecast step).
+
+A spread-calibrated teacher (``RUN/calibration.json``, see :mod:`pipeline.weather.forecasting.calibrate`)
+samples from ``λ·z`` with λ per channel; its couplings start from that scaled noise, so the student
+learns the teacher's calibrated map and is sampled from the same noise: the student's run gets a
+``calibration.json`` with the teacher's λ and memory ρ (``noise_scale`` / ``noise_memory`` override both).
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from pydantic import Field
 
 from models.distillation import ReflowConfig
 from pipeline.config import StrictModel
+from pipeline.weather.forecasting.rollout import NoiseScale
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +50,11 @@ class DistillWeatherConfig(StrictModel):
 
     model: str = Field(description="teacher run directory (newest checkpoint) or checkpoint directory")
     data: str | None = Field(None, description="training store (default: the one the teacher was trained on)")
+    noise_scale: NoiseScale | None = Field(
+        None, description="teacher's sampler noise size λ, one value or per variable/channel "
+                          "(default: the teacher's calibration.json, else 1)")
+    noise_memory: float | None = Field(None, ge=0, lt=1, description="noise memory ρ handed to the student's "
+                                                                      "calibration.json (default: the teacher's)")
     reflow: WeatherReflowConfig = WeatherReflowConfig()
 
 
@@ -58,8 +69,12 @@ def _teacher_split(run: Path) -> tuple[str | None, float, list[str] | None]:
 
 def distill_weather(config: DistillWeatherConfig, *, out: str | Path, progress: bool = True) -> dict:
     """Distil the teacher into ``out`` (written beside, then renamed into place). Returns a summary."""
+    import torch
+
     from models.training.checkpoint import load_checkpoint
     from pipeline.distillation import check_new_run_dir, distill_run
+    from pipeline.weather.forecasting.calibrate import CALIBRATION_FILE, recorded_noise
+    from pipeline.weather.forecasting.rollout import channel_noise_scales
     from pipeline.weather.forecasting.data import WeatherWindows
     from pipeline.weather.forecasting.model import load_forecaster
     from pipeline.weather.forecasting.train import split_times
@@ -80,16 +95,25 @@ def distill_weather(config: DistillWeatherConfig, *, out: str | Path, progress: 
     last_train = split_times(times, train_end=train_end, fraction=fraction)
     windows = WeatherWindows.from_dataset(store.sel(time=slice(None, last_train)), forecaster.channels,
                                           step=forecaster.step, normalisation=forecaster.normalisation)
+    recorded_scale, recorded_memory = recorded_noise(config.model, ckpt_dir)
+    noise_scale = recorded_scale if config.noise_scale is None else config.noise_scale
+    noise_memory = recorded_memory if config.noise_memory is None else config.noise_memory
+    scales = torch.from_numpy(channel_noise_scales(forecaster.channels, noise_scale)).float().reshape(-1, 1, 1)
     reflow = config.reflow
     source = windows.source(batch_size=min(reflow.pair_batch_size, len(windows.starts)), seed=reflow.seed)
-    log.info("distilling %s: %d pairs from %d windows, teacher %s x%d, student euler x%d", config.model,
-             reflow.pairs, len(windows.starts), reflow.teacher_sampler, reflow.teacher_steps, reflow.student_steps)
+    log.info("distilling %s: %d pairs from %d windows, teacher %s x%d from noise λ %s, student euler x%d",
+             config.model, reflow.pairs, len(windows.starts), reflow.teacher_sampler, reflow.teacher_steps,
+             noise_scale, reflow.student_steps)
+    calibration = {"noise_scale": noise_scale, "noise_memory": noise_memory,
+                   "source": f"the teacher's noise ({config.model}); the student was distilled from it"}
 
     train_config = {"data": data, "train_end": str(last_train), "validation_fraction": fraction}
     result = distill_run(out=out, teacher=forecaster.net, teacher_objective=forecaster.objective,
                          teacher_checkpoint=ckpt_dir, teacher_model=config.model, metadata=teacher_meta,
-                         source=source, config=reflow, progress=progress,
+                         source=source, config=reflow, noise_scale=scales, progress=progress,
                          files={"distill_config.json": config.model_dump_json(indent=1),
-                                "train_config.json": json.dumps(train_config, indent=1)})
+                                "train_config.json": json.dumps(train_config, indent=1),
+                                CALIBRATION_FILE: json.dumps(calibration, indent=1)})
     return {"out": str(out), "pairs": len(result.couplings), "teacher_nfe": result.couplings.nfe,
-            "steps": reflow.steps, "student_steps": reflow.student_steps, "loss": result.metrics.get("loss")}
+            "steps": reflow.steps, "student_steps": reflow.student_steps, "loss": result.metrics.get("loss"),
+            "noise_scale": noise_scale, "noise_memory": noise_memory}

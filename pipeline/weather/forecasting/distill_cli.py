@@ -19,6 +19,11 @@ def distill_weather_command(
     train_steps: int | None = typer.Option(None, "--train-steps", help="Student optimisation steps."),
     teacher_sampler: str | None = typer.Option(None, "--teacher-sampler", help="Teacher sampler: euler, heun, midpoint, dpmpp_2s or churn."),
     teacher_steps: int | None = typer.Option(None, "--teacher-steps", help="Teacher sampler steps per pair."),
+    noise_scale: str | None = typer.Option(
+        None, "--noise-scale", help="Teacher's sampler noise size λ: a number or VARIABLE=λ pairs (default: the "
+                                    "teacher's calibration.json, else 1); the student inherits it."),
+    noise_memory: float | None = typer.Option(None, "--noise-memory",
+                                              help="Noise memory ρ the student's forecasts use (default: the teacher's)."),
     max_minutes: float | None = typer.Option(None, "--max-minutes", help="Stop the student's training after this (still saves)."),
     config: Path | None = typer.Option(None, "--config", "-c", help="YAML config (DistillWeatherConfig)."),
     set_: list[str] = typer.Option([], "--set", help="Override any config field: KEY=VALUE (dotted keys, e.g. reflow.lr=1e-4)."),
@@ -29,11 +34,13 @@ def distill_weather_command(
     from pipeline.config import load_config
     from pipeline.console import console
     from pipeline.errors import user_errors
+    from pipeline.weather.forecasting.cli import parse_noise_scale
     from pipeline.weather.forecasting.distill import DistillWeatherConfig, distill_weather
 
     reflow = {"student_steps": steps, "pairs": pairs, "steps": train_steps, "teacher_sampler": teacher_sampler,
               "teacher_steps": teacher_steps, "max_minutes": max_minutes}
     overrides = {"model": str(model), "data": str(data) if data else None,
+                 "noise_scale": parse_noise_scale(noise_scale), "noise_memory": noise_memory,
                  "reflow": {k: v for k, v in reflow.items() if v is not None} or None}
     cfg = load_config(DistillWeatherConfig, config, sets=set_, overrides=overrides)
     with user_errors(FileNotFoundError, KeyError, ValueError, CheckpointError):
@@ -42,4 +49,5 @@ def distill_weather_command(
     console.print(f"distilled {model} -> {out}: {summary['pairs']} teacher pairs at {summary['teacher_nfe']} calls each, "
                   f"{summary['steps']} student steps" + (f", loss {loss:.4f}" if loss is not None else "")
                   + f"; forecasts default to euler x{summary['student_steps']} "
-                  f"({summary['student_steps']} network calls per step)")
+                  f"({summary['student_steps']} network calls per step) from the teacher's noise "
+                  f"λ {summary['noise_scale']}, ρ {summary['noise_memory']}", highlight=False)

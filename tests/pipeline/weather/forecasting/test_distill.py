@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
@@ -27,12 +29,17 @@ def test_distill_cli_writes_a_student_that_forecasts_with_its_own_steps(store_pa
                                                                         one_thread) -> None:
     teacher = tmp_path / "teacher"
     train_weather(train_config(store_path, 2), out=teacher, progress=False)
+    variables = sorted({c.variable for c in load_forecaster(teacher)[0].channels})
+    teacher_noise = {v: 0.5 + 0.1 * i for i, v in enumerate(variables)}
+    (teacher / "calibration.json").write_text(json.dumps({"noise_scale": teacher_noise, "noise_memory": 0.4}))
     student = tmp_path / "student"
     with pytest.raises(SystemExit) as done:
         main(["distill", "weather", "--model", str(teacher), "--steps", "2", "--out", str(student), "--pairs", "8",
               "--train-steps", "3", "--teacher-steps", "2", "--set", "reflow.batch_size=4", "--no-progress"])
     assert done.value.code in (0, None)
     assert "euler x2" in " ".join(capsys.readouterr().out.split())
+    inherited = json.loads((student / "calibration.json").read_text())
+    assert inherited["noise_scale"] == teacher_noise and inherited["noise_memory"] == 0.4  # the teacher's λ, ρ
     ckpt = load_checkpoint(student)
     assert ckpt.extra["sampler"] == "euler" and ckpt.extra["sampler_steps"] == 2
     assert ckpt.extra["domain"] == "weather" and ckpt.extra["distillation"]["teacher_nfe"] == 4
