@@ -18,12 +18,11 @@ calibrated* (Gneiting's paradigm), in two steps:
    leads in ``[min_lead, lead]``) wins. The CRPS, a proper score, is the robust guide: the spread/skill
    ratio is not monotonic in λ (too much noise also degrades the ensemble mean, so error grows with
    spread), so iterating λ on the ratio alone can walk away from the good region.
-2. **Per-variable refinement.** Variables differ in how much spread a given noise makes. For each
-   variable, λ moves from the winner towards the grid neighbour on the side where its spread/skill
-   ratio (mean over its levels and the scored leads) goes to 1, interpolating log SSR linearly in
-   log λ and stopping at that neighbour (or not moving, when the ratio does not head to 1 there). One
-   more rollout measures the per-variable λ; it is kept when its CRPS is within ``crps_tolerance`` of
-   the winner's and its ratios stay closer to 1 (smaller max |log SSR| over variables and leads).
+2. **λ per variable.** Variables differ in how much noise suits them. For each variable, λ goes to the
+   minimum of *its own* CRPS over the grid (at the winning ρ): a parabola in log λ through its best grid
+   point and the two neighbours, or the grid's edge when that is its best. One more rollout measures
+   the per-variable λ together (the noise of one variable also moves the others through the dynamics);
+   it is kept when its CRPS is lower than the grid's best.
 
 The result is written to ``RUN/calibration.json``; ``velocast forecast weather`` uses it unless
 ``--noise-scale`` / ``--noise-memory`` are given.
@@ -68,17 +67,18 @@ class CalibrateConfig(StrictModel):
     sampler_steps: int | None = Field(None, ge=1)
     noise_scales: list[float] = Field([0.45, 0.6, 0.8], description="λ values of the CRPS grid")
     noise_memories: list[float] = Field([0.6], description="ρ values of the CRPS grid")
-    per_variable: bool = Field(True, description="refine λ per variable towards spread/skill 1 (one more rollout)")
-    crps_tolerance: float = Field(0.02, ge=0, description="CRPS a per-variable λ may lose against the grid's best")
+    per_variable: bool = Field(True, description="λ per variable at each variable's own CRPS minimum (one more rollout)")
     seed: int = 0
     batch_size: int = 64
 
 
 @dataclass(frozen=True)
 class ValidationScores:
-    """One validation rollout: ``crps`` the mean normalised fair CRPS; ``ssr`` ``(variables, leads)``."""
+    """One validation rollout: ``crps`` the mean normalised fair CRPS, ``crps_by_variable`` the same per
+    variable (over its channels); ``ssr`` the spread/skill ratio ``(variables, leads)``."""
 
     crps: float
+    crps_by_variable: np.ndarray
     ssr: np.ndarray
 
 
@@ -126,28 +126,27 @@ class ValidationRollouts:
             scores = channel_scores(result.states[:, :, :, c], self.target[:, :, c], forecaster.latitude)
             crps.append(scores["crps"][self.scored].mean() / forecaster.normalisation.std[c])
             ssr.append(scores["ssr"][self.scored])
-        ssr_array = np.asarray(ssr)
-        by_variable = np.stack([ssr_array[self.group_of == g].mean(axis=0) for g in range(len(self.variables))])
-        return ValidationScores(crps=float(np.mean(crps)), ssr=by_variable)
+        ssr_array, crps_array = np.asarray(ssr), np.asarray(crps)
+        groups = range(len(self.variables))
+        by_variable = np.stack([ssr_array[self.group_of == g].mean(axis=0) for g in groups])
+        crps_by_variable = np.array([crps_array[self.group_of == g].mean() for g in groups])
+        return ValidationScores(crps=float(crps_array.mean()), crps_by_variable=crps_by_variable, ssr=by_variable)
 
 
-def refine_per_variable(scales: Sequence[float], ssr: np.ndarray, best: int) -> np.ndarray:
-    """Per-variable λ from the grid ``scales`` (ascending) and mean SSR per (grid point, variable): from
-    ``scales[best]`` towards the neighbour on the side where the ratio heads to 1, log-log interpolated,
-    clipped to that neighbour; unchanged where the ratio does not head to 1 (see module doc)."""
+def per_variable_minima(scales: Sequence[float], crps: np.ndarray) -> np.ndarray:
+    """λ per variable at the minimum of its CRPS ``crps[grid point, variable]`` over the grid ``scales``
+    (ascending): the vertex of the parabola in log λ through its best point and both neighbours, or the
+    best point itself at the grid's edge (see module doc)."""
     log_lam = np.log(np.asarray(scales, dtype=float))
-    log_ssr = np.log(ssr)
-    out = np.full(ssr.shape[1], log_lam[best])
-    for v in range(ssr.shape[1]):
-        here = log_ssr[best, v]
-        neighbour = best + (1 if here < 0 else -1)
-        if not 0 <= neighbour < len(scales):
+    out = np.empty(crps.shape[1])
+    for v in range(crps.shape[1]):
+        i = int(np.argmin(crps[:, v]))
+        if i == 0 or i == len(scales) - 1:
+            out[v] = log_lam[i]
             continue
-        there = log_ssr[neighbour, v]
-        if abs(there) >= abs(here) and np.sign(there) == np.sign(here) or there == here:
-            continue  # the ratio does not move towards 1 on that side
-        fraction = min(1.0, here / (here - there))
-        out[v] = log_lam[best] + fraction * (log_lam[neighbour] - log_lam[best])
+        x, y = log_lam[i - 1:i + 2], crps[i - 1:i + 2, v]
+        a, b, _ = np.polyfit(x, y, 2)  # a > 0: the middle point is the lowest of the three
+        out[v] = np.clip(-b / (2 * a), x[0], x[2]) if a > 0 else x[1]
     return np.exp(out)
 
 
@@ -169,6 +168,7 @@ def calibrate_spread(config: CalibrateConfig) -> dict:
         log.info("λ %s, ρ %.2f: validation CRPS %.5f, spread/skill %s", shown, rho, result.crps,
                  " ".join(f"{v} {x:.3f}" for v, x in zip(variables, result.ssr.mean(axis=1))))
         history.append({"noise_scale": scale, "noise_memory": rho, "crps": result.crps,
+                        "crps_by_variable": {v: round(float(x), 6) for v, x in zip(variables, result.crps_by_variable)},
                         "ssr": float(result.ssr.mean()),
                         "ssr_by_lead": {v: [round(float(x), 4) for x in row] for v, row in zip(variables, result.ssr)},
                         "max_abs_log_ssr": float(np.max(np.abs(np.log(result.ssr))))})
@@ -178,14 +178,11 @@ def calibrate_spread(config: CalibrateConfig) -> dict:
     best_lam, best_rho = min(grid, key=lambda key: grid[key].crps)
     chosen = next(h for h in history if h["noise_scale"] == best_lam and h["noise_memory"] == best_rho)
     if config.per_variable and len(scales) > 1:
-        mean_ssr = np.stack([grid[(lam, best_rho)].ssr.mean(axis=1) for lam in scales])
-        refined = refine_per_variable(scales, mean_ssr, scales.index(best_lam))
-        if not np.allclose(refined, best_lam):
+        refined = per_variable_minima(scales, np.stack([grid[(lam, best_rho)].crps_by_variable for lam in scales]))
+        if not np.allclose(refined, best_lam, rtol=1e-3):
             measure({v: round(float(x), 4) for v, x in zip(variables, refined)}, best_rho)
-            candidate = history[-1]
-            if candidate["crps"] <= (1 + config.crps_tolerance) * chosen["crps"] \
-                    and candidate["max_abs_log_ssr"] < chosen["max_abs_log_ssr"]:
-                chosen = candidate
+            if history[-1]["crps"] < chosen["crps"]:
+                chosen = history[-1]
     record = {
         "noise_scale": chosen["noise_scale"],
         "noise_memory": chosen["noise_memory"],

@@ -85,12 +85,13 @@ def calibrate_weather_command(
     noise_memories: str = typer.Option("0.6", "--noise-memories",
                                        help="Noise memories ρ of the CRPS grid, comma-separated, each in [0, 1)."),
     per_variable: bool = typer.Option(True, "--per-variable/--one-scale",
-                                      help="Refine λ per variable towards spread/skill 1 (one more rollout)."),
+                                      help="Then λ per variable at each variable's own CRPS minimum, kept if the CRPS improves "
+                                           "(one more rollout)."),
     sampler: Optional[str] = typer.Option(None, "--sampler", help="Sampler (default: the model's own, else heun)."),
     sampler_steps: Optional[int] = typer.Option(None, "--steps", help="Sampler steps per forecast step."),
 ) -> None:
     """Fit the sampler noise's size λ and step-to-step memory ρ on validation init times: the (λ, ρ) of the
-    grid with the lowest CRPS, then λ per variable towards spread/skill 1. Writes RUN/calibration.json,
+    grid with the lowest CRPS, then λ per variable at each variable's own CRPS minimum. Writes RUN/calibration.json,
     which `velocast forecast weather` then uses by default. Costs len(λ) × len(ρ) rollouts of the validation
     init times, plus one for the per-variable λ."""
     import numpy as np

@@ -43,7 +43,7 @@ class RunWeatherConfig(StrictModel):
     lead_days: float = 5.0
     members: int = 10
     perfect_model_members: int = Field(
-        5, ge=2, description="members of the perfect-model reference (fair CRPS does not depend on the count)"
+        4, ge=2, description="members of the perfect-model reference (fair CRPS does not depend on the count)"
     )
     sampler: str = "heun"
     sampler_steps: int = Field(2, description="sampler steps per 6-h step (heun: 2 network calls each)")
@@ -55,14 +55,14 @@ class RunWeatherConfig(StrictModel):
     calibration_init_times: int = Field(
         4, ge=0, description="validation init times on which λ is fitted (CRPS grid, then per variable) before "
                              "forecasting (0: forecast with noise_scale as given)")
-    calibration_members: int = Field(10, ge=2)
+    calibration_members: int = Field(8, ge=2)
     calibration_noise_scales: list[float] = Field([0.45, 0.6, 0.8], description="λ grid of the calibration")
     network: NetworkConfig = NetworkConfig(base_channels=32, channel_mults=[1, 2, 2], blocks_per_level=1)
     train: TrainConfig = TrainConfig(steps=4000, batch_size=16, lr=5e-4, warmup_steps=100, ema_decay=0.995,
-                                     log_every=25, checkpoint_every=500, validate_every=1000, max_minutes=7.0)
+                                     log_every=25, checkpoint_every=500, validate_every=1000, max_minutes=6.75)
     deterministic_train: TrainConfig = TrainConfig(steps=1500, batch_size=16, lr=5e-4, warmup_steps=100,
                                                    ema_decay=0.995, log_every=25, checkpoint_every=500,
-                                                   validate_every=0, max_minutes=2.25)
+                                                   validate_every=0, max_minutes=2.0)
     validation: ValidationConfig = ValidationConfig()
 
     @classmethod
@@ -137,7 +137,7 @@ def stage_train(config: RunWeatherConfig, *, out: str | Path, name: str, progres
 
 
 def stage_calibrate(config: RunWeatherConfig, *, out: str | Path) -> dict | None:
-    """Fit the model's sampler noise λ (at ρ = ``noise_memory``) on the validation init times
+    """Fit the model's sampler noise λ (grid at ρ = ``noise_memory``, then per variable) on the validation init times
     into ``out/model/calibration.json``, which the forecast stage then uses; returns the record (``None``
     when ``calibration_init_times`` is 0). A calibration of the same checkpoint, init times, members,
     sampler and ρ already in the file is reused."""
