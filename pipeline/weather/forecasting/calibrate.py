@@ -201,13 +201,20 @@ def calibrate_spread(config: CalibrateConfig) -> dict:
     return record
 
 
-def recorded_noise(model: str | Path, checkpoint_dir: str | Path) -> tuple[NoiseScale, float]:
-    """The calibrated (λ, ρ) of a run (``RUN/calibration.json`` beside its checkpoints), else (1, 0)."""
+def calibration_record(model: str | Path, checkpoint_dir: str | Path) -> dict | None:
+    """A run's ``calibration.json`` (beside the run's checkpoints), or None."""
     for folder in (Path(model), Path(checkpoint_dir).parent.parent):
         path = folder / CALIBRATION_FILE
         if path.is_file():
-            record = json.loads(path.read_text())
-            scale = record["noise_scale"]
-            scale = {k: float(v) for k, v in scale.items()} if isinstance(scale, dict) else float(scale)
-            return scale, float(record.get("noise_memory", 0.0))
-    return 1.0, 0.0
+            return json.loads(path.read_text())
+    return None
+
+
+def recorded_noise(model: str | Path, checkpoint_dir: str | Path) -> tuple[NoiseScale, float]:
+    """The calibrated (λ, ρ) of a run (``RUN/calibration.json`` beside its checkpoints), else (1, 0)."""
+    record = calibration_record(model, checkpoint_dir)
+    if record is None:
+        return 1.0, 0.0
+    scale = record["noise_scale"]
+    scale = {k: float(v) for k, v in scale.items()} if isinstance(scale, dict) else float(scale)
+    return scale, float(record.get("noise_memory", 0.0))

@@ -140,9 +140,16 @@ def forecast_weather(config: ForecastConfig, *, out: str | Path, progress: bool 
 
     forecaster, ckpt_dir = load_forecaster(config.model)
     sampler, sampler_steps = recorded_sampler(forecaster.metadata, config.sampler, config.sampler_steps)
-    from pipeline.weather.forecasting.calibrate import recorded_noise
+    from pipeline.weather.forecasting.calibrate import calibration_record, recorded_noise
 
     recorded_scale, recorded_memory = recorded_noise(config.model, ckpt_dir)
+    calibrated = calibration_record(config.model, ckpt_dir) or {}
+    if config.noise_scale is None and calibrated.get("sampler") and \
+            (calibrated["sampler"], calibrated.get("sampler_steps")) != (sampler, sampler_steps):
+        log.warning("the noise of %s was calibrated for %s x%s, this forecast samples with %s x%s; the spread may "
+                    "differ (recalibrate: velocast calibrate weather --sampler %s --steps %s)", config.model,
+                    calibrated["sampler"], calibrated.get("sampler_steps"), sampler, sampler_steps, sampler,
+                    sampler_steps)
     noise_scale = config.noise_scale or recorded_scale
     noise_memory = recorded_memory if config.noise_memory is None else config.noise_memory
     config = config.model_copy(update={"sampler": sampler, "sampler_steps": sampler_steps, "noise_scale": noise_scale,

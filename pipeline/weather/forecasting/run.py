@@ -43,7 +43,7 @@ class RunWeatherConfig(StrictModel):
     lead_days: float = 5.0
     members: int = 10
     perfect_model_members: int = Field(
-        4, ge=2, description="members of the perfect-model reference (fair CRPS does not depend on the count)"
+        5, ge=2, description="members of the perfect-model reference (fair CRPS does not depend on the count)"
     )
     sampler: str = "heun"
     sampler_steps: int = Field(2, description="sampler steps per 6-h step (heun: 2 network calls each)")
