@@ -26,7 +26,7 @@ from pipeline.console import make_progress
 from pipeline.provenance import file_sha256
 from pipeline.weather.forecasting.data import stack_channels
 from pipeline.weather.forecasting.model import load_forecaster
-from pipeline.weather.forecasting.rollout import Forecaster, NoiseScale, forecast_dataset, rollout
+from pipeline.weather.forecasting.rollout import Forecaster, NoiseScale, channel_noise_scales, forecast_dataset, rollout
 
 log = logging.getLogger(__name__)
 
@@ -159,6 +159,7 @@ def forecast_weather(config: ForecastConfig, *, out: str | Path, progress: bool 
     n_steps = parse_lead(config.lead, forecaster.step)
     members = 1 if forecaster.deterministic else config.members
     check_can_start(forecaster, truth, init_times)  # before the store exists: a bad request leaves nothing
+    channel_noise_scales(forecaster.channels, noise_scale)  # a λ for an unknown variable, likewise
     store = ForecastStore.open_or_create(out)
     done = {pd.Timestamp(t) for t in store.init_times()}
     todo = pd.DatetimeIndex([t for t in init_times if t not in done])

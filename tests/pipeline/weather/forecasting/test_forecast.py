@@ -51,3 +51,11 @@ def test_missing_history_is_a_clear_error(store_path, fm_run, tmp_path) -> None:
     with pytest.raises(ValueError, match="no state at 1999-12-31 18:00"):
         forecast_weather(cfg, out=tmp_path / "f", progress=False)
     assert not (tmp_path / "f").exists()
+
+
+def test_noise_scale_for_an_unknown_variable_is_refused_before_the_store_exists(store_path, fm_run, tmp_path) -> None:
+    cfg = ForecastConfig(model=str(fm_run), data=store_path, init_times=["2000-01-02T00"], members=2, lead="6h",
+                         sampler="euler", sampler_steps=1, noise_scale={"vorticity": 0.5})
+    with pytest.raises(ValueError, match="vorticity"):
+        forecast_weather(cfg, out=tmp_path / "f", progress=False)
+    assert not (tmp_path / "f").exists()
