@@ -47,7 +47,7 @@ from pipeline.evaluation.ensemble import channel_scores
 from pipeline.weather.forecasting.data import stack_channels
 from pipeline.weather.forecasting.forecast import initial_history, parse_init_times
 from pipeline.weather.forecasting.model import load_forecaster
-from pipeline.weather.forecasting.rollout import NoiseScale, rollout
+from pipeline.weather.forecasting.rollout import NoiseScale, describe_noise_scale, rollout
 
 log = logging.getLogger(__name__)
 
@@ -164,8 +164,7 @@ def calibrate_spread(config: CalibrateConfig) -> dict:
 
     def measure(scale: NoiseScale, rho: float) -> ValidationScores:
         result = runs.score(scale, rho)
-        shown = scale if not isinstance(scale, dict) else " ".join(f"{k} {v:.3f}" for k, v in scale.items())
-        log.info("λ %s, ρ %.2f: validation CRPS %.5f, spread/skill %s", shown, rho, result.crps,
+        log.info("λ %s, ρ %.2f: validation CRPS %.5f, spread/skill %s", describe_noise_scale(scale), rho, result.crps,
                  " ".join(f"{v} {x:.3f}" for v, x in zip(variables, result.ssr.mean(axis=1))))
         history.append({"noise_scale": scale, "noise_memory": rho, "crps": result.crps,
                         "crps_by_variable": {v: round(float(x), 6) for v, x in zip(variables, result.crps_by_variable)},
@@ -210,11 +209,15 @@ def calibration_record(model: str | Path, checkpoint_dir: str | Path) -> dict | 
     return None
 
 
-def recorded_noise(model: str | Path, checkpoint_dir: str | Path) -> tuple[NoiseScale, float]:
-    """The calibrated (λ, ρ) of a run (``RUN/calibration.json`` beside its checkpoints), else (1, 0)."""
-    record = calibration_record(model, checkpoint_dir)
+def record_noise(record: dict | None) -> tuple[NoiseScale, float]:
+    """(λ, ρ) of a calibration record, or (1, 0) without one."""
     if record is None:
         return 1.0, 0.0
     scale = record["noise_scale"]
     scale = {k: float(v) for k, v in scale.items()} if isinstance(scale, dict) else float(scale)
     return scale, float(record.get("noise_memory", 0.0))
+
+
+def recorded_noise(model: str | Path, checkpoint_dir: str | Path) -> tuple[NoiseScale, float]:
+    """The calibrated (λ, ρ) of a run (``RUN/calibration.json`` beside its checkpoints), else (1, 0)."""
+    return record_noise(calibration_record(model, checkpoint_dir))

@@ -99,6 +99,7 @@ def calibrate_weather_command(
     from pipeline.console import console
     from pipeline.errors import UserError, user_errors
     from pipeline.weather.forecasting.calibrate import CalibrateConfig, calibrate_spread
+    from pipeline.weather.forecasting.rollout import describe_noise_scale
 
     def numbers(text: str, option: str) -> list[float]:
         try:
@@ -114,16 +115,11 @@ def calibrate_weather_command(
     with user_errors(*INPUT_ERRORS, _checkpoint_error()):
         record = calibrate_spread(cfg)
 
-    def scales(scale: float | dict[str, float]) -> str:
-        if not isinstance(scale, dict):
-            return f"{scale:.3f}"
-        return ", ".join(f"{name} {value:.3f}" for name, value in scale.items())
-
     for h in record["history"]:
-        console.print(f"  λ {scales(h['noise_scale'])}, ρ {h['noise_memory']:.2f}: CRPS {h['crps']:.5f}, "
+        console.print(f"  λ {describe_noise_scale(h['noise_scale'])}, ρ {h['noise_memory']:.2f}: CRPS {h['crps']:.5f}, "
                       f"spread/skill {h['ssr']:.3f} (max |log SSR| {h['max_abs_log_ssr']:.3f})", highlight=False)
     by_lead = np.concatenate([np.asarray(v) for v in record["validation_ssr_by_lead"].values()])
-    console.print(f"noise scale λ {scales(record['noise_scale'])}, memory ρ {record['noise_memory']:.2f} (validation "
+    console.print(f"noise scale λ {describe_noise_scale(record['noise_scale'])}, memory ρ {record['noise_memory']:.2f} (validation "
                   f"spread/skill {by_lead.min():.2f} … {by_lead.max():.2f} over variables and leads) "
                   f"-> {model}/calibration.json", highlight=False)
 

@@ -36,6 +36,7 @@ def distill_weather_command(
     from pipeline.errors import user_errors
     from pipeline.weather.forecasting.cli import parse_noise_scale
     from pipeline.weather.forecasting.distill import DistillWeatherConfig, distill_weather
+    from pipeline.weather.forecasting.rollout import describe_noise_scale
 
     reflow = {"student_steps": steps, "pairs": pairs, "steps": train_steps, "teacher_sampler": teacher_sampler,
               "teacher_steps": teacher_steps, "max_minutes": max_minutes}
@@ -50,4 +51,4 @@ def distill_weather_command(
                   f"{summary['steps']} student steps" + (f", loss {loss:.4f}" if loss is not None else "")
                   + f"; forecasts default to euler x{summary['student_steps']} "
                   f"({summary['student_steps']} network calls per step) from the teacher's noise "
-                  f"λ {summary['noise_scale']}, ρ {summary['noise_memory']}", highlight=False)
+                  f"λ {describe_noise_scale(summary['noise_scale'])}, ρ {summary['noise_memory']}", highlight=False)

@@ -140,10 +140,10 @@ def forecast_weather(config: ForecastConfig, *, out: str | Path, progress: bool 
 
     forecaster, ckpt_dir = load_forecaster(config.model)
     sampler, sampler_steps = recorded_sampler(forecaster.metadata, config.sampler, config.sampler_steps)
-    from pipeline.weather.forecasting.calibrate import calibration_record, recorded_noise
+    from pipeline.weather.forecasting.calibrate import calibration_record, record_noise
 
-    recorded_scale, recorded_memory = recorded_noise(config.model, ckpt_dir)
     calibrated = calibration_record(config.model, ckpt_dir) or {}
+    recorded_scale, recorded_memory = record_noise(calibrated or None)
     if config.noise_scale is None and calibrated.get("sampler") and \
             (calibrated["sampler"], calibrated.get("sampler_steps")) != (sampler, sampler_steps):
         log.warning("the noise of %s was calibrated for %s x%s, this forecast samples with %s x%s; the spread may "

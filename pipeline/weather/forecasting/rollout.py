@@ -31,6 +31,13 @@ NoiseScale = float | dict[str, float]
 or per channel (``temperature_850``); a channel's own entry wins over its variable's."""
 
 
+def describe_noise_scale(noise_scale: NoiseScale) -> str:
+    """``0.600`` or ``geopotential 0.571, temperature 0.610`` (for logs and the command line)."""
+    if not isinstance(noise_scale, dict):
+        return f"{noise_scale:.3f}"
+    return ", ".join(f"{name} {value:.3f}" for name, value in noise_scale.items())
+
+
 def channel_noise_scales(channels: Sequence[Channel], noise_scale: NoiseScale) -> np.ndarray:
     """λ per channel, ``(C,)``. Raises ValueError when a channel has no value or a name matches none."""
     if not isinstance(noise_scale, dict):
