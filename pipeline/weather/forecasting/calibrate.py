@@ -191,6 +191,7 @@ def calibrate_spread(config: CalibrateConfig) -> dict:
         "history": history,
         "init_times": [t.isoformat() for t in runs.init_times],
         "members": config.members,
+        "noise_scales": scales,
         "leads_hours": runs.leads_hours,
         "sampler": runs.sampler,
         "sampler_steps": runs.sampler_steps,

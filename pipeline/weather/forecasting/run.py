@@ -140,7 +140,7 @@ def stage_calibrate(config: RunWeatherConfig, *, out: str | Path) -> dict | None
     """Fit the model's sampler noise λ (grid at ρ = ``noise_memory``, then per variable) on the validation init times
     into ``out/model/calibration.json``, which the forecast stage then uses; returns the record (``None``
     when ``calibration_init_times`` is 0). A calibration of the same checkpoint, init times, members,
-    sampler and ρ already in the file is reused."""
+    sampler, ρ and λ grid already in the file is reused."""
     from pipeline.provenance import file_sha256
     from pipeline.weather.forecasting.calibrate import CALIBRATION_FILE, CalibrateConfig, calibrate_spread
     from pipeline.weather.forecasting.model import load_forecaster
@@ -155,7 +155,7 @@ def stage_calibrate(config: RunWeatherConfig, *, out: str | Path) -> dict | None
         wanted = {"checkpoint": f"sha256:{file_sha256(Path(checkpoint_dir) / 'weights.safetensors')}",
                   "init_times": [t.isoformat() for t in inits], "members": config.calibration_members,
                   "noise_memory": config.noise_memory, "sampler": config.sampler,
-                  "sampler_steps": config.sampler_steps}
+                  "sampler_steps": config.sampler_steps, "noise_scales": sorted(config.calibration_noise_scales)}
         if all(record.get(key) == value for key, value in wanted.items()):
             return record
     return calibrate_spread(CalibrateConfig(

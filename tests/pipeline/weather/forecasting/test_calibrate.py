@@ -152,3 +152,24 @@ def test_cli_noise_scale_takes_a_number_or_pairs() -> None:
     assert parse_noise_scale(None) is None
     with pytest.raises(UserError, match="NAME=VALUE"):
         parse_noise_scale("geopotential=0.4,0.5")
+
+
+def test_run_stage_reuses_a_matching_calibration_and_redoes_it_for_another_grid(fm_run, store_path, tmp_path) -> None:
+    """`velocast run weather`'s calibrate stage keeps calibration.json when checkpoint, init times, members,
+    sampler, ρ and λ grid match, and calibrates again when the λ grid changes."""
+    from pipeline.weather.forecasting.run import RunWeatherConfig, stage_calibrate
+
+    out = tmp_path / "run"
+    out.mkdir()
+    shutil.copytree(fm_run, out / "model")
+    (out / "atmosphere.zarr").symlink_to(store_path)
+    config = RunWeatherConfig(train_days=2.0, validation_days=2.0, lead_days=0.5, calibration_init_times=1,
+                              calibration_members=2, sampler="euler", sampler_steps=1,
+                              calibration_noise_scales=[0.6, 0.9])
+    first = stage_calibrate(config, out=out)
+    path = out / "model" / "calibration.json"
+    stamp = path.stat().st_mtime_ns
+    assert stage_calibrate(config, out=out) == first and path.stat().st_mtime_ns == stamp
+    other = stage_calibrate(config.model_copy(update={"calibration_noise_scales": [0.5, 1.0]}), out=out)
+    assert other["noise_scales"] == [0.5, 1.0]
+    assert {h["noise_scale"] for h in other["history"][:2]} == {0.5, 1.0}
