@@ -43,7 +43,7 @@ from torch import Tensor, nn
 
 from models.guidance import Condition, map_condition
 from models.objectives import Objective, make_objective
-from models.samplers import Denoiser, sample, time_grid
+from models.samplers import Denoiser, GridKind, sample, time_grid
 from models.training.checkpoint import save_checkpoint
 from models.training.data import BatchSource
 from models.training.ema import EMA
@@ -59,7 +59,7 @@ class ReflowConfig(BaseModel):
     student_steps: int = 4
     teacher_sampler: str = "heun"
     teacher_steps: int = 16
-    teacher_grid: Literal["uniform", "karras"] = "uniform"
+    teacher_grid: GridKind = "auto"
     teacher_guidance: float | None = None
     pairs: int = 4096
     pair_batch_size: int = 256  # conditions per teacher batch (callers size their condition source with it)
@@ -107,12 +107,6 @@ def _cat_conditions(parts: list[Condition]) -> Condition:
     return type(first)(_cat_conditions([p[i] for p in parts]) for i in range(len(first)))  # type: ignore[index]
 
 
-def _teacher_grid(objective: Objective, config: ReflowConfig) -> Tensor | str:
-    if config.teacher_grid == "karras":
-        return time_grid(objective.path, config.teacher_steps, kind="karras", sigma_max=20.0)
-    return "uniform"
-
-
 @torch.no_grad()
 def teacher_couplings(
     teacher: nn.Module,
@@ -134,7 +128,7 @@ def teacher_couplings(
     noises, samples, conds = [], [], []
     weight: Tensor | None = None
     done, k, nfe = 0, 0, 0
-    grid = _teacher_grid(objective, config)
+    grid = time_grid(objective.path, config.teacher_steps, kind=config.teacher_grid)
     while done < config.pairs:
         batch = source.batch(10_000_000 + k)
         take = min(batch.x1.shape[0], config.pairs - done)

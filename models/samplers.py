@@ -32,7 +32,11 @@ from models.guidance import Condition
 from models.objectives import Network, Objective, Prediction
 from models.paths import Path
 
-GridKind = Literal["uniform", "karras"]
+GridKind = Literal["auto", "uniform", "karras"]
+
+#: The largest noise level of the ``auto`` grid on variance-preserving / EDM paths. Their σ(0) is huge
+#: (1e2–1e4); EDM-trained networks have seen σ ≤ ~20 with any real weight, and starting there costs nothing.
+AUTO_SIGMA_MAX = 20.0
 
 
 class Denoiser:
@@ -210,7 +214,7 @@ def time_grid(
     path: Path,
     steps: int,
     *,
-    kind: GridKind = "uniform",
+    kind: GridKind = "auto",
     rho: float = 7.0,
     sigma_min: float = 0.002,
     sigma_max: float = 80.0,
@@ -218,16 +222,20 @@ def time_grid(
 ) -> Tensor:
     """``steps + 1`` increasing times ending at 1.
 
+    ``auto``: each path's customary grid — ``uniform`` on the linear (flow-matching) path, ``karras`` with
+    ``σmax = min(sigma_max, AUTO_SIGMA_MAX)`` on the others.
     ``uniform``: ``linspace(0, 1)``. ``karras``: EDM's ρ-spaced noise levels
     ``σ_i = (σmax^(1/ρ) + i/(N-1)·(σmin^(1/ρ) - σmax^(1/ρ)))^ρ`` in σ = b/a (clipped to the path's range),
     mapped to t, followed by t = 1.
     """
     if steps < 1:
         raise ValueError("steps must be >= 1")
+    if kind == "auto":
+        kind, sigma_max = ("uniform", sigma_max) if path.name == "linear" else ("karras", min(sigma_max, AUTO_SIGMA_MAX))
     if kind == "uniform":
         return torch.linspace(0.0, 1.0, steps + 1, dtype=dtype)
     if kind != "karras":
-        raise ValueError(f"unknown grid kind {kind!r}; choose 'uniform' or 'karras'")
+        raise ValueError(f"unknown grid kind {kind!r}; choose 'auto', 'uniform' or 'karras'")
     ends = path.sigma(torch.tensor([0.0, 1.0], dtype=dtype))
     s_max = min(float(ends[0]), sigma_max)
     s_end = float(ends[1])
@@ -253,7 +261,7 @@ def sample(
     *,
     sampler: str | _Base = "heun",
     steps: int = 32,
-    grid: GridKind | Tensor = "uniform",
+    grid: GridKind | Tensor = "auto",
     generator: torch.Generator | None = None,
     keep_intermediates: bool = False,
 ) -> SampleResult:

@@ -250,3 +250,4 @@ def channel_scores(
     if climatology is not None:
         out["acc"] = per_case_acc.mean(axis=0)
     return out
+

@@ -119,7 +119,9 @@ def sample_toy(
         32, "--steps", min=1, help="Integration steps (any number, whatever the training)."
     ),
     grid: str = typer.Option(
-        "uniform", "--grid", help="Time grid: uniform (in t) or karras (EDM rho-spaced)."
+        "auto", "--grid",
+        help="Time grid: auto (uniform for flow matching, karras for the others), uniform (in t) or karras "
+        "(EDM rho-spaced).",
     ),
     guidance: float | None = typer.Option(
         None, "--guidance", help="CFG scale (conditional models; 1 = conditional)."
@@ -135,8 +137,8 @@ def sample_toy(
 
     if sampler not in SAMPLERS:
         raise UserError(f"unknown sampler {sampler!r}; choose one of {', '.join(sorted(SAMPLERS))}")
-    if grid not in ("uniform", "karras"):
-        raise UserError(f"unknown grid {grid!r}; choose uniform or karras")
+    if grid not in ("auto", "uniform", "karras"):
+        raise UserError(f"unknown grid {grid!r}; choose auto, uniform or karras")
     if out.suffix not in (".npz", ".png"):
         raise UserError("--out must end in .npz or .png", path=out)
     if not model.exists():

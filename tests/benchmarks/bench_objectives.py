@@ -2,7 +2,7 @@
 
     python tests/benchmarks/bench_objectives.py --task toy [--seeds 0,1,2] [--out bench_objectives_toy.json]
     python tests/benchmarks/bench_objectives.py --task weather --weather-data STORE [--steps 150] ...
-    python tests/benchmarks/bench_objectives.py --task protein ...   # reported as skipped without a model path
+    python tests/benchmarks/bench_objectives.py --task protein --protein-data TRAIN.zarr --protein-reference REF.zarr
 
 Objectives (presets of ``models.objectives``): ``eps-linear_beta``, ``eps-cosine``, ``eps-sigmoid`` (noise
 prediction under three schedules), ``x0-cosine`` (data prediction), ``v-cosine`` (v-prediction), ``edm``
@@ -38,6 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
+METRICS = {"toy": ["sw", "weights_l1"], "weather": ["crps"], "protein": ["rama_js", "alpha_r_error"]}
 OBJECTIVES = ("eps-linear_beta", "eps-cosine", "eps-sigmoid", "x0-cosine", "v-cosine", "edm", "fm")
 SPIKE_FACTOR = 5.0
 SPIKE_WINDOW = 50
@@ -61,11 +62,10 @@ def loss_stability(losses: list[float], warmup: int) -> dict:
 
 
 def eval_grid(objective, steps: int, kind: str):  # type: ignore[no-untyped-def]
+    """``customary``: the core's ``auto`` grid (uniform for fm, karras from σ 20 otherwise); or uniform in t."""
     from models.samplers import time_grid
 
-    if kind == "uniform" or objective.path.name == "linear":
-        return time_grid(objective.path, steps, kind="uniform")
-    return time_grid(objective.path, steps, kind="karras", sigma_max=20.0)
+    return time_grid(objective.path, steps, kind="uniform" if kind == "uniform" else "auto")
 
 
 def train_logged(net, data, config, objective):  # type: ignore[no-untyped-def]
@@ -206,6 +206,83 @@ def weather_run(name: str, seed: int, task: WeatherTask, args: argparse.Namespac
             "crps": heun[best_calls]["crps"], "crps_calls": int(best_calls), "quality": quality}
 
 
+# ------------------------------------------------------------------------------------------ protein
+
+
+class ProteinTask:
+    """Alanine dipeptide: training features, and the reference's Ramachandran histogram at ``n`` samples."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        import torch
+
+        from pipeline.protein.evaluate import angles_of, basin_populations, even_subsample, js_distance, rama_histogram
+        from pipeline.protein.modeling.data import fit_featuriser
+        from pipeline.protein.store import open_structure_store
+
+        store = open_structure_store(args.protein_data)
+        frames = store.frames()
+        self.topology = store.topology
+        self.featuriser = fit_featuriser("internal", frames, store.topology)
+        self.z = torch.from_numpy(self.featuriser.encode(frames))
+        self.samples = args.protein_samples
+        reference = angles_of(open_structure_store(args.protein_reference))
+        keep = even_subsample(len(reference.phi), self.samples)
+        self.ref_hist = rama_histogram(reference.phi[keep], reference.psi[keep])
+        self.ref_alpha_r = basin_populations(reference.phi, reference.psi)["alpha_r"]
+        training = angles_of(store)
+        keep = even_subsample(len(training.phi), self.samples)
+        self.training_js = js_distance(rama_histogram(training.phi[keep], training.psi[keep]), self.ref_hist)
+        self.training_alpha_r = basin_populations(training.phi, training.psi)["alpha_r"]
+
+    def score(self, net, objective, *, sampler: str, steps: int, kind: str, seed: int) -> dict:  # type: ignore[no-untyped-def]
+        import torch
+
+        from models.samplers import Denoiser, sample
+        from pipeline.protein.evaluate import basin_populations, js_distance, rama_histogram
+        from pipeline.protein.geometry import phi_psi
+
+        gen = torch.Generator().manual_seed(seed)
+        noise = torch.randn(self.samples, self.z.shape[1], generator=gen)
+        with torch.no_grad():
+            z = sample(Denoiser(net, objective), noise, sampler=sampler, steps=steps,
+                       grid=eval_grid(objective, steps, kind), generator=gen).samples.numpy()
+        if not np.isfinite(z).all():
+            return {"rama_js": float("nan"), "alpha_r_error": float("nan")}
+        phi, psi = phi_psi(self.featuriser.decode(z), self.topology)
+        return {"rama_js": js_distance(rama_histogram(phi, psi), self.ref_hist),
+                "alpha_r_error": abs(basin_populations(phi, psi)["alpha_r"] - self.ref_alpha_r)}
+
+
+def protein_run(name: str, seed: int, task: ProteinTask, args: argparse.Namespace) -> dict:
+    import torch
+
+    from models.networks import MLPDenoiser
+    from models.objectives import make_objective
+    from models.training import TensorSource, TrainConfig
+    from pipeline.protein.modeling.train import ProteinNetworkConfig
+
+    objective = make_objective(name)
+    torch.manual_seed(seed)
+    network = ProteinNetworkConfig()
+    net = MLPDenoiser(task.z.shape[1], hidden=network.hidden, depth=network.depth, time_dim=network.time_dim)
+    config = TrainConfig(objective=name, steps=args.steps, batch_size=512, lr=1e-3, warmup_steps=200, ema_decay=0.999,
+                         log_every=1, checkpoint_every=0, seed=seed)
+    ema_net, losses, seconds = train_logged(net, TensorSource(task.z, batch_size=512, seed=seed), config, objective)
+    quality: dict = {}
+    for kind in ("customary", "uniform") if args.uniform_too else ("customary",):
+        for sampler, per in (("euler", 1), ("heun", 2)):
+            for calls in parse_ints(args.protein_calls):
+                if calls % per:
+                    continue
+                score = task.score(ema_net, objective, sampler=sampler, steps=calls // per, kind=kind, seed=seed)
+                quality.setdefault(kind, {}).setdefault(sampler, {})[str(calls)] = score
+    heun = quality["customary"]["heun"]
+    best_calls = max(heun, key=int)
+    return {"objective": name, "seed": seed, "train_seconds": seconds, **loss_stability(losses, 200),
+            "rama_js": heun[best_calls]["rama_js"], "alpha_r_error": heun[best_calls]["alpha_r_error"],
+            "rama_js_calls": int(best_calls), "quality": quality}
+
+
 # ------------------------------------------------------------------------------------------- report
 
 
@@ -265,13 +342,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--task", choices=("toy", "weather", "protein"), default="toy")
     parser.add_argument("--objectives", default=",".join(OBJECTIVES))
     parser.add_argument("--seeds", default="0,1,2")
-    parser.add_argument("--steps", type=int, default=None, help="training steps (toy 1500, weather 150)")
+    parser.add_argument("--steps", type=int, default=None, help="training steps (toy 1500, weather 150, protein 3000)")
     parser.add_argument("--weather-data", default=None, help="training store (e.g. a quick run's atmosphere.zarr)")
     parser.add_argument("--init-times", type=int, default=8)
     parser.add_argument("--members", type=int, default=8)
     parser.add_argument("--weather-calls", default="1,2,4,8,16,32")
     parser.add_argument("--uniform-too", action="store_true", help="weather: also score the uniform-t grid")
-    parser.add_argument("--protein-run", default=None, help="alanine-dipeptide model path (ablation needs one)")
+    parser.add_argument("--protein-data", default=None, help="training MD store (e.g. a protein run's train.zarr)")
+    parser.add_argument("--protein-reference", default=None,
+                        help="reference MD store (e.g. a protein run's reference.zarr)")
+    parser.add_argument("--protein-samples", type=int, default=10000)
+    parser.add_argument("--protein-calls", default="1,2,4,8,16,32,64")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--from-json", type=Path, nargs="+", default=None,
@@ -279,7 +360,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.from_json:
         runs = [run for path in args.from_json for run in json.loads(path.read_text())["runs"]]
-        metrics = ["crps"] if "crps" in runs[0] else ["sw", "weights_l1"]
+        metrics = METRICS[args.task]
         rows = summarise(runs, metrics, metrics[0])
         print_summary(f"{args.task} (combined from {len(args.from_json)} files)", rows, metrics)
         if args.out:
@@ -293,36 +374,45 @@ def main(argv: list[str] | None = None) -> int:
     seeds = parse_ints(args.seeds)
     out = args.out or Path(f"bench_objectives_{args.task}.json")
     record: dict = {"command": " ".join(sys.argv), "task": args.task, "torch_threads": torch.get_num_threads()}
-    if args.task == "protein":
-        print("protein: skipped — an objective ablation on alanine dipeptide needs a protein training path "
-              "per objective; not run in this benchmark")
-        record["skipped"] = "protein objective ablation not run"
-        out.write_text(json.dumps(record, indent=1))
-        return 0
     runs: list[dict] = []
-    task = None
     if args.task == "weather":
         if args.weather_data is None:
             parser.error("--task weather needs --weather-data STORE")
-        task = WeatherTask(args)
+        weather = WeatherTask(args)
         args.steps = args.steps or 150
+        one_run = lambda name, seed: weather_run(name, seed, weather, args)  # noqa: E731
+        title = "weather (quick scale, 6 h CRPS)"
+    elif args.task == "protein":
+        if args.protein_data is None or args.protein_reference is None:
+            parser.error("--task protein needs --protein-data TRAIN.zarr and --protein-reference REF.zarr "
+                         "(a `velocast run protein` output holds both)")
+        protein = ProteinTask(args)
+        args.steps = args.steps or 3000
+        one_run = lambda name, seed: protein_run(name, seed, protein, args)  # noqa: E731
+        title = f"alanine dipeptide (Ramachandran JS, {args.protein_samples} samples)"
+        print(f"floor: the training data's own Ramachandran JS at {args.protein_samples} frames "
+              f"{protein.training_js:.4f}; αR population training {protein.training_alpha_r:.3f}, "
+              f"reference {protein.ref_alpha_r:.3f}")
+        record |= {"training_rama_js": protein.training_js, "training_alpha_r": protein.training_alpha_r,
+                   "reference_alpha_r": protein.ref_alpha_r}
     else:
         args.steps = args.steps or 1500
+        one_run = lambda name, seed: toy_run(name, seed, args)  # noqa: E731
+        title = "8-Gaussian toy"
+    metrics = METRICS[args.task]
+    print(title, flush=True)
     started = time.perf_counter()
     for name in names:
         for seed in seeds:
-            run = toy_run(name, seed, args) if task is None else weather_run(name, seed, task, args)
+            run = one_run(name, seed)
             runs.append(run)
-            metric = "sw" if task is None else "crps"
-            print(f"{name:16s} seed {seed}: {metric} {run[metric]:.4f}  spikes {run['spikes']}  nan {run['nan']}  "
-                  f"tail CV {run['tail_cv']:.3f}  ({run['train_seconds']:.0f}s)", flush=True)
+            print(f"{name:16s} seed {seed}: {metrics[0]} {run[metrics[0]]:.4f}  spikes {run['spikes']}  "
+                  f"nan {run['nan']}  tail CV {run['tail_cv']:.3f}  ({run['train_seconds']:.0f}s)", flush=True)
             record["runs"] = runs
             out.write_text(json.dumps(record, indent=1))
-    metrics = ["sw", "weights_l1"] if task is None else ["crps"]
-    rows = summarise(runs, metrics, "sw" if task is None else "crps")
+    rows = summarise(runs, metrics, metrics[0])
     record["summary"] = rows
     record["seconds"] = time.perf_counter() - started
-    title = "8-Gaussian toy" if task is None else "weather (quick scale, 6 h CRPS)"
     print_summary(f"{title}: {args.steps} steps, seeds {seeds}", rows, metrics)
     out.write_text(json.dumps(record, indent=1))
     print(f"wrote {out}")

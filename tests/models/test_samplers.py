@@ -95,13 +95,21 @@ def test_null_condition_zeroes_dropped_samples_in_a_nest() -> None:
 
 
 @pytest.mark.parametrize("path", ["linear", "cosine", "edm"])
-@pytest.mark.parametrize("kind", ["uniform", "karras"])
+@pytest.mark.parametrize("kind", ["auto", "uniform", "karras"])
 def test_time_grids_increase_and_end_at_one(path: str, kind: str) -> None:
     """steps + 1 strictly increasing times in [0, 1], the last one 1."""
     obj = make_objective("fm" if path == "linear" else f"v-{path}")
     grid = time_grid(obj.path, 9, kind=kind)
     assert grid.shape == (10,) and float(grid[-1]) == 1.0 and float(grid[0]) >= 0.0
     assert bool((grid[1:] > grid[:-1]).all())
+
+
+def test_auto_grid_is_uniform_for_flow_matching_and_karras_otherwise() -> None:
+    """``auto`` picks each path's customary grid: uniform in t on the linear path, EDM ρ-spacing from σ 20 else."""
+    fm, vp = make_objective("fm"), make_objective("eps-cosine")
+    assert torch.equal(time_grid(fm.path, 6, kind="auto"), time_grid(fm.path, 6, kind="uniform"))
+    assert torch.equal(time_grid(vp.path, 6, kind="auto"), time_grid(vp.path, 6, kind="karras", sigma_max=20.0))
+    assert float(vp.path.sigma(time_grid(vp.path, 6, kind="auto")[:1])) == pytest.approx(20.0)
 
 
 def test_unknown_sampler_is_a_clear_value_error() -> None:

@@ -82,7 +82,7 @@ def test_mlp_learns_the_mixture(objective: str) -> None:
     res = fit(objective, steps=800 if objective.startswith("eps") else 500)
     obj = make_objective(objective)
     # flow matching: uniform grid; diffusion: EDM's grid, σmax = 20 (eps is imprecise at higher noise)
-    grid = time_grid(obj.path, 32, kind="uniform" if objective == "fm" else "karras", sigma_max=20.0)
+    grid = time_grid(obj.path, 32, kind="auto")
     noise = torch.randn(N, 2, generator=torch.Generator().manual_seed(5))
     with torch.no_grad():
         x = sample(Denoiser(res.ema_net, obj), noise, sampler="heun", grid=grid).samples

@@ -23,7 +23,17 @@ calibrated* (Gneiting's paradigm), in two steps:
    point and the two neighbours, or the grid's edge when that is its best. One more rollout measures
    the per-variable λ together (the noise of one variable also moves the others through the dynamics);
    it is kept when its CRPS is lower than the grid's best.
-
+3. **Spread factors** (post-processing). The noise acts at every step, so one λ cannot give the right
+   spread at every lead: with the CRPS-best λ the ensemble is still too wide on day 1 for some variables
+   and too narrow later for others. On the chosen rollout, each channel's members are scaled about the
+   ensemble mean, ``x̄ + α·(x_m − x̄)``, with ``α = 1 / SSR`` at each lead (the spread/skill ratio is
+   linear in α and the mean does not move, so this makes the validation ratio 1); ``log α`` is then
+   smoothed as a quadratic in ``log lead`` (4 validation cases give noisy per-lead ratios) and clipped
+   to [0.5, 1.5]. Not the CRPS-minimising α: members rescaled about their own mean are no longer
+   exchangeable draws, and the fair CRPS then rewards too much spread at small M (synthetic Gaussian
+   ensembles of 8 members: CRPS-best α 2.5 where SSR = 1 needs 1.9). The forecast applies α to what it
+   stores, never to the states it steps from, so the rollout's dynamics stay the calibrated ones; leads
+   past the last validation lead keep its α. ``velocast forecast weather --raw-spread`` skips it.
 The result is written to ``RUN/calibration.json``; ``velocast forecast weather`` uses it unless
 ``--noise-scale`` / ``--noise-memory`` are given.
 """
@@ -47,7 +57,7 @@ from pipeline.evaluation.ensemble import channel_scores
 from pipeline.weather.forecasting.data import stack_channels
 from pipeline.weather.forecasting.forecast import initial_history, parse_init_times
 from pipeline.weather.forecasting.model import load_forecaster
-from pipeline.weather.forecasting.rollout import NoiseScale, describe_noise_scale, rollout
+from pipeline.weather.forecasting.rollout import NoiseScale, describe_noise_scale, rollout, scale_spread
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +78,7 @@ class CalibrateConfig(StrictModel):
     noise_scales: list[float] = Field([0.45, 0.6, 0.8], description="λ values of the CRPS grid")
     noise_memories: list[float] = Field([0.6], description="ρ values of the CRPS grid")
     per_variable: bool = Field(True, description="λ per variable at each variable's own CRPS minimum (one more rollout)")
+    spread_factors: bool = Field(True, description="fit the spread factor α per channel and lead (no extra rollout)")
     seed: int = 0
     batch_size: int = 64
 
@@ -115,15 +126,19 @@ class ValidationRollouts:
         self.variables = list(dict.fromkeys(c.variable for c in channels))
         self.group_of = np.array([self.variables.index(c.variable) for c in channels])
 
-    def score(self, noise_scale: NoiseScale, noise_memory: float) -> ValidationScores:
+    def rollout(self, noise_scale: NoiseScale, noise_memory: float) -> np.ndarray:
+        """The validation forecasts ``(init, lead, member, C, H, W)`` in physical units."""
+        return rollout(self.forecaster, history=self.history, init_times=self.init_times, n_steps=self.n_steps,
+                       members=self.config.members, sampler=self.sampler, sampler_steps=self.sampler_steps,
+                       seed=self.config.seed, batch_size=self.config.batch_size, noise_scale=noise_scale,
+                       noise_memory=noise_memory).states
+
+    def score(self, states: np.ndarray) -> ValidationScores:
+        """Scores of validation forecasts (see :class:`ValidationScores`), over the scored leads."""
         forecaster = self.forecaster
-        result = rollout(forecaster, history=self.history, init_times=self.init_times, n_steps=self.n_steps,
-                         members=self.config.members, sampler=self.sampler, sampler_steps=self.sampler_steps,
-                         seed=self.config.seed, batch_size=self.config.batch_size, noise_scale=noise_scale,
-                         noise_memory=noise_memory)
         crps, ssr = [], []
         for c in range(len(forecaster.channels)):
-            scores = channel_scores(result.states[:, :, :, c], self.target[:, :, c], forecaster.latitude)
+            scores = channel_scores(states[:, :, :, c], self.target[:, :, c], forecaster.latitude)
             crps.append(scores["crps"][self.scored].mean() / forecaster.normalisation.std[c])
             ssr.append(scores["ssr"][self.scored])
         ssr_array, crps_array = np.asarray(ssr), np.asarray(crps)
@@ -150,6 +165,39 @@ def per_variable_minima(scales: Sequence[float], crps: np.ndarray) -> np.ndarray
     return np.exp(out)
 
 
+SPREAD_FACTOR_RANGE = (0.5, 1.5)
+
+
+def fit_spread_factors(states: np.ndarray, target: np.ndarray, latitude: np.ndarray,
+                       leads_hours: np.ndarray) -> np.ndarray:
+    """Spread factors ``(lead, C)``: per channel ``log(1 / SSR)`` at each lead, least-squares quadratic in
+    ``log lead`` (linear for 2–3 leads, constant for one), clipped to :data:`SPREAD_FACTOR_RANGE`."""
+    log_lead = np.log(np.asarray(leads_hours, dtype=float))
+    degree = 2 if len(log_lead) >= 4 else len(log_lead) - 1
+    out = np.empty((states.shape[1], states.shape[3]))
+    for c in range(states.shape[3]):
+        log_alpha = -np.log(channel_scores(states[:, :, :, c], target[:, :, c], latitude)["ssr"])
+        smooth = np.polyval(np.polyfit(log_lead, log_alpha, degree), log_lead)
+        out[:, c] = np.clip(np.exp(smooth), *SPREAD_FACTOR_RANGE)
+    return out
+
+
+def record_spread_factors(record: dict | None, channels: Sequence, step: pd.Timedelta) -> np.ndarray | None:
+    """The spread factors ``(lead, C)`` of a calibration record for a model's channels and step, or None
+    when the record has none. ValueError when they were fitted for other channels or another step."""
+    block = (record or {}).get("spread_factors")
+    if not block:
+        return None
+    leads = np.asarray(block["leads_hours"], dtype=float)
+    expected = np.arange(1, len(leads) + 1) * (step / pd.Timedelta(hours=1))
+    missing = [c.name for c in channels if c.name not in block["channels"]]
+    if missing or not np.allclose(leads, expected):
+        raise ValueError(f"the calibration's spread factors do not fit this model (channels {missing or 'ok'}, "
+                         f"leads {leads[:3].tolist()}… h for a {step} step); recalibrate with `velocast calibrate "
+                         "weather` or forecast with --raw-spread")
+    return np.stack([np.asarray(block["channels"][c.name], dtype=float) for c in channels], axis=1)
+
+
 def calibrate_spread(config: CalibrateConfig) -> dict:
     """Fit λ (per variable) and ρ (see module doc); write and return ``{"noise_scale", "noise_memory",
     "history", ...}``."""
@@ -162,8 +210,13 @@ def calibrate_spread(config: CalibrateConfig) -> dict:
     variables = runs.variables
     history: list[dict] = []
 
+    best: dict = {"crps": np.inf, "states": None}
+
     def measure(scale: NoiseScale, rho: float) -> ValidationScores:
-        result = runs.score(scale, rho)
+        states = runs.rollout(scale, rho)
+        result = runs.score(states)
+        if result.crps < best["crps"]:  # keep only the best rollout's states (the spread factors' data)
+            best.update(crps=result.crps, states=states)
         log.info("λ %s, ρ %.2f: validation CRPS %.5f, spread/skill %s", describe_noise_scale(scale), rho, result.crps,
                  " ".join(f"{v} {x:.3f}" for v, x in zip(variables, result.ssr.mean(axis=1))))
         history.append({"noise_scale": scale, "noise_memory": rho, "crps": result.crps,
@@ -197,6 +250,22 @@ def calibrate_spread(config: CalibrateConfig) -> dict:
         "sampler_steps": runs.sampler_steps,
         "checkpoint": f"sha256:{file_sha256(Path(runs.checkpoint_dir) / 'weights.safetensors')}",
     }
+    if config.spread_factors:
+        states = best["states"]  # the chosen rollout: the lowest CRPS of all measured
+        step_hours = runs.forecaster.step / pd.Timedelta(hours=1)
+        all_leads = np.arange(1, runs.n_steps + 1) * step_hours
+        factors = fit_spread_factors(states, runs.target, runs.forecaster.latitude, all_leads)
+        scaled = runs.score(scale_spread(states, factors))
+        log.info("spread factors: validation CRPS %.5f -> %.5f, spread/skill %s", chosen["crps"], scaled.crps,
+                 " ".join(f"{v} {x:.3f}" for v, x in zip(variables, scaled.ssr.mean(axis=1))))
+        record["spread_factors"] = {
+            "leads_hours": all_leads.tolist(),
+            "channels": {c.name: [round(float(a), 4) for a in factors[:, i]]
+                         for i, c in enumerate(runs.forecaster.channels)},
+            "validation_crps": scaled.crps,
+            "validation_ssr": float(scaled.ssr.mean()),
+            "validation_ssr_by_lead": {v: [round(float(x), 4) for x in row] for v, row in zip(variables, scaled.ssr)},
+        }
     Path(config.model, CALIBRATION_FILE).write_text(json.dumps(record, indent=1) + "\n")
     return record
 

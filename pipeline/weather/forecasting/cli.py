@@ -87,11 +87,16 @@ def calibrate_weather_command(
     per_variable: bool = typer.Option(True, "--per-variable/--one-scale",
                                       help="Then λ per variable at each variable's own CRPS minimum, kept if the CRPS improves "
                                            "(one more rollout)."),
+    spread_factors: bool = typer.Option(
+        True, "--spread-factors/--no-spread-factors",
+        help="Then fit the spread factor per channel and lead: the members' deviations from the ensemble mean "
+             "scaled to the lowest CRPS (post-processing of what the forecast stores; no extra rollout)."),
     sampler: Optional[str] = typer.Option(None, "--sampler", help="Sampler (default: the model's own, else heun)."),
     sampler_steps: Optional[int] = typer.Option(None, "--steps", help="Sampler steps per forecast step."),
 ) -> None:
     """Fit the sampler noise's size λ and step-to-step memory ρ on validation init times: the (λ, ρ) of the
-    grid with the lowest CRPS, then λ per variable at each variable's own CRPS minimum. Writes RUN/calibration.json,
+    grid with the lowest CRPS, then λ per variable at each variable's own CRPS minimum, then the spread factor per
+    channel and lead. Writes RUN/calibration.json,
     which `velocast forecast weather` then uses by default. Costs len(λ) × len(ρ) rollouts of the validation
     init times, plus one for the per-variable λ."""
     import numpy as np
@@ -109,6 +114,7 @@ def calibrate_weather_command(
 
     cfg = CalibrateConfig(model=str(model), data=str(data), init_times=init_times, members=members,
                           lead_hours=lead_hours, min_lead_hours=min_lead_hours, per_variable=per_variable,
+                          spread_factors=spread_factors,
                           noise_scales=numbers(noise_scales, "--noise-scales"),
                           noise_memories=numbers(noise_memories, "--noise-memories"),
                           sampler=sampler, sampler_steps=sampler_steps)
@@ -122,6 +128,13 @@ def calibrate_weather_command(
     console.print(f"noise scale λ {describe_noise_scale(record['noise_scale'])}, memory ρ {record['noise_memory']:.2f} (validation "
                   f"spread/skill {by_lead.min():.2f} … {by_lead.max():.2f} over variables and leads) "
                   f"-> {model}/calibration.json", highlight=False)
+    factors = record.get("spread_factors")
+    if factors:
+        by_lead = np.concatenate([np.asarray(v) for v in factors["validation_ssr_by_lead"].values()])
+        alphas = np.concatenate([np.asarray(v) for v in factors["channels"].values()])
+        console.print(f"spread factors {alphas.min():.2f} … {alphas.max():.2f}: validation CRPS {record['validation_crps']:.5f} "
+                      f"-> {factors['validation_crps']:.5f}, spread/skill {by_lead.min():.2f} … {by_lead.max():.2f}",
+                      highlight=False)
 
 
 @group("forecast").command("weather")
@@ -144,6 +157,10 @@ def forecast_weather_command(
         None, "--noise-memory",
         help="Correlate each member's sampler noise from one step to the next by this factor in [0, 1) "
              "(AR(1); default: the run's calibration.json, else 0 = fresh noise every step)."),
+    raw_spread: bool = typer.Option(
+        False, "--raw-spread",
+        help="Store the raw rollout: skip the calibrated spread factors (the members' deviations from the ensemble "
+             "mean scaled per lead and channel, from calibration.json; applied only with the calibrated λ and ρ)."),
     seed: int = typer.Option(0, "--seed", help="Noise seed."),
     batch_size: int = typer.Option(64, "--batch-size", help="Samples per network batch."),
     device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
@@ -158,7 +175,7 @@ def forecast_weather_command(
     cfg = load_config(ForecastConfig, None, overrides=dict(
         model=str(model), data=str(data), init_times=init_times, members=members, lead=lead, sampler=sampler,
         sampler_steps=sampler_steps, guidance=guidance, noise_scale=parse_noise_scale(noise_scale),
-        noise_memory=noise_memory, seed=seed,
+        noise_memory=noise_memory, spread_factors=not raw_spread, seed=seed,
         batch_size=batch_size, device=device))
     with user_errors(*INPUT_ERRORS, _checkpoint_error()):
         summary = forecast_weather(cfg, out=out, progress=not no_progress)

@@ -12,7 +12,7 @@ import hashlib
 import logging
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +26,14 @@ from pipeline.console import make_progress
 from pipeline.provenance import file_sha256
 from pipeline.weather.forecasting.data import stack_channels
 from pipeline.weather.forecasting.model import load_forecaster
-from pipeline.weather.forecasting.rollout import Forecaster, NoiseScale, channel_noise_scales, forecast_dataset, rollout
+from pipeline.weather.forecasting.rollout import (
+    Forecaster,
+    NoiseScale,
+    channel_noise_scales,
+    forecast_dataset,
+    rollout,
+    scale_spread,
+)
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +56,10 @@ class ForecastConfig(StrictModel):
     noise_memory: float | None = Field(
         None, ge=0, lt=1, description="step-to-step correlation ρ of a member's sampler noise; default: the "
                                       "run's calibration.json, else 0"
+    )
+    spread_factors: bool = Field(
+        True, description="scale the members about their mean by the run's calibrated factor per lead and channel "
+                          "(calibration.json; only with the calibrated λ and ρ); False stores the raw rollout"
     )
     seed: int = 0
     batch_size: int = Field(64, ge=1, description="samples (init times × members) per network batch")
@@ -140,7 +151,7 @@ def forecast_weather(config: ForecastConfig, *, out: str | Path, progress: bool 
 
     forecaster, ckpt_dir = load_forecaster(config.model)
     sampler, sampler_steps = recorded_sampler(forecaster.metadata, config.sampler, config.sampler_steps)
-    from pipeline.weather.forecasting.calibrate import calibration_record, record_noise
+    from pipeline.weather.forecasting.calibrate import calibration_record, record_noise, record_spread_factors
 
     calibrated = calibration_record(config.model, ckpt_dir) or {}
     recorded_scale, recorded_memory = record_noise(calibrated or None)
@@ -152,6 +163,13 @@ def forecast_weather(config: ForecastConfig, *, out: str | Path, progress: bool 
                     sampler_steps)
     noise_scale = config.noise_scale or recorded_scale
     noise_memory = recorded_memory if config.noise_memory is None else config.noise_memory
+    factors = None
+    if config.spread_factors and not forecaster.deterministic:
+        factors = record_spread_factors(calibrated, forecaster.channels, forecaster.step)
+        if factors is not None and (noise_scale, noise_memory) != (recorded_scale, recorded_memory):
+            log.info("the calibrated spread factors belong to the calibrated noise; with λ %s, ρ %s they are not "
+                     "applied", noise_scale, noise_memory)
+            factors = None
     config = config.model_copy(update={"sampler": sampler, "sampler_steps": sampler_steps, "noise_scale": noise_scale,
                                        "noise_memory": noise_memory})
     truth = open_training_store(config.data)
@@ -171,6 +189,7 @@ def forecast_weather(config: ForecastConfig, *, out: str | Path, progress: bool 
         "data_snapshot": data_fingerprint(truth, config.data),
         "model_objective": forecaster.metadata.get("objective"),
         "checkpoint_step": forecaster.metadata.get("checkpoint_step"),
+        "spread_factors_applied": factors is not None,
     }
     written: list[str] = []
     started = time.monotonic()
@@ -190,6 +209,8 @@ def forecast_weather(config: ForecastConfig, *, out: str | Path, progress: bool 
                 noise_scale=noise_scale, noise_memory=noise_memory, on_step=lambda k: bar.advance(task, k),
             )
             nfe = result.nfe_per_step
+            if factors is not None:
+                result = replace(result, states=scale_spread(result.states, factors))
             dataset = forecast_dataset(result, forecaster, init_times=chunk)
             for init in chunk:
                 cycle = dataset.sel(init_time=[init.to_datetime64()])

@@ -181,6 +181,16 @@ def rollout(
     return RolloutResult(states=np.ascontiguousarray(states), lead_times=leads, nfe_per_step=nfe)
 
 
+def scale_spread(states: np.ndarray, factors: np.ndarray) -> np.ndarray:
+    """``x̄ + α[k, c]·(x_m − x̄)`` of ``states`` ``(N_init, K, members, C, H, W)``: every member's deviation from
+    the ensemble mean scaled per lead ``k`` and channel ``c`` by ``factors`` ``(K_fit, C)``; leads past the
+    last fitted one keep its factor. The ensemble mean is unchanged."""
+    steps = states.shape[1]
+    alpha = np.asarray(factors, dtype=states.dtype)[np.minimum(np.arange(steps), len(factors) - 1)]
+    mean = states.mean(axis=2, keepdims=True)
+    return mean + alpha[None, :, None, :, None, None] * (states - mean)
+
+
 def forecast_dataset(
     result: RolloutResult, forecaster: Forecaster, *, init_times: Sequence, attrs: dict | None = None
 ) -> xr.Dataset:

@@ -57,6 +57,8 @@ class RunWeatherConfig(StrictModel):
                              "forecasting (0: forecast with noise_scale as given)")
     calibration_members: int = Field(8, ge=2)
     calibration_noise_scales: list[float] = Field([0.45, 0.6, 0.8], description="λ grid of the calibration")
+    spread_factors: bool = Field(True, description="fit the calibration's spread factors (per channel and lead) and "
+                                                   "apply them to the stored forecast")
     network: NetworkConfig = NetworkConfig(base_channels=32, channel_mults=[1, 2, 2], blocks_per_level=1)
     train: TrainConfig = TrainConfig(steps=4000, batch_size=16, lr=5e-4, warmup_steps=100, ema_decay=0.995,
                                      log_every=25, checkpoint_every=500, validate_every=1000, max_minutes=6.75)
@@ -140,7 +142,7 @@ def stage_calibrate(config: RunWeatherConfig, *, out: str | Path) -> dict | None
     """Fit the model's sampler noise λ (grid at ρ = ``noise_memory``, then per variable) on the validation init times
     into ``out/model/calibration.json``, which the forecast stage then uses; returns the record (``None``
     when ``calibration_init_times`` is 0). A calibration of the same checkpoint, init times, members,
-    sampler, ρ and λ grid already in the file is reused."""
+    sampler, ρ, λ grid and spread-factor setting already in the file is reused."""
     from pipeline.provenance import file_sha256
     from pipeline.weather.forecasting.calibrate import CALIBRATION_FILE, CalibrateConfig, calibrate_spread
     from pipeline.weather.forecasting.model import load_forecaster
@@ -156,14 +158,15 @@ def stage_calibrate(config: RunWeatherConfig, *, out: str | Path) -> dict | None
                   "init_times": [t.isoformat() for t in inits], "members": config.calibration_members,
                   "noise_memory": config.noise_memory, "sampler": config.sampler,
                   "sampler_steps": config.sampler_steps, "noise_scales": sorted(config.calibration_noise_scales)}
-        if all(record.get(key) == value for key, value in wanted.items()):
+        if all(record.get(key) == value for key, value in wanted.items()) \
+                and bool(record.get("spread_factors")) == config.spread_factors:
             return record
     return calibrate_spread(CalibrateConfig(
         model=str(Path(out) / "model"), data=str(Path(out) / "atmosphere.zarr"),
         init_times=[t.isoformat() for t in inits], members=config.calibration_members,
         lead_hours=config.lead_days * 24, min_lead_hours=min(24.0, config.lead_days * 24),
         sampler=config.sampler, sampler_steps=config.sampler_steps, noise_scales=config.calibration_noise_scales,
-        noise_memories=[config.noise_memory], seed=config.seed))
+        noise_memories=[config.noise_memory], spread_factors=config.spread_factors, seed=config.seed))
 
 
 def stage_forecast(config: RunWeatherConfig, *, out: str | Path, name: str, progress: bool = True) -> dict:
@@ -179,7 +182,8 @@ def stage_forecast(config: RunWeatherConfig, *, out: str | Path, name: str, prog
                              sampler_steps=config.sampler_steps, seed=config.seed,
                              # with a calibration, None: the run's calibration.json (λ per variable, ρ)
                              noise_scale=None if config.calibration_init_times else config.noise_scale,
-                             noise_memory=None if config.calibration_init_times else config.noise_memory)
+                             noise_memory=None if config.calibration_init_times else config.noise_memory,
+                             spread_factors=config.spread_factors)
         store = out / "forecast.icechunk"
     else:
         cfg = ForecastConfig(model=str(out / name), data=str(out / "atmosphere.zarr"), init_times=init_specs,

@@ -177,3 +177,4 @@ def test_channel_scores_equal_the_xarray_scores(members: int, ties: bool) -> Non
     np.testing.assert_allclose(got["ssr"], spread_skill_ratio(forecast, truth).values, rtol=1e-12)
     expected = rank_histogram(forecast, truth).transpose("lead_time", "rank").values
     np.testing.assert_allclose(got["rank_histogram"], expected, rtol=1e-12, atol=1e-15)
+

@@ -15,12 +15,14 @@ import pytest
 from pipeline.weather.forecasting.calibrate import (
     CalibrateConfig,
     calibrate_spread,
-    recorded_noise,
+    fit_spread_factors,
     per_variable_minima,
+    record_spread_factors,
+    recorded_noise,
 )
 from pipeline.weather.forecasting.forecast import initial_history
 from pipeline.weather.forecasting.model import load_forecaster
-from pipeline.weather.forecasting.rollout import channel_noise_scales, rollout
+from pipeline.weather.forecasting.rollout import channel_noise_scales, rollout, scale_spread
 from pipeline.weather.store import open_training_store
 
 
@@ -92,6 +94,67 @@ def test_per_variable_lambda_sits_at_each_variables_crps_minimum() -> None:
     assert lam[1] == pytest.approx(0.5) and lam[2] == pytest.approx(0.5)  # lowest at the edge
     skewed = per_variable_minima(scales, np.array([[0.30], [0.20], [0.22]]))
     assert 1.0 < skewed[0] < 2.0  # the bowl leans towards the lower neighbour
+
+
+def test_scale_spread_keeps_the_mean_and_scales_each_lead_and_channel() -> None:
+    """Members move about their mean by α[lead, channel]; leads past the fitted ones keep the last α."""
+    rng = np.random.default_rng(0)
+    states = rng.normal(size=(2, 4, 5, 3, 4, 6)).astype(np.float32)
+    factors = np.array([[0.5, 1.0, 2.0], [1.0, 1.0, 1.0]])
+    scaled = scale_spread(states, factors)
+    np.testing.assert_allclose(scaled.mean(axis=2), states.mean(axis=2), atol=1e-5)
+    spread = lambda x: x.std(axis=2).mean(axis=(0, 3, 4))  # noqa: E731  (lead, channel)
+    np.testing.assert_allclose(spread(scaled)[0] / spread(states)[0], [0.5, 1.0, 2.0], rtol=1e-5)
+    np.testing.assert_allclose(spread(scaled)[1:], spread(states)[1:], rtol=1e-5)
+
+
+def test_spread_factors_shrink_an_overdispersed_channel_and_widen_an_underdispersed_one() -> None:
+    """On synthetic forecasts whose members are too wide in channel 0 and too narrow in channel 1, the
+    factors bring the spread/skill ratio of every lead to 1 (to the smoothing's precision)."""
+    from pipeline.evaluation.ensemble import channel_scores
+
+    rng = np.random.default_rng(1)
+    lat = np.linspace(-80, 80, 8)
+    center = rng.normal(size=(6, 5, 1, 2, 8, 16))
+    width = np.array([1.6, 0.75]).reshape(1, 1, 1, 2, 1, 1)
+    states = center + width * rng.normal(size=(6, 5, 8, 2, 8, 16))
+    truth = center[:, :, 0] + rng.normal(size=(6, 5, 2, 8, 16))
+    factors = fit_spread_factors(states, truth, lat, np.arange(1, 6) * 6.0)
+    assert factors.shape == (5, 2)
+    assert np.all(factors[:, 0] < 0.8) and np.all(factors[:, 1] > 1.15)
+    scaled = scale_spread(states, factors)
+    for c in range(2):
+        ssr = channel_scores(scaled[:, :, :, c], truth[:, :, c], lat)["ssr"]
+        assert abs(ssr.mean() - 1.0) < 0.03 and np.all(np.abs(ssr - 1.0) < 0.1)
+
+
+def test_calibration_records_spread_factors_that_forecasts_apply(fm_run, store_path, tmp_path) -> None:
+    """calibration.json holds α per channel for every validation lead; forecasts store the rescaled members
+    (same mean as the raw rollout) and say so in the provenance, --raw-spread stores the raw rollout."""
+    from pipeline.forecast_store import ForecastStore
+    from pipeline.weather.forecasting.forecast import ForecastConfig, forecast_weather
+
+    run = tmp_path / "run"
+    shutil.copytree(fm_run, run)
+    record = calibrate_spread(CalibrateConfig(
+        model=str(run), data=store_path, init_times=["2000-01-02T00/2000-01-04T00/24h"], members=4,
+        lead_hours=18, min_lead_hours=6, sampler="euler", sampler_steps=2, noise_scales=[0.5, 1.0]))
+    block = record["spread_factors"]
+    forecaster, _ = load_forecaster(run)
+    assert block["leads_hours"] == [6.0, 12.0, 18.0]
+    factors = record_spread_factors(record, forecaster.channels, forecaster.step)
+    assert factors.shape == (3, len(forecaster.channels)) and np.all((factors >= 0.5) & (factors <= 1.5))
+    with pytest.raises(ValueError, match="spread factors do not fit"):
+        record_spread_factors(record, forecaster.channels, pd.Timedelta(hours=12))
+    stores = {}
+    for raw in (False, True):
+        cfg = ForecastConfig(model=str(run), data=store_path, init_times=["2000-01-03T00"], members=4, lead="24h",
+                             spread_factors=not raw)
+        forecast_weather(cfg, out=tmp_path / f"f{raw}", progress=False)
+        stores[raw] = ForecastStore.open(tmp_path / f"f{raw}").dataset().load()
+    name = forecaster.channels[0].variable
+    np.testing.assert_allclose(stores[False][name].mean("member"), stores[True][name].mean("member"), atol=1e-3)
+    assert not np.allclose(stores[False][name].std("member"), stores[True][name].std("member"))
 
 
 def test_calibration_refuses_a_deterministic_model(mse_run, store_path) -> None:
