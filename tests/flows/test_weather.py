@@ -46,14 +46,14 @@ def test_weather_pipeline_writes_report_artifacts_and_reruns_from_cache(pipeline
     metrics = json.loads((Path(pipeline_run["out"]) / "metrics.json").read_text())
     assert set(metrics["systems"]) >= {"velocast", "persistence", "climatology", "deterministic", "perfect_model"}
     assert set(metrics["timings_s"]) >= {"simulate", "train_model", "calibrate", "forecast_model", "evaluate"}
-    # the forecasts used the λ per variable that the calibration stage fitted on validation init times
+    # the forecasts used the λ and the spread factors that the calibration stage fitted on validation init times
     calibration = json.loads((Path(pipeline_run["out"]) / "model" / "calibration.json").read_text())
     from pipeline.forecast_store import ForecastStore
 
     store = ForecastStore.open(Path(pipeline_run["out"]) / "forecast.icechunk")
     provenance = store.provenance(store.init_times()[0])
-    assert isinstance(calibration["noise_scale"], dict)
     assert provenance["config"]["noise_scale"] == calibration["noise_scale"]
+    assert calibration["spread_factors"]["channels"] and provenance["spread_factors_applied"] is True
     flow_run_id = state.state_details.flow_run_id
     artifacts = _artifacts(flow_run_id)
     assert {"weather-report", "weather-crps", "weather-crps-plot", "weather-pipeline-timings",

@@ -245,6 +245,7 @@ def calibrate_spread(config: CalibrateConfig) -> dict:
         "init_times": [t.isoformat() for t in runs.init_times],
         "members": config.members,
         "noise_scales": scales,
+        "per_variable": config.per_variable,
         "leads_hours": runs.leads_hours,
         "sampler": runs.sampler,
         "sampler_steps": runs.sampler_steps,
