@@ -31,6 +31,10 @@ def train_protein_command(
     representation: Optional[str] = typer.Option(
         None, "--representation",
         help="internal (bond lengths, angles, dihedrals; default: valid bonds by construction) or cartesian."),
+    bonds: Optional[str] = typer.Option(
+        None, "--bonds",
+        help="internal only: fixed (default: each bond held at its mean training length; angles and dihedrals "
+             "learned) or learned (bond lengths are features too, with their thermal spread)."),
     steps: Optional[int] = typer.Option(None, "--steps", help="Training steps."),
     max_minutes: Optional[float] = typer.Option(None, "--max-minutes", help="Stop cleanly after this many minutes."),
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML config (ProteinTrainConfig)."),
@@ -46,7 +50,7 @@ def train_protein_command(
     train_overrides = {k: v for k, v in {"steps": steps, "max_minutes": max_minutes}.items() if v is not None}
     cfg = load_config(ProteinTrainConfig, config, sets=set_, overrides={
         "data": str(data) if data else None, "task": task, "lag_ps": lag_ps,
-        "representation": representation, "train": train_overrides or None})
+        "representation": representation, "bonds": bonds, "train": train_overrides or None})
     with user_errors(*_input_errors()):
         result = train_protein(cfg, out=out, progress=not no_progress)
     console.print(f"trained the {cfg.task} model to step {result.step} ({result.stopped}); checkpoints in {out}/checkpoints")

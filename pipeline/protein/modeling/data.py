@@ -8,6 +8,10 @@ data, so a Gaussian prior never has to bridge the ±π seam inside a populated b
 standardised, ``z = (q − μ) / σ``, with the prior ``N(0, I)`` in ``z``. Bond lengths are modelled directly
 (constrained X−H bonds are constants), which is what makes samples chemically valid. Decoding rebuilds
 Cartesian coordinates by NeRF and superposes them on the mean training structure.
+With ``bonds="fixed"`` (the training default) the bond lengths are not features: every bond is held at its mean training length
+(as SHAKE holds X−H bonds in MD, and as structure generators build idealised geometry), and the model
+learns the ``2N − 5`` angles and dihedrals. Samples then lack the thermal bond vibration (σ ≈ 0.03 Å at
+300 K), which moves no conformational statistic but keeps every bond near its force-field length.
 
 ``cartesian``: every frame is Kabsch-aligned (all atoms) to the mean structure (two passes), coordinates
 are standardised per component around it and flattened to ``3N``; the prior is an anisotropic Gaussian
@@ -32,6 +36,7 @@ if TYPE_CHECKING:
     import mdtraj
 
 Representation = Literal["internal", "cartesian"]
+BondModel = Literal["learned", "fixed"]
 
 
 class Featuriser(Protocol):
@@ -129,54 +134,64 @@ def dihedral_cuts(dihedrals: np.ndarray, *, bins: int = 72) -> np.ndarray:
 
 @dataclass(frozen=True)
 class InternalCoordinates:
-    """``internal``: Z-matrix features ``[bonds, angles, dihedrals unwrapped at their cuts]``, standardised."""
+    """``internal``: Z-matrix features ``[bonds, angles, dihedrals unwrapped at their cuts]``, standardised;
+    without the bonds when ``fixed_bonds`` holds them (``bonds="fixed"``)."""
 
     zmatrix: ZMatrix
     cuts: np.ndarray  # (N − 3,) rad
-    mean: np.ndarray  # (3N − 6,)
-    std: np.ndarray  # (3N − 6,)
+    mean: np.ndarray  # (3N − 6,), or (2N − 5,) with fixed bonds
+    std: np.ndarray  # same
     reference: np.ndarray  # (N, 3) nm: decoded structures are superposed on it
+    fixed_bonds: np.ndarray | None = None  # (N − 1,) nm: the Z-matrix bonds' lengths, when not learned
     kind = "internal"
 
     @classmethod
-    def fit(cls, frames: np.ndarray, topology: mdtraj.Topology) -> InternalCoordinates:
+    def fit(cls, frames: np.ndarray, topology: mdtraj.Topology, *, bonds: BondModel = "learned") -> InternalCoordinates:
         zmatrix = ZMatrix.from_topology(topology)
-        bonds, angles, dihedrals = zmatrix.internal(frames)
+        lengths, angles, dihedrals = zmatrix.internal(frames)
         cuts = dihedral_cuts(dihedrals)
-        q = np.concatenate([bonds, angles, _unwrap(dihedrals, cuts)], axis=-1)
-        floors = np.concatenate([np.full(bonds.shape[-1], _STD_FLOOR["bond"]),
-                                 np.full(angles.shape[-1], _STD_FLOOR["angle"]),
-                                 np.full(dihedrals.shape[-1], _STD_FLOOR["dihedral"])])
-        return cls(zmatrix=zmatrix, cuts=cuts, mean=q.mean(axis=0), std=np.maximum(q.std(axis=0), floors),
-                   reference=mean_structure(frames))
+        fixed = lengths.mean(axis=0) if bonds == "fixed" else None
+        parts = [angles, _unwrap(dihedrals, cuts)]
+        floors = [np.full(angles.shape[-1], _STD_FLOOR["angle"]), np.full(dihedrals.shape[-1], _STD_FLOOR["dihedral"])]
+        if fixed is None:
+            parts.insert(0, lengths)
+            floors.insert(0, np.full(lengths.shape[-1], _STD_FLOOR["bond"]))
+        q = np.concatenate(parts, axis=-1)
+        return cls(zmatrix=zmatrix, cuts=cuts, mean=q.mean(axis=0), std=np.maximum(q.std(axis=0), np.concatenate(floors)),
+                   reference=mean_structure(frames), fixed_bonds=fixed)
 
     @property
     def dim(self) -> int:
         return int(self.mean.size)
 
     def encode(self, frames: np.ndarray) -> np.ndarray:
-        """(…, N, 3) nm → (…, 3N − 6) standardised float32."""
+        """(…, N, 3) nm → (…, D) standardised float32 (D = 3N − 6, or 2N − 5 with fixed bonds)."""
         bonds, angles, dihedrals = self.zmatrix.internal(frames)
-        q = np.concatenate([bonds, angles, _unwrap(dihedrals, self.cuts)], axis=-1)
+        parts = [angles, _unwrap(dihedrals, self.cuts)]
+        q = np.concatenate(parts if self.fixed_bonds is not None else [bonds, *parts], axis=-1)
         return ((q - self.mean) / self.std).astype(np.float32)
 
     def decode(self, z: np.ndarray) -> np.ndarray:
-        """(…, 3N − 6) → (…, N, 3) nm, superposed on the mean training structure."""
+        """(…, D) → (…, N, 3) nm, superposed on the mean training structure."""
         q = np.asarray(z, dtype=np.float64) * self.std + self.mean
         n = self.zmatrix.n_atoms
+        if self.fixed_bonds is not None:
+            q = np.concatenate([np.broadcast_to(self.fixed_bonds, q.shape[:-1] + (n - 1,)), q], axis=-1)
         bonds, angles, dihedrals = q[..., : n - 1], q[..., n - 1 : 2 * n - 3], q[..., 2 * n - 3 :]
         x = self.zmatrix.cartesian(bonds, angles, dihedrals)
         flat = x.reshape(-1, n, 3)
         return kabsch_align(flat, self.reference).reshape(x.shape).astype(np.float32)
 
     def to_json(self) -> dict:
+        arrays = ("cuts", "mean", "std", "reference") + (("fixed_bonds",) if self.fixed_bonds is not None else ())
         return {"kind": self.kind, "zmatrix": self.zmatrix.to_json()} | {
-            k: np.asarray(getattr(self, k)).round(9).tolist() for k in ("cuts", "mean", "std", "reference")
+            k: np.asarray(getattr(self, k)).round(9).tolist() for k in arrays
         }
 
     @classmethod
     def from_json(cls, data: dict) -> InternalCoordinates:
-        arrays = {k: np.asarray(data[k], dtype=np.float64) for k in ("cuts", "mean", "std", "reference")}
+        arrays = {k: np.asarray(data[k], dtype=np.float64) for k in ("cuts", "mean", "std", "reference", "fixed_bonds")
+                  if k in data}
         return cls(zmatrix=ZMatrix.from_json(data["zmatrix"]), **arrays)
 
 
@@ -185,10 +200,21 @@ def _unwrap(dihedrals: np.ndarray, cuts: np.ndarray) -> np.ndarray:
     return cuts + np.mod(dihedrals - cuts, 2 * np.pi)
 
 
-def fit_featuriser(representation: Representation, frames: np.ndarray, topology: mdtraj.Topology) -> Featuriser:
-    """Fit the ``internal`` or ``cartesian`` featurisation on training ``frames`` (F, N, 3) nm."""
+def resolve_bond_model(representation: Representation, bonds: BondModel | None) -> BondModel:
+    """``bonds`` as given, else ``fixed`` for internal and ``learned`` for cartesian coordinates; ValueError for
+    fixed bonds without internal coordinates (configs validate with it)."""
+    if bonds == "fixed" and representation != "internal":
+        raise ValueError("bonds: fixed needs representation: internal (cartesian coordinates have no bond lengths to hold)")
+    return bonds or ("fixed" if representation == "internal" else "learned")
+
+
+def fit_featuriser(representation: Representation, frames: np.ndarray, topology: mdtraj.Topology, *,
+                   bonds: BondModel = "learned") -> Featuriser:
+    """Fit the ``internal`` or ``cartesian`` featurisation on training ``frames`` (F, N, 3) nm; ``bonds`` applies
+    to ``internal`` (``fixed`` with ``cartesian`` is a ValueError)."""
+    resolve_bond_model(representation, bonds)
     if representation == "internal":
-        return InternalCoordinates.fit(frames, topology)
+        return InternalCoordinates.fit(frames, topology, bonds=bonds)
     return Standardiser.fit(frames)
 
 

@@ -19,12 +19,12 @@ import shutil
 import time
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from models.training import TrainConfig
 from pipeline.config import StrictModel
 from pipeline.protein.modeling.commands import forecast_protein, sample_protein
-from pipeline.protein.modeling.data import Representation
+from pipeline.protein.modeling.data import BondModel, Representation, resolve_bond_model
 from pipeline.protein.modeling.train import ProteinNetworkConfig, ProteinTrainConfig, train_protein
 
 log = logging.getLogger(__name__)
@@ -44,15 +44,21 @@ class RunProteinConfig(StrictModel):
     sampler_steps: int = 8
     lag_ps: float = 10.0
     representation: Representation = Field("internal", description="internal or cartesian features")
+    bonds: BondModel | None = Field(None, description="internal features: fixed (default) or learned bond lengths")
     forecast_steps: int = Field(500, description="lags per forecast trajectory")
     forecast_members: int = 8
     network: ProteinNetworkConfig = ProteinNetworkConfig()
     ensemble_train: TrainConfig = TrainConfig(steps=40000, batch_size=512, lr=1e-3, warmup_steps=200,
                                               ema_decay=0.999, log_every=100, checkpoint_every=1000,
-                                              max_minutes=5.0)
+                                              max_minutes=7.0)
     forecast_train: TrainConfig = TrainConfig(steps=20000, batch_size=512, lr=1e-3, warmup_steps=200,
                                               ema_decay=0.999, log_every=100, checkpoint_every=1000,
                                               max_minutes=2.0)
+
+    @model_validator(mode="after")
+    def _fixed_bonds_need_internal(self) -> RunProteinConfig:
+        resolve_bond_model(self.representation, self.bonds)
+        return self
 
     @classmethod
     def quick(cls) -> RunProteinConfig:
@@ -87,7 +93,8 @@ def train_spec(config: RunProteinConfig, out: Path, task: str) -> ProteinTrainCo
     """The training config of the ``ensemble`` or ``forecast`` model."""
     train_config = config.ensemble_train if task == "ensemble" else config.forecast_train
     return ProteinTrainConfig(data=str(Path(out) / "train.zarr"), task=task, lag_ps=config.lag_ps,
-                              representation=config.representation, network=config.network, train=train_config)
+                              representation=config.representation, bonds=config.bonds, network=config.network,
+                              train=train_config)
 
 
 def stage_train(config: RunProteinConfig, out: Path, task: str, *, progress: bool = True) -> Path:

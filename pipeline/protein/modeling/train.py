@@ -16,13 +16,20 @@ from pathlib import Path
 from typing import Literal
 
 import torch
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from models.networks import MLPDenoiser
 from models.training import TensorSource, TrainConfig, TrainResult, train
 from pipeline.config import StrictModel
 from pipeline.errors import UserError
-from pipeline.protein.modeling.data import Representation, fit_featuriser, lagged_pairs, trajectory_bounds
+from pipeline.protein.modeling.data import (
+    BondModel,
+    Representation,
+    resolve_bond_model,
+    fit_featuriser,
+    lagged_pairs,
+    trajectory_bounds,
+)
 from pipeline.protein.store import open_structure_store
 from pipeline.protein.topology import topology_to_dict
 
@@ -49,9 +56,17 @@ class ProteinTrainConfig(StrictModel):
     representation: Representation = Field(
         "internal", description="internal (bonds, angles, dihedrals; default) or cartesian (aligned coordinates)"
     )
+    bonds: BondModel | None = Field(
+        None, description="internal only: fixed (the default: each bond held at its mean training length; the model "
+                          "learns angles and dihedrals) or learned (bond lengths are features too)")
     lag_ps: float = Field(10.0, description="forecast lag τ in ps (a multiple of the store's frame spacing)")
     objective: str = Field("fm", description="any core objective preset")
     network: ProteinNetworkConfig = ProteinNetworkConfig()
+    @model_validator(mode="after")
+    def _fixed_bonds_need_internal(self) -> ProteinTrainConfig:
+        resolve_bond_model(self.representation, self.bonds)
+        return self
+
     train: TrainConfig = TrainConfig(
         steps=6000,
         batch_size=512,
@@ -81,8 +96,9 @@ def train_protein(config: ProteinTrainConfig, *, out: str | Path, progress: bool
     if len(store.coordinates.shape) != 3:
         raise UserError("training needs an MD store with dims (frame, atom, xyz)", path=config.data)
     frames = store.frames()
+    bonds = resolve_bond_model(config.representation, config.bonds)
     try:
-        featuriser = fit_featuriser(config.representation, frames, store.topology)
+        featuriser = fit_featuriser(config.representation, frames, store.topology, bonds=bonds)
     except ValueError as exc:
         raise UserError(f"cannot build {config.representation} coordinates: {exc}; atom sets without one connected "
                         "bond graph (e.g. Cα only) need --representation cartesian", path=config.data) from exc
@@ -94,6 +110,7 @@ def train_protein(config: ProteinTrainConfig, *, out: str | Path, progress: bool
         "objective": config.objective,
         "network": config.network.model_dump(mode="json"),
         "representation": config.representation,
+        "bonds": bonds,
         "featuriser": featuriser.to_json(),
         "topology": topology_to_dict(store.topology),
         "data": str(config.data),

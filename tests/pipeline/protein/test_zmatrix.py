@@ -92,3 +92,31 @@ def test_internal_featuriser_round_trips_through_json(ala_traj) -> None:
         assert np.sqrt(np.mean(np.sum((kabsch_align(back[None], frame)[0] - frame) ** 2, axis=-1))) < 1e-5
     rebuilt = mdtraj.Trajectory(decoded, ala_traj.topology)
     np.testing.assert_allclose(mdtraj.compute_phi(rebuilt)[1], mdtraj.compute_phi(ala_traj)[1], atol=1e-4)
+
+
+def test_fixed_bonds_drop_the_bond_features_and_rebuild_at_the_mean_lengths(ala_traj) -> None:
+    """With ``bonds="fixed"`` the features are the 2N − 5 angles and dihedrals; decoding (also after JSON) keeps
+    every angle and dihedral of the frame and puts every Z-matrix bond at its mean training length."""
+    featuriser = InternalCoordinates.fit(ala_traj.xyz, ala_traj.topology, bonds="fixed")
+    n = ala_traj.n_atoms
+    z = featuriser.encode(ala_traj.xyz)
+    assert z.shape == (12, 2 * n - 5) and featuriser.dim == 2 * n - 5
+    decoded = featuriser_from_json(featuriser.to_json()).decode(z)
+    bonds, angles, dihedrals = featuriser.zmatrix.internal(decoded)
+    want_bonds, want_angles, want_dihedrals = featuriser.zmatrix.internal(ala_traj.xyz)
+    np.testing.assert_allclose(bonds, np.broadcast_to(want_bonds.mean(axis=0), bonds.shape), atol=1e-6)
+    np.testing.assert_allclose(angles, want_angles, atol=1e-5)
+    np.testing.assert_allclose(np.cos(dihedrals - want_dihedrals), 1.0, atol=1e-8)
+
+
+def test_bonds_default_to_fixed_for_internal_and_fixed_cartesian_is_refused() -> None:
+    """Internal coordinates hold bonds fixed unless asked; cartesian ones learn positions; asking for fixed
+    bonds with cartesian coordinates is a clear error."""
+    from pipeline.protein.modeling.data import resolve_bond_model
+    from pipeline.protein.modeling.train import ProteinTrainConfig
+
+    assert resolve_bond_model("internal", None) == "fixed" and resolve_bond_model("cartesian", None) == "learned"
+    assert resolve_bond_model("internal", "learned") == "learned"
+    ProteinTrainConfig(data="x.zarr", representation="cartesian")
+    with pytest.raises(ValueError, match="needs representation: internal"):
+        ProteinTrainConfig(data="x.zarr", representation="cartesian", bonds="fixed")
