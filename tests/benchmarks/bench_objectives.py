@@ -222,7 +222,7 @@ class ProteinTask:
         store = open_structure_store(args.protein_data)
         frames = store.frames()
         self.topology = store.topology
-        self.featuriser = fit_featuriser("internal", frames, store.topology)
+        self.featuriser = fit_featuriser("internal", frames, store.topology, bonds=args.protein_bonds)
         self.z = torch.from_numpy(self.featuriser.encode(frames))
         self.samples = args.protein_samples
         reference = angles_of(open_structure_store(args.protein_reference))
@@ -352,6 +352,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--protein-reference", default=None,
                         help="reference MD store (e.g. a protein run's reference.zarr)")
     parser.add_argument("--protein-samples", type=int, default=10000)
+    parser.add_argument("--protein-bonds", choices=("learned", "fixed"), default="learned",
+                        help="internal coordinates with learned bond lengths (as measured in the README) or fixed ones")
     parser.add_argument("--protein-calls", default="1,2,4,8,16,32,64")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path, default=None)

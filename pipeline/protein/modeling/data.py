@@ -209,10 +209,10 @@ def resolve_bond_model(representation: Representation, bonds: BondModel | None) 
 
 
 def fit_featuriser(representation: Representation, frames: np.ndarray, topology: mdtraj.Topology, *,
-                   bonds: BondModel = "learned") -> Featuriser:
-    """Fit the ``internal`` or ``cartesian`` featurisation on training ``frames`` (F, N, 3) nm; ``bonds`` applies
-    to ``internal`` (``fixed`` with ``cartesian`` is a ValueError)."""
-    resolve_bond_model(representation, bonds)
+                   bonds: BondModel | None = None) -> Featuriser:
+    """Fit the ``internal`` or ``cartesian`` featurisation on training ``frames`` (F, N, 3) nm; ``bonds`` as
+    :func:`resolve_bond_model` (default: fixed for internal)."""
+    bonds = resolve_bond_model(representation, bonds)
     if representation == "internal":
         return InternalCoordinates.fit(frames, topology, bonds=bonds)
     return Standardiser.fit(frames)
