@@ -11,7 +11,7 @@ act on the sampler noise of every forecast step, ``x₀ = λ·ε_k``:
   physics do (ECMWF's SPPT): a member's deviations then persist, and its spread grows like the error.
 
 Both are fitted on validation init times — never the test period — as *the sharpest ensemble that is
-calibrated* (Gneiting's paradigm), in two steps:
+calibrated* (Gneiting's paradigm), in three steps:
 
 1. **CRPS grid.** One rollout per (λ, ρ) of the grids ``noise_scales`` × ``noise_memories``; the pair with
    the lowest fair CRPS (each channel divided by its climatological std, averaged over channels and the
