@@ -250,4 +250,3 @@ def channel_scores(
     if climatology is not None:
         out["acc"] = per_case_acc.mean(axis=0)
     return out
-

@@ -86,6 +86,13 @@ def even_subsample(n_items: int, n_keep: int) -> np.ndarray:
     return np.floor(np.arange(n_keep) * (n_items / n_keep)).astype(np.int64)
 
 
+def even_histogram(angles: AngleSet, n: int) -> np.ndarray:
+    """The Ramachandran histogram of ``n`` evenly spaced (φ, ψ) pairs of ``angles`` (all when fewer): sets
+    compared by JS distance are made equal-sized this way (see the module doc)."""
+    keep = even_subsample(len(angles.phi), n)
+    return rama_histogram(angles.phi[keep], angles.psi[keep])
+
+
 def assign_basins(phi: np.ndarray, psi: np.ndarray) -> np.ndarray:
     """Basin index per (φ, ψ) pair: 0 β/C7eq, 1 αR, 2 αL, -1 other (bounds in the module docstring)."""
     f = np.degrees(_wrap(np.asarray(phi)))
@@ -396,10 +403,7 @@ def evaluate_structures(
     )
     angles = {name: angles_of(store) for name, store in sets.items()}
     n_equal = min(len(a.phi) for a in angles.values())
-    hists = {}
-    for name, a in angles.items():
-        keep = even_subsample(len(a.phi), n_equal)
-        hists[name] = rama_histogram(a.phi[keep], a.psi[keep])
+    hists = {name: even_histogram(a, n_equal) for name, a in angles.items()}
     metrics: dict[str, Any] = {
         "rama_js": js_distance(hists["samples"], hists["reference"]),
         "rama_js_training": js_distance(hists["training"], hists["reference"])

@@ -215,7 +215,7 @@ class ProteinTask:
     def __init__(self, args: argparse.Namespace) -> None:
         import torch
 
-        from pipeline.protein.evaluate import angles_of, basin_populations, even_subsample, js_distance, rama_histogram
+        from pipeline.protein.evaluate import angles_of, basin_populations, even_histogram, js_distance
         from pipeline.protein.modeling.data import fit_featuriser
         from pipeline.protein.store import open_structure_store
 
@@ -226,12 +226,10 @@ class ProteinTask:
         self.z = torch.from_numpy(self.featuriser.encode(frames))
         self.samples = args.protein_samples
         reference = angles_of(open_structure_store(args.protein_reference))
-        keep = even_subsample(len(reference.phi), self.samples)
-        self.ref_hist = rama_histogram(reference.phi[keep], reference.psi[keep])
+        self.ref_hist = even_histogram(reference, self.samples)
         self.ref_alpha_r = basin_populations(reference.phi, reference.psi)["alpha_r"]
         training = angles_of(store)
-        keep = even_subsample(len(training.phi), self.samples)
-        self.training_js = js_distance(rama_histogram(training.phi[keep], training.psi[keep]), self.ref_hist)
+        self.training_js = js_distance(even_histogram(training, self.samples), self.ref_hist)
         self.training_alpha_r = basin_populations(training.phi, training.psi)["alpha_r"]
 
     def score(self, net, objective, *, sampler: str, steps: int, kind: str, seed: int) -> dict:  # type: ignore[no-untyped-def]

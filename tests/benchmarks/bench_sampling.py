@@ -259,14 +259,12 @@ def protein_sweep(args: argparse.Namespace) -> dict:
         return {"skipped": "no --protein-run / --protein-reference"}
     import mdtraj
 
-    from pipeline.protein.evaluate import angles_of, even_subsample, js_distance, rama_histogram
+    from pipeline.protein.evaluate import angles_of, even_histogram, js_distance, rama_histogram
     from pipeline.protein.modeling.generate import load_protein_model, sample_conformations
     from pipeline.protein.store import open_structure_store
 
     models = [("model", args.protein_run)] + [("student", s) for s in args.protein_student]
-    reference = angles_of(open_structure_store(args.protein_reference))
-    keep = even_subsample(len(reference.phi), args.protein_samples)
-    ref_hist = rama_histogram(reference.phi[keep], reference.psi[keep])
+    ref_hist = even_histogram(angles_of(open_structure_store(args.protein_reference)), args.protein_samples)
     points: list[dict] = []
     for label, path in models:
         model = load_protein_model(path)

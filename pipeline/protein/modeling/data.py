@@ -8,9 +8,9 @@ data, so a Gaussian prior never has to bridge the ±π seam inside a populated b
 standardised, ``z = (q − μ) / σ``, with the prior ``N(0, I)`` in ``z``. Bond lengths are modelled directly
 (constrained X−H bonds are constants), which is what makes samples chemically valid. Decoding rebuilds
 Cartesian coordinates by NeRF and superposes them on the mean training structure.
-With ``bonds="fixed"`` (the training default) the bond lengths are not features: every bond is held at its mean training length
-(as SHAKE holds X−H bonds in MD, and as structure generators build idealised geometry), and the model
-learns the ``2N − 5`` angles and dihedrals. Samples then lack the thermal bond vibration (σ ≈ 0.03 Å at
+With ``bonds="fixed"`` (the training default) the bond lengths are not features: every bond is held at
+its mean training length (as SHAKE holds X−H bonds in MD, and as structure generators build idealised
+geometry), and the model learns the ``2N − 5`` angles and dihedrals. Samples then lack the thermal bond vibration (σ ≈ 0.03 Å at
 300 K), which moves no conformational statistic but keeps every bond near its force-field length.
 
 ``cartesian``: every frame is Kabsch-aligned (all atoms) to the mean structure (two passes), coordinates

@@ -25,9 +25,9 @@ from pipeline.errors import UserError
 from pipeline.protein.modeling.data import (
     BondModel,
     Representation,
-    resolve_bond_model,
     fit_featuriser,
     lagged_pairs,
+    resolve_bond_model,
     trajectory_bounds,
 )
 from pipeline.protein.store import open_structure_store

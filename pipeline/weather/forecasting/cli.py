@@ -90,7 +90,8 @@ def calibrate_weather_command(
     spread_factors: bool = typer.Option(
         True, "--spread-factors/--no-spread-factors",
         help="Then fit the spread factor per channel and lead: the members' deviations from the ensemble mean "
-             "scaled to the lowest CRPS (post-processing of what the forecast stores; no extra rollout)."),
+             "scaled so that the validation spread/skill ratio is 1 (post-processing of what the forecast stores; "
+             "no extra rollout)."),
     sampler: Optional[str] = typer.Option(None, "--sampler", help="Sampler (default: the model's own, else heun)."),
     sampler_steps: Optional[int] = typer.Option(None, "--steps", help="Sampler steps per forecast step."),
 ) -> None:

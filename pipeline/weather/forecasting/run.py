@@ -53,7 +53,7 @@ class RunWeatherConfig(StrictModel):
     noise_memory: float = Field(0.6, ge=0, lt=1, description="step-to-step correlation ρ of a member's sampler "
                                                             "noise (see `velocast calibrate weather`)")
     calibration_init_times: int = Field(
-        4, ge=0, description="validation init times on which λ is fitted (CRPS grid, then per variable) before "
+        4, ge=0, description="validation init times on which λ (CRPS grid) and the spread factors are fitted before "
                              "forecasting (0: forecast with noise_scale as given)")
     calibration_members: int = Field(8, ge=2)
     calibration_noise_scales: list[float] = Field([0.45, 0.6, 0.8], description="λ grid of the calibration")
@@ -143,8 +143,8 @@ def stage_train(config: RunWeatherConfig, *, out: str | Path, name: str, progres
 
 def stage_calibrate(config: RunWeatherConfig, *, out: str | Path) -> dict | None:
     """Fit the model's sampler noise λ (grid at ρ = ``noise_memory``, optionally per variable) and the spread
-    factors on the validation init times into ``out/model/calibration.json``, which the forecast stage then uses; returns the record (``None``
-    when ``calibration_init_times`` is 0). A calibration of the same checkpoint, init times, members,
+    factors on the validation init times into ``out/model/calibration.json``, which the forecast stage then
+    uses; returns the record (``None`` when ``calibration_init_times`` is 0). A calibration of the same checkpoint, init times, members,
     sampler, ρ, λ grid, per-variable and spread-factor settings already in the file is reused."""
     from pipeline.provenance import file_sha256
     from pipeline.weather.forecasting.calibrate import CALIBRATION_FILE, CalibrateConfig, calibrate_spread
