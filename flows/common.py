@@ -65,10 +65,10 @@ def digest(parts: Any) -> str:
 
 def store_fingerprint(path: str | Path) -> str:
     """The data snapshot id of a Zarr analysis store (path, times, attributes; see
-    :func:`pipeline.weather.forecasting.forecast.data_fingerprint`), or ``missing``."""
+    :func:`pipeline.weather.store.data_fingerprint`), or ``missing``."""
     if not Path(path).exists():
         return "missing"
-    from pipeline.weather.forecasting.forecast import data_fingerprint
+    from pipeline.weather.store import data_fingerprint
     from pipeline.weather.store import open_training_store
 
     return data_fingerprint(open_training_store(path), path)

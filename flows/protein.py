@@ -1,6 +1,6 @@
 """Protein flow: ``protein_pipeline`` — simulate + ingest MD → train → sample / forecast → evaluate.
 
-The same stages as :func:`pipeline.protein.modeling.run.run_protein` (alanine dipeptide, OpenMM), each a
+The same stages as :func:`pipeline.protein.run.run_protein` (alanine dipeptide, OpenMM), each a
 cached Prefect task over the protein pipeline's public functions. Tasks return store/run paths; caches
 are keyed on the run config, the output directory and the inputs' identities (the MD store's metadata
 digest, the checkpoint hash).
@@ -44,7 +44,7 @@ def _key(stage: str) -> Any:
 
 
 def _config(config: dict[str, Any]):  # type: ignore[no-untyped-def]
-    from pipeline.protein.modeling.run import RunProteinConfig
+    from pipeline.protein.run import RunProteinConfig
 
     return RunProteinConfig.model_validate(config)
 
@@ -52,7 +52,7 @@ def _config(config: dict[str, Any]):  # type: ignore[no-untyped-def]
 @task(name="md", task_run_name="md-{name}", **cached_options(_key("md")))
 def md_stage(config: dict[str, Any], out: str, name: str) -> str:
     """Simulate (OpenMM, cached) and ingest the ``train`` or ``reference`` MD into ``out/NAME.zarr``."""
-    from pipeline.protein.modeling.run import stage_md
+    from pipeline.protein.run import stage_md
 
     return str(stage_md(_config(config), Path(out), name, progress=False))
 
@@ -60,7 +60,7 @@ def md_stage(config: dict[str, Any], out: str, name: str) -> str:
 @task(name="train-protein", task_run_name="train-{name}", **cached_options(_key("train")))
 def train_stage(config: dict[str, Any], out: str, name: str) -> str:
     """Train the ``ensemble`` or ``forecast`` model into ``out/NAME_model`` (progress artifact)."""
-    from pipeline.protein.modeling.run import stage_train, train_spec
+    from pipeline.protein.run import stage_train, train_spec
 
     cfg = _config(config)
     run = Path(out) / f"{name}_model"
@@ -72,14 +72,14 @@ def train_stage(config: dict[str, Any], out: str, name: str) -> str:
 
 @task(name="sample-protein", task_run_name="sample-{out}", **cached_options(_key("sample")))
 def sample_stage(config: dict[str, Any], out: str) -> str:
-    from pipeline.protein.modeling.run import stage_sample
+    from pipeline.protein.run import stage_sample
 
     return str(stage_sample(_config(config), Path(out), progress=False))
 
 
 @task(name="forecast-protein", task_run_name="forecast-{out}", **cached_options(_key("forecast")))
 def forecast_stage(config: dict[str, Any], out: str) -> str:
-    from pipeline.protein.modeling.run import stage_forecast
+    from pipeline.protein.run import stage_forecast
 
     return str(stage_forecast(_config(config), Path(out), progress=False))
 
@@ -87,7 +87,7 @@ def forecast_stage(config: dict[str, Any], out: str) -> str:
 @task(name="evaluate-protein", task_run_name="evaluate-{out}", **cached_options(_key("evaluate")))
 def evaluate_stage(config: dict[str, Any], out: str) -> str:
     """Evaluate samples and trajectories against the reference MD; returns ``out/metrics.json``."""
-    from pipeline.protein.modeling.run import stage_evaluate
+    from pipeline.protein.run import stage_evaluate
 
     return str(stage_evaluate(Path(out)))
 
@@ -97,7 +97,7 @@ def protein_pipeline(out: str, config: dict[str, Any] | None = None, quick: bool
                      refresh: bool = False) -> str:
     """MD (train, reference) → train (ensemble, forecast) → sample, forecast → evaluate; returns the path of
     ``metrics.json``. Each stage is a cached task (``refresh``: ignore the cache)."""
-    from pipeline.protein.modeling.run import RunProteinConfig
+    from pipeline.protein.run import RunProteinConfig
 
     cfg = RunProteinConfig.model_validate(config) if config else (RunProteinConfig.quick() if quick
                                                                   else RunProteinConfig())

@@ -81,7 +81,7 @@ def _train_key(p: dict[str, Any]) -> list[Any]:
 @task(name="train-weather", task_run_name="train-weather-{out}", **cached_options(_train_key))
 def train_weather_task(config: dict[str, Any], out: str) -> dict[str, Any]:
     """Train (or resume) into run directory ``out``; a progress artifact follows ``metrics.jsonl``."""
-    from pipeline.weather.forecasting.train import WeatherTrainConfig, train_weather
+    from pipeline.weather.modeling.train import WeatherTrainConfig, train_weather
 
     cfg = WeatherTrainConfig.model_validate(config)
     result = train_with_progress(lambda: train_weather(cfg, out=out, progress=False),
@@ -267,14 +267,14 @@ def _run_key(stage: str) -> Any:
 
 @task(name="simulate", task_run_name="simulate-{out}", **cached_options(_run_key("simulate")))
 def simulate_stage(config: dict[str, Any], out: str) -> str:
-    from pipeline.weather.forecasting.run import RunWeatherConfig, stage_simulate
+    from pipeline.weather.run import RunWeatherConfig, stage_simulate
 
     return stage_simulate(RunWeatherConfig.model_validate(config), out=out, progress=False)
 
 
 @task(name="train-stage", task_run_name="train-{name}", **cached_options(_run_key("train")))
 def train_stage(config: dict[str, Any], out: str, name: str) -> dict[str, Any]:
-    from pipeline.weather.forecasting.run import RunWeatherConfig, stage_train
+    from pipeline.weather.run import RunWeatherConfig, stage_train
 
     cfg = RunWeatherConfig.model_validate(config)
     steps = (cfg.train if name == "model" else cfg.deterministic_train).steps
@@ -286,7 +286,7 @@ def train_stage(config: dict[str, Any], out: str, name: str) -> dict[str, Any]:
 
 @task(name="calibrate", task_run_name="calibrate-{out}", **cached_options(_run_key("calibrate")))
 def calibrate_stage(config: dict[str, Any], out: str) -> dict[str, Any] | None:
-    from pipeline.weather.forecasting.run import RunWeatherConfig, stage_calibrate
+    from pipeline.weather.run import RunWeatherConfig, stage_calibrate
 
     return stage_calibrate(RunWeatherConfig.model_validate(config), out=out)
 
@@ -298,14 +298,14 @@ def _file_text(path: Path) -> str:
 @task(name="forecast-stage", task_run_name="forecast-{name}", **io_retry_options(),
       **cached_options(_run_key("forecast")))
 def forecast_stage(config: dict[str, Any], out: str, name: str) -> dict[str, Any]:
-    from pipeline.weather.forecasting.run import RunWeatherConfig, stage_forecast
+    from pipeline.weather.run import RunWeatherConfig, stage_forecast
 
     return stage_forecast(RunWeatherConfig.model_validate(config), out=out, name=name, progress=False)
 
 
 @task(name="perfect-model", task_run_name="perfect-model-{out}", **cached_options(_run_key("perfect")))
 def perfect_model_stage(config: dict[str, Any], out: str) -> str:
-    from pipeline.weather.forecasting.run import RunWeatherConfig, stage_perfect_model
+    from pipeline.weather.run import RunWeatherConfig, stage_perfect_model
 
     return stage_perfect_model(RunWeatherConfig.model_validate(config), out=out, progress=False)
 
@@ -322,7 +322,7 @@ def _store_head(path: Path) -> str:
 @task(name="evaluate", task_run_name="evaluate-{out}", **cached_options(_run_key("evaluate")))
 def evaluate_stage(config: dict[str, Any], out: str) -> str:
     """Score and write the report; returns the path of ``metrics.json`` (the flow writes the final one)."""
-    from pipeline.weather.forecasting.run import RunWeatherConfig, stage_evaluate
+    from pipeline.weather.run import RunWeatherConfig, stage_evaluate
 
     metrics = stage_evaluate(RunWeatherConfig.model_validate(config), out=out)
     path = Path(out) / "metrics.json"
@@ -337,7 +337,7 @@ def weather_pipeline(out: str, config: dict[str, Any] | None = None, quick: bool
     perfect-model ensemble → evaluate,
     each stage a cached task (``refresh``: ignore the cache); returns the path of ``metrics.json``.
     ``velocast run weather`` runs this flow."""
-    from pipeline.weather.forecasting.run import RunWeatherConfig, finish_metrics
+    from pipeline.weather.run import RunWeatherConfig, finish_metrics
 
     if config is None:
         cfg = RunWeatherConfig.quick() if quick else RunWeatherConfig()

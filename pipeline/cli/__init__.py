@@ -16,8 +16,8 @@ from pipeline.errors import UserError
 
 # Modules that register commands. Add a domain's CLI module here.
 COMMAND_MODULES: tuple[str, ...] = ("pipeline.protein.cli", "pipeline.forecast_store.cli", "pipeline.weather.cli",
-    "pipeline.weather.forecasting.cli",
-    "pipeline.weather.forecasting.distill_cli",
+    "pipeline.weather.modeling.cli",
+    "pipeline.weather.modeling.distill_cli",
     "pipeline.protein.modeling.distill_cli",
     "pipeline.protein.modeling.cli",
     "pipeline.toy.cli",

@@ -21,7 +21,7 @@ def evaluate_protein(
     *, samples: str | Path, reference: str | Path, out: str | Path, training: str | Path | None = None
 ) -> dict[str, Any]:
     """Evaluate the stores and write the report directory ``out`` (atomically); returns the metrics."""
-    from pipeline.protein.evaluate import evaluate_structures
+    from pipeline.protein.metrics import evaluate_structures
     from pipeline.protein.store import _jsonable, _replace, _tmp_beside, open_structure_store
     from pipeline.provenance import provenance_record
 

@@ -109,7 +109,7 @@ def climatology_ensemble(
 
 def _squared_error_by_init(deterministic: xr.Dataset, truth: xr.Dataset) -> xr.Dataset:
     """Latitude-weighted mean squared error per init time, lead (and level) of a one-member forecast."""
-    from pipeline.evaluation.weather import truth_at_valid_times
+    from pipeline.weather.metrics import truth_at_valid_times
 
     if "member" in deterministic.dims:
         deterministic = deterministic.isel(member=0, drop=True)

@@ -127,9 +127,9 @@ def _timedelta(text: str) -> str:
 
 def parse_init_times(text: str) -> list[str]:
     """``2000-03-01,2000-03-05`` or ``START/END/STEP`` (e.g. ``2000-02-01/2000-03-01/5d``): the syntax of
-    ``velocast forecast weather --init-times`` (one parser: :func:`pipeline.weather.forecasting.forecast.parse_init_times`)."""
+    ``velocast forecast weather --init-times`` (one parser: :func:`pipeline.weather.modeling.data.parse_init_times`)."""
     from pipeline.errors import UserError
-    from pipeline.weather.forecasting.forecast import parse_init_times as parse
+    from pipeline.weather.modeling.data import parse_init_times as parse
 
     try:
         return [str(t) for t in parse([text])]

@@ -62,7 +62,7 @@ def run_cycle(*, analysis: str | Path, store: str | Path, checkpoint: str, init_
               lead: str, sampler: str, sampler_steps: int, seed: int = 0, batch_size: int = 64) -> dict[str, Any]:
     """Forecast ``init_time`` with ``checkpoint`` and commit it; returns action, snapshot id and tag."""
     from pipeline.forecast_store import ForecastStore
-    from pipeline.weather.forecasting.forecast import ForecastConfig, forecast_weather
+    from pipeline.weather.modeling.generate import ForecastConfig, forecast_weather
 
     config = ForecastConfig(model=checkpoint, data=str(analysis), init_times=[init_time], members=members,
                             lead=lead, sampler=sampler, sampler_steps=sampler_steps, seed=seed,
@@ -104,7 +104,7 @@ def pending_verification(*, analysis: str | Path, store: str | Path) -> list[str
 
 def score_cycle(*, analysis: str | Path, store: str | Path, init_time: str) -> dict[str, Any]:
     """Scores of one cycle (see module) as JSON-able lists ``[channel][lead]``."""
-    from pipeline.evaluation.weather import score_system
+    from pipeline.weather.metrics import score_system
     from pipeline.forecast_store import ForecastStore
     from pipeline.weather import baselines
     from pipeline.weather.store import open_training_store

@@ -19,6 +19,7 @@ ingest leaves nothing at the output path.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 import shutil
@@ -321,3 +322,12 @@ def describe_store(path: str | Path) -> str:
         mean, std, dstd = stats["mean"].get(ch), stats["std"].get(ch), stats["diff_std"].get(ch)
         lines.append(f"  {ch:<24} mean {mean:<10.5g} std {std:<9.4g} diff_std {dstd:.4g}")
     return "\n".join(lines)
+
+
+def data_fingerprint(dataset: xr.Dataset, path: str | Path) -> str:
+    """A short identity of the analysis data: path, times and attributes (cheap, no data read)."""
+    digest = hashlib.sha256()
+    digest.update(str(Path(path).resolve()).encode())
+    digest.update(np.asarray(dataset["time"].values).astype("datetime64[ns]").tobytes())
+    digest.update(repr(sorted(dataset.attrs.items())).encode())
+    return f"sha256:{digest.hexdigest()[:16]}"

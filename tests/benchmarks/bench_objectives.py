@@ -133,8 +133,8 @@ class WeatherTask:
         import pandas as pd
         import xarray as xr  # noqa: F401
 
-        from pipeline.weather.forecasting.data import WeatherWindows, dynamic_channels
-        from pipeline.weather.forecasting.train import split_times
+        from pipeline.weather.modeling.data import WeatherWindows, dynamic_channels
+        from pipeline.weather.modeling.train import split_times
         from pipeline.weather.store import open_training_store
 
         store = open_training_store(args.weather_data)
@@ -182,8 +182,8 @@ def weather_run(name: str, seed: int, task: WeatherTask, args: argparse.Namespac
 
     from models.objectives import make_objective
     from models.training import TrainConfig
-    from pipeline.weather.forecasting.model import build_network
-    from pipeline.weather.forecasting.run import RunWeatherConfig
+    from pipeline.weather.modeling.model import build_network
+    from pipeline.weather.run import RunWeatherConfig
 
     objective = make_objective(name)
     torch.manual_seed(seed)
@@ -215,7 +215,7 @@ class ProteinTask:
     def __init__(self, args: argparse.Namespace) -> None:
         import torch
 
-        from pipeline.protein.evaluate import angles_of, basin_populations, even_histogram, js_distance
+        from pipeline.protein.metrics import angles_of, basin_populations, even_histogram, js_distance
         from pipeline.protein.modeling.data import fit_featuriser
         from pipeline.protein.store import open_structure_store
 
@@ -236,7 +236,7 @@ class ProteinTask:
         import torch
 
         from models.samplers import Denoiser, sample
-        from pipeline.protein.evaluate import basin_populations, js_distance, rama_histogram
+        from pipeline.protein.metrics import basin_populations, js_distance, rama_histogram
         from pipeline.protein.geometry import phi_psi
 
         gen = torch.Generator().manual_seed(seed)

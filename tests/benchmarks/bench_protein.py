@@ -21,7 +21,7 @@ from pathlib import Path
 def load_or_run(run_dir: Path, quick: bool) -> dict:
     path = run_dir / "metrics.json"
     if not path.exists():
-        from pipeline.protein.modeling.run import RunProteinConfig, run_protein
+        from pipeline.protein.run import RunProteinConfig, run_protein
 
         run_protein(RunProteinConfig.quick() if quick else RunProteinConfig(), out=run_dir, progress=False)
     return json.loads(path.read_text())

@@ -45,8 +45,8 @@ def parse_ints(text: str) -> list[int]:
 
 def quick_weather_run(workdir: Path, *, train_steps: int) -> Path:
     """Simulate the quick atmosphere (if absent) and train a quick-network fm teacher on it."""
-    from pipeline.weather.forecasting.run import RunWeatherConfig
-    from pipeline.weather.forecasting.train import ValidationConfig, WeatherTrainConfig, train_weather
+    from pipeline.weather.run import RunWeatherConfig
+    from pipeline.weather.modeling.train import ValidationConfig, WeatherTrainConfig, train_weather
     from pipeline.weather.simulate.api import simulate_training_store
 
     quick = RunWeatherConfig.quick()
@@ -69,9 +69,9 @@ class WeatherCases:
     def __init__(self, run: Path, *, data: str | None, init_times: int, lead_steps: int) -> None:
         import pandas as pd
 
-        from pipeline.weather.forecasting.data import stack_channels
-        from pipeline.weather.forecasting.model import load_forecaster
-        from pipeline.weather.forecasting.train import split_times
+        from pipeline.weather.modeling.data import stack_channels
+        from pipeline.weather.modeling.model import load_forecaster
+        from pipeline.weather.modeling.train import split_times
         from pipeline.weather.store import open_training_store
 
         self.teacher, self.teacher_checkpoint = load_forecaster(run)
@@ -106,7 +106,7 @@ class WeatherCases:
         import xarray as xr
 
         from pipeline.evaluation.ensemble import crps, spread_skill_ratio
-        from pipeline.weather.forecasting.rollout import rollout
+        from pipeline.weather.modeling.rollout import rollout
 
         start = time.perf_counter()
         result = rollout(forecaster, history=self.history, init_times=self.init_times, n_steps=self.lead_steps,
@@ -157,8 +157,8 @@ def print_table(title: str, points: list[dict], key: str) -> None:
 
 def run_noise(args: argparse.Namespace, run: Path, checkpoint_dir: Path) -> tuple[object, float]:
     """(λ, ρ) a run samples with: ``--noise-scale`` / ``--noise-memory``, else its calibration.json."""
-    from pipeline.weather.forecasting.calibrate import recorded_noise
-    from pipeline.weather.forecasting.cli import parse_noise_scale
+    from pipeline.weather.modeling.calibrate import recorded_noise
+    from pipeline.weather.modeling.cli import parse_noise_scale
 
     scale, memory = recorded_noise(run, checkpoint_dir)
     if args.noise_scale is not None:
@@ -167,7 +167,7 @@ def run_noise(args: argparse.Namespace, run: Path, checkpoint_dir: Path) -> tupl
 
 
 def weather_sweep(args: argparse.Namespace) -> dict:
-    from pipeline.weather.forecasting.model import load_forecaster
+    from pipeline.weather.modeling.model import load_forecaster
 
     run = args.weather_run
     if run is None:
@@ -259,7 +259,7 @@ def protein_sweep(args: argparse.Namespace) -> dict:
         return {"skipped": "no --protein-run / --protein-reference"}
     import mdtraj
 
-    from pipeline.protein.evaluate import angles_of, even_histogram, js_distance, rama_histogram
+    from pipeline.protein.metrics import angles_of, even_histogram, js_distance, rama_histogram
     from pipeline.protein.modeling.generate import load_protein_model, sample_conformations
     from pipeline.protein.store import open_structure_store
 

@@ -23,7 +23,7 @@ HEADLINE = ("geopotential_500", "temperature_850")
 def load_or_run(run_dir: Path, quick: bool) -> dict:
     metrics_path = run_dir / "metrics.json"
     if not metrics_path.exists():
-        from pipeline.weather.forecasting.run import RunWeatherConfig, run_weather
+        from pipeline.weather.run import RunWeatherConfig, run_weather
 
         config = RunWeatherConfig.quick() if quick else RunWeatherConfig()
         run_weather(config, out=run_dir, progress=False)

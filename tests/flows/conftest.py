@@ -26,7 +26,7 @@ LEAD = "12h"
 
 def tiny_run_config() -> dict:
     """RunWeatherConfig for a seconds-long end-to-end run: ~3 simulated days, 4 training steps."""
-    from pipeline.weather.forecasting.run import RunWeatherConfig
+    from pipeline.weather.run import RunWeatherConfig
 
     train = {"steps": 4, "batch_size": 4, "lr": 1e-3, "warmup_steps": 1, "log_every": 1, "checkpoint_every": 4,
              "validate_every": 0}

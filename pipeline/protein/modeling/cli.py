@@ -123,7 +123,7 @@ def run_protein_command(
     from pipeline.config import deep_merge, load_config, parse_set_overrides
     from pipeline.console import console
     from pipeline.errors import user_errors
-    from pipeline.protein.modeling.run import RunProteinConfig
+    from pipeline.protein.run import RunProteinConfig
 
     if quick:
         cfg = RunProteinConfig.model_validate(deep_merge(RunProteinConfig.quick().model_dump(mode="json"),

@@ -8,7 +8,7 @@ import pandas as pd
 import xarray as xr
 
 from pipeline.evaluation import spread_skill_ratio
-from pipeline.evaluation.weather import truth_at_valid_times
+from pipeline.weather.metrics import truth_at_valid_times
 from pipeline.weather.baselines import (
     calibrate_noise,
     climatology_ensemble,

@@ -15,9 +15,9 @@ from models.objectives import make_objective
 from models.regression import RegressionObjective
 from models.training.checkpoint import CheckpointError, load_weights
 from pipeline.config import StrictModel
-from pipeline.weather.forecasting.data import Channel, Normalisation
-from pipeline.weather.forecasting.features import GLOBAL_FEATURES
-from pipeline.weather.forecasting.rollout import Forecaster
+from pipeline.weather.modeling.data import Channel, Normalisation
+from pipeline.weather.modeling.features import GLOBAL_FEATURES
+from pipeline.weather.modeling.rollout import Forecaster
 
 ObjectiveName = str  # "mse" (deterministic baseline) or any preset of models.objectives.PRESETS
 

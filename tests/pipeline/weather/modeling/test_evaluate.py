@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from pipeline.weather.forecasting.evaluate import EvaluateConfig, evaluate_weather
-from pipeline.weather.forecasting.forecast import ForecastConfig, forecast_weather
+from pipeline.weather.modeling.evaluate import EvaluateConfig, evaluate_weather
+from pipeline.weather.modeling.generate import ForecastConfig, forecast_weather
 
 
 def test_evaluate_scores_all_systems(store_path, fm_run, mse_run, tmp_path) -> None:

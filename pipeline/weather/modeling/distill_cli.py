@@ -34,9 +34,9 @@ def distill_weather_command(
     from pipeline.config import load_config
     from pipeline.console import console
     from pipeline.errors import user_errors
-    from pipeline.weather.forecasting.cli import parse_noise_scale
-    from pipeline.weather.forecasting.distill import DistillWeatherConfig, distill_weather
-    from pipeline.weather.forecasting.rollout import describe_noise_scale
+    from pipeline.weather.modeling.cli import parse_noise_scale
+    from pipeline.weather.modeling.distill import DistillWeatherConfig, distill_weather
+    from pipeline.weather.modeling.rollout import describe_noise_scale
 
     reflow = {"student_steps": steps, "pairs": pairs, "steps": train_steps, "teacher_sampler": teacher_sampler,
               "teacher_steps": teacher_steps, "max_minutes": max_minutes}

@@ -8,7 +8,7 @@ an ordinary weather checkpoint (same metadata as the teacher's, objective ``fm``
 ``sampler="euler"`` and ``sampler_steps=K``, so ``load_forecaster`` and ``velocast forecast weather``
 use it unchanged and default to K Euler steps (K network calls per forecast step).
 
-A spread-calibrated teacher (``RUN/calibration.json``, see :mod:`pipeline.weather.forecasting.calibrate`)
+A spread-calibrated teacher (``RUN/calibration.json``, see :mod:`pipeline.weather.modeling.calibrate`)
 samples from ``λ·z`` with λ per channel; its couplings start from that scaled noise, so the student
 learns the teacher's calibrated map and is sampled from the same noise: the student's run gets a
 ``calibration.json`` with the teacher's λ and memory ρ (``noise_scale`` / ``noise_memory`` override both).
@@ -25,7 +25,7 @@ from pydantic import Field
 
 from models.distillation import ReflowConfig
 from pipeline.config import StrictModel
-from pipeline.weather.forecasting.rollout import NoiseScale
+from pipeline.weather.modeling.rollout import NoiseScale
 
 log = logging.getLogger(__name__)
 
@@ -73,11 +73,11 @@ def distill_weather(config: DistillWeatherConfig, *, out: str | Path, progress: 
 
     from models.training.checkpoint import load_checkpoint
     from pipeline.distillation import check_new_run_dir, distill_run
-    from pipeline.weather.forecasting.calibrate import CALIBRATION_FILE, recorded_noise
-    from pipeline.weather.forecasting.rollout import channel_noise_scales
-    from pipeline.weather.forecasting.data import WeatherWindows
-    from pipeline.weather.forecasting.model import load_forecaster
-    from pipeline.weather.forecasting.train import split_times
+    from pipeline.weather.modeling.calibrate import CALIBRATION_FILE, recorded_noise
+    from pipeline.weather.modeling.rollout import channel_noise_scales
+    from pipeline.weather.modeling.data import WeatherWindows
+    from pipeline.weather.modeling.model import load_forecaster
+    from pipeline.weather.modeling.train import split_times
     from pipeline.weather.store import open_training_store
 
     out = check_new_run_dir(out)

@@ -8,7 +8,7 @@ import pytest
 import xarray as xr
 
 from pipeline.evaluation import crps
-from pipeline.evaluation.weather import channel_arrays, score_systems, truth_at_valid_times
+from pipeline.weather.metrics import channel_arrays, score_systems, truth_at_valid_times
 from pipeline.weather.baselines import climatology_mean_at, persistence
 
 

@@ -18,7 +18,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import xarray as xr  # noqa: E402
 
-from pipeline.evaluation.weather import channel_arrays, truth_at_valid_times  # noqa: E402
+from pipeline.weather.metrics import channel_arrays, truth_at_valid_times  # noqa: E402
 
 SYSTEM_STYLE: dict[str, dict] = {
     "velocast": {"color": "tab:red", "lw": 2.2},

@@ -2,7 +2,7 @@
 
 One model step maps the two latest normalised states ``(z_prev, z_cur)`` to ``z_next = z_cur + s ⊙ r``
 where ``r`` is a normalised residual and ``s = σ_Δ/σ`` per channel (see
-:class:`~pipeline.weather.forecasting.data.Normalisation`). A flow-matching model draws ``r`` by
+:class:`~pipeline.weather.modeling.data.Normalisation`). A flow-matching model draws ``r`` by
 integrating its velocity from fresh noise (any sampler and step count of :mod:`models.samplers`); a
 deterministic (MSE) model predicts ``r`` in one call. All members of all init times in a chunk are one
 batch.
@@ -22,8 +22,8 @@ from torch import nn
 from models.objectives import Objective
 from models.regression import RegressionObjective
 from models.samplers import Denoiser, sample
-from pipeline.weather.forecasting.data import Channel, Normalisation
-from pipeline.weather.forecasting.features import time_features
+from pipeline.weather.modeling.data import Channel, Normalisation, stack_channels
+from pipeline.weather.modeling.features import time_features
 from pipeline.weather.schema import CANONICAL
 
 NoiseScale = float | dict[str, float]
@@ -101,7 +101,7 @@ class Forecaster:
 
         The sampler starts from ``λ·ε`` with ``ε = noise`` (standard normal; drawn here when ``None``):
         ``noise_scale`` λ (per channel where a mapping) sizes it (see
-        :mod:`~pipeline.weather.forecasting.calibrate`)."""
+        :mod:`~pipeline.weather.modeling.calibrate`)."""
         condition = self.condition(previous, current, valid_times)
         if self.deterministic:
             return self.objective.predict(self.net, current, None, condition).x1, 1
@@ -221,3 +221,25 @@ def forecast_dataset(
             data_vars[name] = xr.Variable(base_dims + ("level", "latitude", "longitude"), stacked, attrs=var_attrs)
             coords.setdefault("level", np.asarray(levels, dtype=np.int32))
     return xr.Dataset(data_vars, coords=coords, attrs=attrs or {})
+
+
+def check_can_start(forecaster: Forecaster, truth: xr.Dataset, init_times: pd.DatetimeIndex) -> None:
+    """Raise ValueError unless the data hold every state, variable and the grid the forecasts need."""
+    available = pd.DatetimeIndex(truth["time"].values)
+    missing = init_times.append(init_times - forecaster.step).difference(available)
+    if len(missing):
+        raise ValueError(f"the data have no state at {missing[0]} (needed to start a forecast)")
+    lat, lon = truth["latitude"].values, truth["longitude"].values
+    if lat.shape != forecaster.latitude.shape or not np.allclose(lat, forecaster.latitude) \
+            or lon.shape != forecaster.longitude.shape or not np.allclose(lon, forecaster.longitude):
+        raise ValueError("the data's grid differs from the grid the model was trained on")
+    for channel in forecaster.channels:
+        if channel.variable not in truth:
+            raise ValueError(f"the data have no variable {channel.variable!r} that the model needs")
+
+
+def initial_history(forecaster: Forecaster, truth: xr.Dataset, init_times: pd.DatetimeIndex) -> np.ndarray:
+    """``(N, 2, C, H, W)``: the truth at ``init - step`` and ``init`` (physical units)."""
+    previous = stack_channels(truth.sel(time=(init_times - forecaster.step).values), forecaster.channels)
+    current = stack_channels(truth.sel(time=init_times.values), forecaster.channels)
+    return np.stack([previous, current], axis=1)

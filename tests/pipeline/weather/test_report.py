@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from pipeline.evaluation.weather import score_systems
-from pipeline.evaluation.weather_report import write_report
+from pipeline.weather.metrics import score_systems
+from pipeline.weather.report import write_report
 from pipeline.weather.baselines import persistence
 
 

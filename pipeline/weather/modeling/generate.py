@@ -8,32 +8,29 @@ the store already has is a no-op (``on_exists="skip"``).
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import re
-from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
-import xarray as xr
 from pydantic import Field
 
 from models.distillation import recorded_sampler
 from pipeline.config import StrictModel
 from pipeline.console import make_progress
 from pipeline.provenance import file_sha256
-from pipeline.weather.forecasting.data import stack_channels
-from pipeline.weather.forecasting.model import load_forecaster
-from pipeline.weather.forecasting.rollout import (
-    Forecaster,
+from pipeline.weather.modeling.data import parse_init_times, parse_lead
+from pipeline.weather.modeling.model import load_forecaster
+from pipeline.weather.modeling.rollout import (
     NoiseScale,
     channel_noise_scales,
+    check_can_start,
     forecast_dataset,
+    initial_history,
     rollout,
     scale_spread,
 )
+from pipeline.weather.store import data_fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -66,70 +63,6 @@ class ForecastConfig(StrictModel):
     device: str = "cpu"
 
 
-def parse_init_times(specs: Sequence[str]) -> pd.DatetimeIndex:
-    """ISO times and ``START/END/STEP`` ranges → sorted unique init times."""
-    times: list[pd.Timestamp] = []
-    for spec in specs:
-        for part in str(spec).split(","):
-            part = part.strip()
-            if not part:
-                continue
-            if "/" in part:
-                fields = part.split("/")
-                if len(fields) != 3:
-                    raise ValueError(f"init-time range {part!r} must be START/END/STEP")
-                times += list(pd.date_range(fields[0], fields[1], freq=pd.Timedelta(fields[2])))
-            else:
-                times.append(pd.Timestamp(part))
-    if not times:
-        raise ValueError("no init times given")
-    return pd.DatetimeIndex(sorted(set(times)))
-
-
-def parse_lead(lead: str, step: pd.Timedelta) -> int:
-    """Number of model steps in ``lead`` (``10d``, ``120h``); must be a whole multiple of ``step``."""
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([dh])\s*", lead)
-    if match is None:
-        raise ValueError(f"lead {lead!r} must look like 10d or 120h")
-    value = float(match.group(1)) * (24 if match.group(2) == "d" else 1)
-    duration = pd.Timedelta(hours=value)
-    steps = duration / step
-    if steps < 1 or abs(steps - round(steps)) > 1e-9:
-        raise ValueError(f"lead {lead} is not a positive multiple of the model step {step}")
-    return int(round(steps))
-
-
-def data_fingerprint(dataset: xr.Dataset, path: str | Path) -> str:
-    """A short identity of the analysis data: path, times and attributes (cheap, no data read)."""
-    digest = hashlib.sha256()
-    digest.update(str(Path(path).resolve()).encode())
-    digest.update(np.asarray(dataset["time"].values).astype("datetime64[ns]").tobytes())
-    digest.update(repr(sorted(dataset.attrs.items())).encode())
-    return f"sha256:{digest.hexdigest()[:16]}"
-
-
-def check_can_start(forecaster: Forecaster, truth: xr.Dataset, init_times: pd.DatetimeIndex) -> None:
-    """Raise ValueError unless the data hold every state, variable and the grid the forecasts need."""
-    available = pd.DatetimeIndex(truth["time"].values)
-    missing = init_times.append(init_times - forecaster.step).difference(available)
-    if len(missing):
-        raise ValueError(f"the data have no state at {missing[0]} (needed to start a forecast)")
-    lat, lon = truth["latitude"].values, truth["longitude"].values
-    if lat.shape != forecaster.latitude.shape or not np.allclose(lat, forecaster.latitude) \
-            or lon.shape != forecaster.longitude.shape or not np.allclose(lon, forecaster.longitude):
-        raise ValueError("the data's grid differs from the grid the model was trained on")
-    for channel in forecaster.channels:
-        if channel.variable not in truth:
-            raise ValueError(f"the data have no variable {channel.variable!r} that the model needs")
-
-
-def initial_history(forecaster: Forecaster, truth: xr.Dataset, init_times: pd.DatetimeIndex) -> np.ndarray:
-    """``(N, 2, C, H, W)``: the truth at ``init - step`` and ``init`` (physical units)."""
-    previous = stack_channels(truth.sel(time=(init_times - forecaster.step).values), forecaster.channels)
-    current = stack_channels(truth.sel(time=init_times.values), forecaster.channels)
-    return np.stack([previous, current], axis=1)
-
-
 @dataclass(frozen=True)
 class ForecastSummary:
     """What a forecast run did: cycles written and skipped, network calls per step, seconds spent."""
@@ -151,7 +84,7 @@ def forecast_weather(config: ForecastConfig, *, out: str | Path, progress: bool 
 
     forecaster, ckpt_dir = load_forecaster(config.model)
     sampler, sampler_steps = recorded_sampler(forecaster.metadata, config.sampler, config.sampler_steps)
-    from pipeline.weather.forecasting.calibrate import calibration_record, record_noise, record_spread_factors
+    from pipeline.weather.modeling.calibrate import calibration_record, record_noise, record_spread_factors
 
     calibrated = calibration_record(config.model, ckpt_dir) or {}
     recorded_scale, recorded_memory = record_noise(calibrated or None)

@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from pipeline.protein import evaluate as ev
+from pipeline.protein import metrics as ev
 from pipeline.protein.store import write_structure_store
 
 DEG = np.pi / 180

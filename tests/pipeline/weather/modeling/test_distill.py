@@ -10,11 +10,11 @@ import torch
 
 from models.training.checkpoint import load_checkpoint
 from pipeline.cli import main
-from pipeline.weather.forecasting.forecast import ForecastConfig, forecast_weather
-from pipeline.weather.forecasting.model import load_forecaster
-from pipeline.weather.forecasting.train import train_weather
-from tests.pipeline.weather.forecasting.test_train import config as train_config
-from tests.pipeline.weather.forecasting.test_train import store_path  # noqa: F401  (fixture)
+from pipeline.weather.modeling.generate import ForecastConfig, forecast_weather
+from pipeline.weather.modeling.model import load_forecaster
+from pipeline.weather.modeling.train import train_weather
+from tests.pipeline.weather.modeling.test_train import config as train_config
+from tests.pipeline.weather.modeling.test_train import store_path  # noqa: F401  (fixture)
 
 
 @pytest.fixture

@@ -20,9 +20,9 @@ from pydantic import Field
 from models.training.loop import TrainConfig, TrainResult, train
 from pipeline.config import StrictModel
 from pipeline.evaluation.ensemble import crps
-from pipeline.weather.forecasting.data import Normalisation, WeatherWindows, dynamic_channels
-from pipeline.weather.forecasting.model import NetworkConfig, build_network, forecaster_metadata, objective_for
-from pipeline.weather.forecasting.rollout import Forecaster, rollout
+from pipeline.weather.modeling.data import Normalisation, WeatherWindows, dynamic_channels
+from pipeline.weather.modeling.model import NetworkConfig, build_network, forecaster_metadata, objective_for
+from pipeline.weather.modeling.rollout import Forecaster, rollout
 from pipeline.weather.store import open_training_store
 
 log = logging.getLogger(__name__)

@@ -54,10 +54,9 @@ from models.distillation import recorded_sampler
 from pipeline.config import StrictModel
 from pipeline.provenance import file_sha256
 from pipeline.evaluation.ensemble import channel_scores
-from pipeline.weather.forecasting.data import stack_channels
-from pipeline.weather.forecasting.forecast import initial_history, parse_init_times
-from pipeline.weather.forecasting.model import load_forecaster
-from pipeline.weather.forecasting.rollout import NoiseScale, describe_noise_scale, rollout, scale_spread
+from pipeline.weather.modeling.data import parse_init_times, stack_channels
+from pipeline.weather.modeling.model import load_forecaster
+from pipeline.weather.modeling.rollout import NoiseScale, describe_noise_scale, initial_history, rollout, scale_spread
 
 log = logging.getLogger(__name__)
 

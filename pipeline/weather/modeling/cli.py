@@ -54,7 +54,7 @@ def train_weather_command(
     from pipeline.config import load_config
     from pipeline.console import console
     from pipeline.errors import user_errors
-    from pipeline.weather.forecasting.train import WeatherTrainConfig, train_weather
+    from pipeline.weather.modeling.train import WeatherTrainConfig, train_weather
 
     train_overrides = {"steps": steps, "batch_size": batch_size, "max_minutes": max_minutes, "device": device}
     overrides = {
@@ -104,8 +104,8 @@ def calibrate_weather_command(
 
     from pipeline.console import console
     from pipeline.errors import UserError, user_errors
-    from pipeline.weather.forecasting.calibrate import CalibrateConfig, calibrate_spread
-    from pipeline.weather.forecasting.rollout import describe_noise_scale
+    from pipeline.weather.modeling.calibrate import CalibrateConfig, calibrate_spread
+    from pipeline.weather.modeling.rollout import describe_noise_scale
 
     def numbers(text: str, option: str) -> list[float]:
         try:
@@ -171,7 +171,7 @@ def forecast_weather_command(
     from pipeline.config import load_config
     from pipeline.console import console
     from pipeline.errors import user_errors
-    from pipeline.weather.forecasting.forecast import ForecastConfig, forecast_weather
+    from pipeline.weather.modeling.generate import ForecastConfig, forecast_weather
 
     cfg = load_config(ForecastConfig, None, overrides=dict(
         model=str(model), data=str(data), init_times=init_times, members=members, lead=lead, sampler=sampler,
@@ -198,7 +198,7 @@ def evaluate_weather_command(
     from pipeline.config import load_config
     from pipeline.console import console
     from pipeline.errors import user_errors
-    from pipeline.weather.forecasting.evaluate import EvaluateConfig, evaluate_weather
+    from pipeline.weather.modeling.evaluate import EvaluateConfig, evaluate_weather
 
     cfg = load_config(EvaluateConfig, None, overrides=dict(
         forecast=str(forecast), truth=str(truth), deterministic=str(deterministic) if deterministic else None,
@@ -247,7 +247,7 @@ def run_weather_command(
     from pipeline.config import deep_merge, load_config, parse_set_overrides
     from pipeline.console import console
     from pipeline.errors import user_errors
-    from pipeline.weather.forecasting.run import RunWeatherConfig
+    from pipeline.weather.run import RunWeatherConfig
 
     if quick:
         base = RunWeatherConfig.quick().model_dump(mode="json")

@@ -9,10 +9,10 @@ import torch
 
 from models.networks.grid_unet import GridUNet
 from models.regression import RegressionObjective
-from pipeline.weather.forecasting.data import Normalisation, WeatherWindows, dynamic_channels
-from pipeline.weather.forecasting.features import GLOBAL_FEATURES, time_features
-from pipeline.weather.forecasting.rollout import Forecaster, forecast_dataset, rollout
-from tests.pipeline.weather.forecasting.conftest import small_store
+from pipeline.weather.modeling.data import Normalisation, WeatherWindows, dynamic_channels
+from pipeline.weather.modeling.features import GLOBAL_FEATURES, time_features
+from pipeline.weather.modeling.rollout import Forecaster, forecast_dataset, rollout
+from tests.pipeline.weather.modeling.conftest import small_store
 
 STEP = pd.Timedelta("6h")
 

@@ -23,8 +23,8 @@ import xarray as xr
 from pydantic import Field
 
 from pipeline.config import StrictModel
-from pipeline.evaluation.weather import score_systems
-from pipeline.evaluation.weather_report import write_report
+from pipeline.weather.metrics import score_systems
+from pipeline.weather.report import write_report
 from pipeline.weather import baselines
 
 log = logging.getLogger(__name__)

@@ -21,11 +21,11 @@ from pydantic import Field
 
 from models.training.loop import TrainConfig
 from pipeline.config import StrictModel
-from pipeline.weather.forecasting.evaluate import EvaluateConfig, evaluate_weather
-from pipeline.weather.forecasting.forecast import ForecastConfig, forecast_weather
-from pipeline.weather.forecasting.model import NetworkConfig
-from pipeline.weather.forecasting.rollout import NoiseScale
-from pipeline.weather.forecasting.train import ValidationConfig, WeatherTrainConfig, train_weather
+from pipeline.weather.modeling.evaluate import EvaluateConfig, evaluate_weather
+from pipeline.weather.modeling.generate import ForecastConfig, forecast_weather
+from pipeline.weather.modeling.model import NetworkConfig
+from pipeline.weather.modeling.rollout import NoiseScale
+from pipeline.weather.modeling.train import ValidationConfig, WeatherTrainConfig, train_weather
 
 log = logging.getLogger(__name__)
 
@@ -147,8 +147,8 @@ def stage_calibrate(config: RunWeatherConfig, *, out: str | Path) -> dict | None
     uses; returns the record (``None`` when ``calibration_init_times`` is 0). A calibration of the same checkpoint, init times, members,
     sampler, ρ, λ grid, per-variable and spread-factor settings already in the file is reused."""
     from pipeline.provenance import file_sha256
-    from pipeline.weather.forecasting.calibrate import CALIBRATION_FILE, CalibrateConfig, calibrate_spread
-    from pipeline.weather.forecasting.model import load_forecaster
+    from pipeline.weather.modeling.calibrate import CALIBRATION_FILE, CalibrateConfig, calibrate_spread
+    from pipeline.weather.modeling.model import load_forecaster
 
     if config.calibration_init_times == 0:
         return None

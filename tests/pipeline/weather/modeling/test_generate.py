@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 
 from pipeline.forecast_store import ForecastStore
-from pipeline.weather.forecasting.forecast import ForecastConfig, forecast_weather, parse_init_times, parse_lead
+from pipeline.weather.modeling.data import parse_init_times, parse_lead
+from pipeline.weather.modeling.generate import ForecastConfig, forecast_weather
 
 
 def test_init_time_and_lead_parsing() -> None:

@@ -10,10 +10,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from pipeline.weather.forecasting.model import load_forecaster
-from pipeline.weather.forecasting.rollout import rollout
-from pipeline.weather.forecasting.train import train_weather
-from tests.pipeline.weather.forecasting.conftest import store_path, tiny_config  # noqa: F401  (fixture)
+from pipeline.weather.modeling.model import load_forecaster
+from pipeline.weather.modeling.rollout import rollout
+from pipeline.weather.modeling.train import train_weather
+from tests.pipeline.weather.modeling.conftest import store_path, tiny_config  # noqa: F401  (fixture)
 
 config = tiny_config  # the name other test modules import
 

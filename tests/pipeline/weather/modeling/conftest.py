@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from pipeline.weather.forecasting.model import NetworkConfig
-from pipeline.weather.forecasting.train import ValidationConfig, WeatherTrainConfig, train_weather
+from pipeline.weather.modeling.model import NetworkConfig
+from pipeline.weather.modeling.train import ValidationConfig, WeatherTrainConfig, train_weather
 
 
 def small_store(times: int = 24, drop: int | None = None) -> xr.Dataset:

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.weather.forecasting.calibrate import (
+from pipeline.weather.modeling.calibrate import (
     CalibrateConfig,
     calibrate_spread,
     fit_spread_factors,
@@ -20,9 +20,9 @@ from pipeline.weather.forecasting.calibrate import (
     record_spread_factors,
     recorded_noise,
 )
-from pipeline.weather.forecasting.forecast import initial_history
-from pipeline.weather.forecasting.model import load_forecaster
-from pipeline.weather.forecasting.rollout import channel_noise_scales, rollout, scale_spread
+from pipeline.weather.modeling.rollout import initial_history
+from pipeline.weather.modeling.model import load_forecaster
+from pipeline.weather.modeling.rollout import channel_noise_scales, rollout, scale_spread
 from pipeline.weather.store import open_training_store
 
 
@@ -132,7 +132,7 @@ def test_calibration_records_spread_factors_that_forecasts_apply(fm_run, store_p
     """calibration.json holds α per channel for every validation lead; forecasts store the rescaled members
     (same mean as the raw rollout) and say so in the provenance, --raw-spread stores the raw rollout."""
     from pipeline.forecast_store import ForecastStore
-    from pipeline.weather.forecasting.forecast import ForecastConfig, forecast_weather
+    from pipeline.weather.modeling.generate import ForecastConfig, forecast_weather
 
     run = tmp_path / "run"
     shutil.copytree(fm_run, run)
@@ -207,7 +207,7 @@ def test_a_mapping_of_equal_scales_samples_like_the_scalar(fm_run, store_path) -
 
 def test_cli_noise_scale_takes_a_number_or_pairs() -> None:
     from pipeline.errors import UserError
-    from pipeline.weather.forecasting.cli import parse_noise_scale
+    from pipeline.weather.modeling.cli import parse_noise_scale
 
     assert parse_noise_scale("0.6") == 0.6
     assert parse_noise_scale("geopotential=0.45, temperature_850=0.6") == {"geopotential": 0.45,
@@ -220,7 +220,7 @@ def test_cli_noise_scale_takes_a_number_or_pairs() -> None:
 def test_run_stage_reuses_a_matching_calibration_and_redoes_it_for_another_grid(fm_run, store_path, tmp_path) -> None:
     """`velocast run weather`'s calibrate stage keeps calibration.json when checkpoint, init times, members,
     sampler, ρ and λ grid match, and calibrates again when the λ grid changes."""
-    from pipeline.weather.forecasting.run import RunWeatherConfig, stage_calibrate
+    from pipeline.weather.run import RunWeatherConfig, stage_calibrate
 
     out = tmp_path / "run"
     out.mkdir()

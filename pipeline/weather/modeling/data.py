@@ -10,6 +10,7 @@ Only windows whose three times are exactly one model step apart are used, so gap
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -20,7 +21,7 @@ import xarray as xr
 
 from models.training.data import Batch
 from pipeline.evaluation.ensemble import latitude_weights
-from pipeline.weather.forecasting.features import grid_features, standardise_static, time_features
+from pipeline.weather.modeling.features import grid_features, standardise_static, time_features
 from pipeline.weather.schema import CANONICAL, channel_name
 
 
@@ -215,3 +216,36 @@ class WindowSource:
         per_rank = self.batch_size // world_size
         residual, condition = self.windows.example(chosen[rank * per_rank : (rank + 1) * per_rank])
         return Batch(x1=residual, condition=condition, weight=self.windows.area_weights())
+
+
+def parse_init_times(specs: Sequence[str]) -> pd.DatetimeIndex:
+    """ISO times and ``START/END/STEP`` ranges → sorted unique init times."""
+    times: list[pd.Timestamp] = []
+    for spec in specs:
+        for part in str(spec).split(","):
+            part = part.strip()
+            if not part:
+                continue
+            if "/" in part:
+                fields = part.split("/")
+                if len(fields) != 3:
+                    raise ValueError(f"init-time range {part!r} must be START/END/STEP")
+                times += list(pd.date_range(fields[0], fields[1], freq=pd.Timedelta(fields[2])))
+            else:
+                times.append(pd.Timestamp(part))
+    if not times:
+        raise ValueError("no init times given")
+    return pd.DatetimeIndex(sorted(set(times)))
+
+
+def parse_lead(lead: str, step: pd.Timedelta) -> int:
+    """Number of model steps in ``lead`` (``10d``, ``120h``); must be a whole multiple of ``step``."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([dh])\s*", lead)
+    if match is None:
+        raise ValueError(f"lead {lead!r} must look like 10d or 120h")
+    value = float(match.group(1)) * (24 if match.group(2) == "d" else 1)
+    duration = pd.Timedelta(hours=value)
+    steps = duration / step
+    if steps < 1 or abs(steps - round(steps)) > 1e-9:
+        raise ValueError(f"lead {lead} is not a positive multiple of the model step {step}")
+    return int(round(steps))
