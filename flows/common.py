@@ -20,6 +20,7 @@ from typing import Any
 from prefect.tasks import exponential_backoff
 
 from pipeline.errors import UserError
+from pipeline.runs import RunSummary
 
 #: Retries of I/O tasks (``$VELOCAST_FLOW_RETRIES``, default 3) and the first backoff in seconds
 #: (``$VELOCAST_RETRY_BACKOFF``, default 2: waits 2, 4, 8 s). Read when the flows module is imported.
@@ -131,46 +132,35 @@ def artifact_key(text: str) -> str:
     return out.strip("-")
 
 
-def train_with_progress(run: Callable[[], Any], *, metrics: Path, total_steps: int, key: str,
-                        poll_s: float = 1.0) -> Any:
-    """Run ``run()`` (a training call) in a thread and mirror ``metrics.jsonl``'s newest step into a
-    Prefect progress artifact (0–100 %)."""
-    import threading
-
+def progress_artifact(key: str, description: str) -> Callable[[float], None]:
+    """A Prefect progress artifact and a ``report(fraction)`` that updates it (at most once a second)."""
     from prefect.artifacts import create_progress_artifact, update_progress_artifact
 
-    artifact = create_progress_artifact(0.0, key=artifact_key(key), description=f"training steps of {metrics.parent}")
-    outcome: dict[str, Any] = {}
+    artifact = create_progress_artifact(0.0, key=artifact_key(key), description=description)
+    last = {"t": 0.0, "value": -1.0}
 
-    def target() -> None:
-        try:
-            outcome["result"] = run()
-        except BaseException as exc:  # noqa: BLE001 (re-raised in the caller's thread)
-            outcome["error"] = exc
+    def report(fraction: float) -> None:
+        now = time.monotonic()
+        value = round(100.0 * min(1.0, max(0.0, fraction)), 1)
+        if value > last["value"] and (now - last["t"] >= 1.0 or value >= 100.0):
+            update_progress_artifact(artifact, progress=value)
+            last.update(t=now, value=value)
 
-    thread = threading.Thread(target=target, name="velocast-train", daemon=True)
-    thread.start()
-    last = -1.0
-    while thread.is_alive():
-        thread.join(poll_s)
-        pct = _progress(metrics, total_steps)
-        if pct > last:
-            update_progress_artifact(artifact, progress=pct)
-            last = pct
-    if "error" in outcome:
-        raise outcome["error"]
-    update_progress_artifact(artifact, progress=100.0)
-    return outcome["result"]
+    return report
 
 
-def _progress(metrics: Path, total_steps: int) -> float:
-    if not metrics.exists() or total_steps <= 0:
-        return 0.0
-    step = 0
-    with open(metrics) as fh:
-        for line in fh:
-            try:
-                step = max(step, int(json.loads(line).get("step", 0)))
-            except (ValueError, AttributeError):
-                continue
-    return min(100.0, 100.0 * step / total_steps)
+def publish_summary(domain: str, summary: RunSummary, timer: StepTimer) -> None:
+    """A finished run's artifacts: the timing table, the report (Markdown), the headline table and the first
+    plot (keys ``<domain>-pipeline-timings``, ``<domain>-report``, ``<domain>-headline``, ``<domain>-plot``)."""
+    from prefect.artifacts import create_image_artifact, create_markdown_artifact, create_table_artifact
+
+    timer.publish()
+    if summary.report is not None and summary.report.exists():
+        create_markdown_artifact(summary.report.read_text(), key=artifact_key(f"{domain}-report"),
+                                 description=str(summary.report))
+    if summary.headline:
+        rows = [{k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()} for row in summary.headline]
+        create_table_artifact(rows, key=artifact_key(f"{domain}-headline"), description=summary.title)
+    plots = [p for p in summary.plots if p.exists()]
+    if plots:
+        create_image_artifact(plots[0].resolve().as_uri(), key=artifact_key(f"{domain}-plot"), description=str(plots[0]))

@@ -1,4 +1,5 @@
-"""Weather flows: ``ingest``, ``train``, ``forecast_cycle``, ``verify`` and the end-to-end ``weather_pipeline``.
+"""The weather operations as flows: ``ingest``, ``train``, ``forecast_cycle`` and ``verify`` (the end-to-end run
+is the generic ``weather-pipeline`` flow of :mod:`flows.runs`).
 
 Thin orchestration over :mod:`pipeline` (no science here). Tasks exchange paths, snapshot ids and small
 JSON dicts. I/O tasks retry with exponential backoff (:func:`flows.common.io_retry_options`); expensive
@@ -9,12 +10,11 @@ per-step timing table; a failed step is named with its input.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from prefect import flow, task
-from prefect.artifacts import create_image_artifact, create_markdown_artifact, create_table_artifact
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from flows.common import (
     StepTimer,
@@ -25,7 +25,7 @@ from flows.common import (
     io_retry_options,
     run_cached,
     store_fingerprint,
-    train_with_progress,
+    progress_artifact,
 )
 
 # -- ingest ---------------------------------------------------------------------------------------------
@@ -84,9 +84,9 @@ def train_weather_task(config: dict[str, Any], out: str) -> dict[str, Any]:
     from pipeline.weather.modeling.train import WeatherTrainConfig, train_weather
 
     cfg = WeatherTrainConfig.model_validate(config)
-    result = train_with_progress(lambda: train_weather(cfg, out=out, progress=False),
-                                 metrics=Path(out) / "metrics.jsonl", total_steps=cfg.train.steps,
-                                 key=f"train-progress-{Path(out).name}")
+    report = progress_artifact(f"train-progress-{Path(out).name}", f"training steps of {out}")
+    result = train_weather(cfg, out=out, progress=False, on_step=lambda step: report(step / cfg.train.steps))
+    report(1.0)
     return {"run": out, "step": result.step, "stopped": result.stopped, "checkpoint": checkpoint_hash(out)}
 
 
@@ -240,162 +240,8 @@ def verify(analysis: str, store: str) -> dict[str, Any]:
     return result
 
 
-# -- end to end -----------------------------------------------------------------------------------------
-
-
-def _run_key(stage: str) -> Any:
-    """Cache key of a pipeline stage: the run config, the output directory and the stage's *inputs*
-    (the atmosphere's fingerprint, the checkpoint hash, the forecast stores' head snapshots). Outputs are
-    not part of the key: the flow checks a cached result's outputs and recomputes when they are gone
-    (:func:`flows.common.run_cached`); ``weather_pipeline(refresh=True)`` ignores the cache."""
-
-    def key(p: dict[str, Any]) -> list[Any]:
-        out = Path(p["out"])
-        parts: list[Any] = [stage, p["config"], str(out.resolve()), p.get("name")]
-        if stage != "simulate":
-            parts.append(store_fingerprint(out / "atmosphere.zarr"))
-        if stage in ("calibrate", "forecast"):
-            parts.append(checkpoint_hash(out / (p.get("name") or "model")))
-        if stage == "forecast":
-            parts.append(_file_text(out / p["name"] / "calibration.json"))
-        if stage == "evaluate":
-            parts += [_store_head(out / "forecast.icechunk"), _store_head(out / "deterministic_forecast.icechunk")]
-        return parts
-
-    return key
-
-
-@task(name="simulate", task_run_name="simulate-{out}", **cached_options(_run_key("simulate")))
-def simulate_stage(config: dict[str, Any], out: str) -> str:
-    from pipeline.weather.run import RunWeatherConfig, stage_simulate
-
-    return stage_simulate(RunWeatherConfig.model_validate(config), out=out, progress=False)
-
-
-@task(name="train-stage", task_run_name="train-{name}", **cached_options(_run_key("train")))
-def train_stage(config: dict[str, Any], out: str, name: str) -> dict[str, Any]:
-    from pipeline.weather.run import RunWeatherConfig, stage_train
-
-    cfg = RunWeatherConfig.model_validate(config)
-    steps = (cfg.train if name == "model" else cfg.deterministic_train).steps
-    run = train_with_progress(lambda: stage_train(cfg, out=out, name=name, progress=False),
-                              metrics=Path(out) / name / "metrics.jsonl", total_steps=steps,
-                              key=f"train-progress-{name}")
-    return {"run": run, "checkpoint": checkpoint_hash(run)}
-
-
-@task(name="calibrate", task_run_name="calibrate-{out}", **cached_options(_run_key("calibrate")))
-def calibrate_stage(config: dict[str, Any], out: str) -> dict[str, Any] | None:
-    from pipeline.weather.run import RunWeatherConfig, stage_calibrate
-
-    return stage_calibrate(RunWeatherConfig.model_validate(config), out=out)
-
-
-def _file_text(path: Path) -> str:
-    return path.read_text() if path.is_file() else "absent"
-
-
-@task(name="forecast-stage", task_run_name="forecast-{name}", **io_retry_options(),
-      **cached_options(_run_key("forecast")))
-def forecast_stage(config: dict[str, Any], out: str, name: str) -> dict[str, Any]:
-    from pipeline.weather.run import RunWeatherConfig, stage_forecast
-
-    return stage_forecast(RunWeatherConfig.model_validate(config), out=out, name=name, progress=False)
-
-
-@task(name="perfect-model", task_run_name="perfect-model-{out}", **cached_options(_run_key("perfect")))
-def perfect_model_stage(config: dict[str, Any], out: str) -> str:
-    from pipeline.weather.run import RunWeatherConfig, stage_perfect_model
-
-    return stage_perfect_model(RunWeatherConfig.model_validate(config), out=out, progress=False)
-
-
-def _store_head(path: Path) -> str:
-    """The head snapshot id of a forecast store (``absent`` when there is none)."""
-    if not path.exists():
-        return "absent"
-    from pipeline.forecast_store import ForecastStore
-
-    return ForecastStore.open(path).head()
-
-
-@task(name="evaluate", task_run_name="evaluate-{out}", **cached_options(_run_key("evaluate")))
-def evaluate_stage(config: dict[str, Any], out: str) -> str:
-    """Score and write the report; returns the path of ``metrics.json`` (the flow writes the final one)."""
-    from pipeline.weather.run import RunWeatherConfig, stage_evaluate
-
-    metrics = stage_evaluate(RunWeatherConfig.model_validate(config), out=out)
-    path = Path(out) / "metrics.json"
-    path.write_text(json.dumps(metrics, indent=1))
-    return str(path)
-
-
-@flow(name="weather-pipeline", log_prints=True)
-def weather_pipeline(out: str, config: dict[str, Any] | None = None, quick: bool = False,
-                     refresh: bool = False) -> str:
-    """simulate → train (flow matching, deterministic) → calibrate the sampler noise → forecast both →
-    perfect-model ensemble → evaluate,
-    each stage a cached task (``refresh``: ignore the cache); returns the path of ``metrics.json``.
-    ``velocast run weather`` runs this flow."""
-    from pipeline.weather.run import RunWeatherConfig, finish_metrics
-
-    if config is None:
-        cfg = RunWeatherConfig.quick() if quick else RunWeatherConfig()
-    else:
-        cfg = RunWeatherConfig.model_validate(config)
-    cfg_json = cfg.model_dump(mode="json")
-    root = Path(out)
-    root.mkdir(parents=True, exist_ok=True)
-    (root / "run_config.json").write_text(cfg.model_dump_json(indent=1))
-    timer = StepTimer("weather-pipeline")
-    with timer.step("simulate", out=out):
-        run_cached(simulate_stage, cfg_json, out, valid=exists, refresh=refresh)
-    for name in ("model", "deterministic"):
-        with timer.step(f"train-{name}", run=str(root / name)):
-            run_cached(train_stage, cfg_json, out, name, refresh=refresh,
-                       valid=lambda r: checkpoint_hash(r["run"]) == r["checkpoint"])
-    with timer.step("calibrate", run=str(root / "model")):
-        run_cached(calibrate_stage, cfg_json, out, refresh=refresh,
-                   valid=lambda r: r is None or exists(root / "model" / "calibration.json"))
-    forecasts = {}
-    for name in ("model", "deterministic"):
-        with timer.step(f"forecast-{name}", run=str(root / name)):
-            forecasts[name] = run_cached(forecast_stage, cfg_json, out, name, refresh=refresh,
-                                         valid=lambda r: exists(r["store"]))
-    with timer.step("perfect-model", out=out):
-        run_cached(perfect_model_stage, cfg_json, out, valid=exists, refresh=refresh)
-    with timer.step("evaluate", out=out):
-        metrics_path = run_cached(evaluate_stage, cfg_json, out, refresh=refresh,
-                                  valid=lambda r: exists(r, root / "report.md"))
-    timings = {row["step"].replace("-", "_"): row["seconds"] for row in timer.rows}
-    metrics = finish_metrics(json.loads(Path(metrics_path).read_text()), out=out, timings=timings,
-                             nfe_per_step=forecasts["model"]["nfe_per_step"])
-    _report_artifacts(metrics, root)
-    timer.publish()
-    return str(root / "metrics.json")
-
-
-def _report_artifacts(metrics: dict[str, Any], root: Path) -> None:
-    """The report as Markdown, the headline CRPS as a table and the CRPS plot as an image artifact."""
-    report = root / "report.md"
-    if report.exists():
-        create_markdown_artifact(report.read_text(), key="weather-report", description=f"{report}")
-    leads = metrics["lead_hours"]
-    channel = next((c for c in ("geopotential_500", "temperature_850") if c in metrics["variables"]),
-                   metrics["variables"][0])
-    rows = []
-    for system, scores in metrics["scores"].items():
-        values = scores.get("crps", {}).get(channel) or []
-        rows.append({"system": system, **{f"{h}h": (None if v is None else round(v, 4))
-                                          for h, v in zip(leads, values)}})
-    create_table_artifact(rows, key="weather-crps", description=f"fair CRPS of {channel} by lead")
-    plots = sorted(root.glob("*crps*.png"))
-    if plots:
-        create_image_artifact(plots[0].resolve().as_uri(), key="weather-crps-plot", description=str(plots[0]))
-
-
 # The flows under the names of the operations they run.
 ingest = ingest_flow
 train = train_flow
 
-__all__ = ["forecast_cycle", "ingest", "ingest_flow", "train", "train_flow", "verify", "weather_pipeline"]
+__all__ = ["forecast_cycle", "ingest", "ingest_flow", "train", "train_flow", "verify"]

@@ -247,6 +247,11 @@ def make_objective(spec: ObjectiveSpec | str | dict[str, Any]) -> Objective:
     )
 
 
+def objective_json(spec: ObjectiveSpec | str) -> str | dict[str, Any]:
+    """The JSON form of an objective as checkpoints record it: a preset's name, or the spec's fields."""
+    return spec if isinstance(spec, str) else spec.model_dump(mode="json")
+
+
 __all__ = [
     "PRESETS",
     "LossOutput",
@@ -254,4 +259,5 @@ __all__ = [
     "ObjectiveSpec",
     "Prediction",
     "make_objective",
+    "objective_json",
 ]

@@ -1,7 +1,8 @@
 """Configuration: pydantic models loaded from YAML (``yaml.safe_load``) and overridden from the CLI.
 
-Precedence, lowest to highest: the model's defaults, the YAML file, ``--set dotted.key=value`` pairs,
-then explicit CLI flags. Any validation problem becomes one :class:`~pipeline.errors.UserError` line.
+Precedence, lowest to highest: the model's defaults, a preset (``--quick``), the YAML file,
+``--set dotted.key=value`` pairs, then explicit CLI flags. Any validation problem becomes one
+:class:`~pipeline.errors.UserError` line.
 """
 
 from __future__ import annotations
@@ -75,12 +76,16 @@ def deep_merge(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, 
     return merged
 
 
-def format_validation_error(exc: ValidationError) -> str:
-    """One line: ``field.path: message; other.field: message``."""
+def format_validation_error(exc: ValidationError, *, flags: Mapping[str, str] | None = None) -> str:
+    """One line: ``field.path: message; other.field: message``. A missing field that a command-line flag
+    sets (``flags``: field path → flag) says which flag gives it."""
     parts = []
     for err in exc.errors():
         loc = ".".join(str(p) for p in err.get("loc", ())) or "(config)"
-        parts.append(f"{loc}: {err.get('msg', 'invalid')}")
+        if err.get("type") == "missing" and flags and loc in flags:
+            parts.append(f"{loc}: missing; give {flags[loc]} (or {loc}: in the --config file)")
+        else:
+            parts.append(f"{loc}: {err.get('msg', 'invalid')}")
     return "; ".join(parts)
 
 
@@ -90,19 +95,23 @@ def load_config(
     *,
     sets: Sequence[str] = (),
     overrides: Mapping[str, Any] | None = None,
+    base: Mapping[str, Any] | None = None,
+    flags: Mapping[str, str] | None = None,
 ) -> ConfigT:
-    """Build ``model`` from defaults < YAML file < ``--set`` pairs < explicit flag ``overrides``.
+    """Build ``model`` from defaults < ``base`` (a preset such as ``--quick``) < YAML file < ``--set`` pairs
+    < explicit flag ``overrides``.
 
-    ``overrides`` entries whose value is ``None`` are ignored (flags the user did not give).
+    ``overrides`` entries whose value is ``None`` are ignored (flags the user did not give); ``flags`` maps
+    field paths to the flags that set them, for the error message of a missing field.
     """
-    data: dict[str, Any] = read_yaml(path) if path is not None else {}
+    data: dict[str, Any] = deep_merge(base or {}, read_yaml(path) if path is not None else {})
     data = deep_merge(data, parse_set_overrides(sets))
     data = deep_merge(data, {k: v for k, v in (overrides or {}).items() if v is not None})
     try:
         return model.model_validate(data)
     except ValidationError as exc:
         where = f"{path}: " if path is not None else ""
-        raise UserError(f"{where}invalid configuration: {format_validation_error(exc)}") from None
+        raise UserError(f"{where}invalid configuration: {format_validation_error(exc, flags=flags)}") from None
 
 
 def dump_config(config: BaseModel, path: str | Path) -> None:

@@ -115,12 +115,14 @@ def train(
     progress: bool = False,
     resume: bool = True,
     extra: dict[str, Any] | None = None,
+    on_step: Callable[[int], None] | None = None,
 ) -> TrainResult:
     """Train ``net`` on ``data`` with ``config``; checkpoints and ``metrics.jsonl`` go to ``run_dir``.
 
     Resumes from the newest checkpoint in ``run_dir`` when ``resume`` is true. Under torchrun
     (``WORLD_SIZE > 1``) it joins the process group and wraps ``net`` in DDP. ``extra`` is stored in every
-    checkpoint's ``state.json`` (e.g. the domain's config and network arguments).
+    checkpoint's ``state.json`` (e.g. the domain's config and network arguments). ``on_step(step)`` is called
+    after every optimisation step on the main rank (progress for orchestrators).
     """
     info: DistInfo = init_distributed(config.device)
     device = info.device
@@ -280,6 +282,8 @@ def train(
                     bar.update(task, loss=f"loss {metrics['loss']:.4f}")
             if bar is not None:
                 bar.update(task, completed=step)
+            if on_step is not None and info.is_main:
+                on_step(step)
             if (
                 validate is not None
                 and config.validate_every

@@ -1,34 +1,57 @@
 """The ``velocast`` command line.
 
-``main`` imports every command module (each registers its commands on a verb group of
-:mod:`pipeline.cli.root`), runs the app, and turns a :class:`~pipeline.errors.UserError` into one line on
-stderr with exit status 2.
+``main`` builds the app — the generic verbs of every registered domain (:mod:`pipeline.cli.verbs`), the
+domain-specific commands of :data:`COMMAND_MODULES` (each registers its commands on a verb group of
+:mod:`pipeline.cli.root`) and the commands and runners of installed plugins (the ``velocast.plugins``
+entry points; ``flows`` is one) — runs it, and turns a :class:`~pipeline.errors.UserError` into one line
+on stderr with exit status 2.
 """
 
 from __future__ import annotations
 
 import importlib
+import logging
 import sys
+from importlib.metadata import entry_points
 
 from pipeline.cli import root
 from pipeline.cli.root import app, group
 from pipeline.errors import UserError
 
-# Modules that register commands. Add a domain's CLI module here.
-COMMAND_MODULES: tuple[str, ...] = ("pipeline.protein.cli", "pipeline.forecast_store.cli", "pipeline.weather.cli",
-    "pipeline.weather.modeling.cli",
-    "pipeline.weather.modeling.distill_cli",
-    "pipeline.protein.modeling.distill_cli",
-    "pipeline.protein.modeling.cli",
-    "pipeline.toy.cli",
-    "flows.cli",
-)
+log = logging.getLogger(__name__)
+
+# Modules that register domain-specific commands (ingest, simulate, query, serve).
+COMMAND_MODULES: tuple[str, ...] = ("pipeline.weather.cli", "pipeline.protein.cli", "pipeline.forecast_store.cli")
+PLUGIN_GROUP = "velocast.plugins"
+_loaded = False
+
+
+def load_plugins() -> list[str]:
+    """Import every ``velocast.plugins`` entry point (each registers its commands and runners); returns the
+    names loaded. A plugin that cannot be imported is skipped with a debug line."""
+    loaded = []
+    for point in entry_points(group=PLUGIN_GROUP):
+        try:
+            point.load()
+        except ImportError as exc:
+            log.debug("velocast plugin %s not loaded: %s", point.name, exc)
+            continue
+        loaded.append(point.name)
+    return loaded
 
 
 def load_commands() -> None:
-    """Import every command module so its commands are registered on the app."""
+    """Register every command on the app (once)."""
+    global _loaded
+    if _loaded:
+        return
+    from pipeline.cli.verbs import register_domain_commands
+
+    register_domain_commands()
     for name in COMMAND_MODULES:
         importlib.import_module(name)
+    load_plugins()
+    _loaded = True
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -47,4 +70,4 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(130)
 
 
-__all__ = ["app", "group", "load_commands", "main"]
+__all__ = ["app", "group", "load_commands", "load_plugins", "main"]

@@ -1,4 +1,4 @@
-"""CLI: ``velocast ingest protein``, ``velocast simulate peptide``, ``velocast evaluate protein``.
+"""CLI: ``velocast ingest protein`` and ``velocast simulate peptide`` (the protein verbs: :mod:`pipeline.protein.domain`).
 
 Heavy libraries (mdtraj, openmm, matplotlib) are imported inside the command bodies.
 """
@@ -122,36 +122,3 @@ def simulate_peptide_cmd(
         f"{per_cpu:,.0f} ns per CPU-day, {store.attrs['md_cpu_seconds']:.1f} CPU-s "
         f"(simulated {prov['created']}{', from cache' if prov.get('created', '') < _started else ''})"
     )
-
-
-@group("evaluate").command("protein")
-def evaluate_protein_cmd(
-    samples: Path = typer.Option(
-        ..., "--samples", help="Structure store of generated samples or forecast trajectories."
-    ),
-    reference: Path = typer.Option(
-        ..., "--reference", help="Structure store of the reference MD (independent run)."
-    ),
-    training: Path | None = typer.Option(
-        None,
-        "--training",
-        help="Structure store of the training MD (for rama_js_training, its basins and the MD cost).",
-    ),
-    out: Path = typer.Option(..., "--out", help="Report directory (metrics.json, report.md, plots)."),
-) -> None:
-    """Score samples against reference MD: Ramachandran JS, basins, validity, free energy, cost, dynamics."""
-    from pipeline.console import console
-    from pipeline.protein.report import evaluate_protein
-
-    m = evaluate_protein(samples=samples, reference=reference, training=training, out=out)
-    b = m["basins"]
-
-    def f(v: object) -> str:
-        return "n/a" if v is None else f"{v:.3f}" if isinstance(v, float) else str(v)
-
-    console.print(
-        f"rama_js {f(m['rama_js'])} (training {f(m['rama_js_training'])}, n={m['rama_js_n']} each); "
-        f"alpha_r samples {f(b['samples']['alpha_r'])} reference {f(b['reference']['alpha_r'])}; "
-        f"valid {f(m['valid_fraction'])}"
-    )
-    console.print(f"wrote {out}/metrics.json and {out}/report.md")

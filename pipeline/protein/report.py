@@ -1,13 +1,12 @@
-"""``velocast evaluate protein``: metrics.json, plots (matplotlib Agg) and report.md in a report directory.
+"""The protein report: plots (matplotlib Agg) and ``report.md`` beside ``metrics.json``.
 
-Files: ``metrics.json`` (schema in the README's protein section), ``report.md``, ``rama.png``
+Files: ``report.md``, ``rama.png``
 (Ramachandran densities side by side, basin boundaries drawn), ``free_energy_phi.png``,
 ``sample.png`` (3-D stick rendering of the first sample), ``autocorrelation.png`` (forecasts only).
 """
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any
@@ -15,42 +14,6 @@ from typing import Any
 import numpy as np
 
 ELEMENT_COLOURS = {"H": "#bbbbbb", "C": "#404040", "N": "#2f5fd0", "O": "#d03030", "S": "#d0b030"}
-
-
-def evaluate_protein(
-    *, samples: str | Path, reference: str | Path, out: str | Path, training: str | Path | None = None
-) -> dict[str, Any]:
-    """Evaluate the stores and write the report directory ``out`` (atomically); returns the metrics."""
-    from pipeline.protein.metrics import evaluate_structures
-    from pipeline.protein.store import _jsonable, _replace, _tmp_beside, open_structure_store
-    from pipeline.provenance import provenance_record
-
-    stores = {"samples": open_structure_store(samples), "reference": open_structure_store(reference)}
-    if training is not None:
-        stores["training"] = open_structure_store(training)
-    metrics, arrays = evaluate_structures(
-        samples=stores["samples"], reference=stores["reference"], training=stores.get("training")
-    )
-    metrics["provenance"] = provenance_record(
-        samples=str(samples),
-        reference=str(reference),
-        training=None if training is None else str(training),
-        samples_provenance=stores["samples"].attrs.get("provenance"),
-    )
-    metrics = _jsonable(metrics)
-    out = Path(out)
-    tmp = _tmp_beside(out)
-    try:
-        (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-        plots = write_plots(tmp, arrays=arrays, samples=stores["samples"])
-        (tmp / "report.md").write_text(render_markdown(metrics, plots))
-        _replace(tmp, out)
-    except BaseException:
-        import shutil
-
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return metrics
 
 
 def write_plots(out: Path, *, arrays: dict[str, Any], samples: Any) -> list[str]:

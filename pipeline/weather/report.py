@@ -36,6 +36,27 @@ def _headline(metrics: dict, limit: int = 4) -> list[str]:
     return (preferred + rest)[:limit]
 
 
+HEADLINE_LEADS_H = (6, 12, 24, 72, 120, 240)
+
+
+def headline_rows(metrics: dict, *, metric: str = "crps") -> list[dict]:
+    """``metric`` of the headline channels (Z500, T850) at a few leads, one row per system (the first key
+    is the system)."""
+    leads = metrics["lead_hours"]
+    picks = [i for i, h in enumerate(leads) if h in HEADLINE_LEADS_H] or list(range(len(leads)))
+    channels = [c for c in ("geopotential_500", "temperature_850") if c in metrics["variables"]]
+    channels = channels or metrics["variables"][:2]
+    rows = []
+    for system, scores in metrics["scores"].items():
+        row: dict = {"system": system}
+        for channel in channels:
+            values = scores.get(metric, {}).get(channel) or [None] * len(leads)
+            for i in picks:
+                row[f"{channel} {leads[i]:g}h"] = values[i]
+        rows.append(row)
+    return rows
+
+
 def _line_panel(metrics: dict, metric: str, path: Path, *, ylabel: str, reference: float | None = None) -> Path:
     channels = _headline(metrics)
     leads = metrics["lead_hours"]

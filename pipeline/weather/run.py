@@ -1,8 +1,9 @@
-"""``velocast run weather``: the whole weather pipeline on the embedded Held–Suarez atmosphere.
+"""``velocast run weather``: the whole weather pipeline on the embedded Held–Suarez atmosphere, declared once.
 
 simulate (+ ingest) → train the flow-matching model and the deterministic (MSE) baseline → calibrate the
 model's sampler noise on validation init times → forecast both from the test init times → perfect-model
-ensemble from the same init times → evaluate.
+ensemble from the same init times → evaluate. :data:`RUN` lists these stages with what each reads,
+writes and keys its cache on; every runner (in-process, Prefect) executes that list.
 
 Periods (simulation time starts 2000-01-01T00 after the spin-up): training, then ``validation_days``
 of validation, then the test init times every ``init_spacing_hours``; the record extends ``lead_days``
@@ -11,23 +12,17 @@ past the last init time so every lead has a truth.
 
 from __future__ import annotations
 
-import json
-import logging
-import time
-from pathlib import Path
+from typing import Any
 
 import pandas as pd
 from pydantic import Field
 
 from models.training.loop import TrainConfig
 from pipeline.config import StrictModel
-from pipeline.weather.modeling.evaluate import EvaluateConfig, evaluate_weather
-from pipeline.weather.modeling.generate import ForecastConfig, forecast_weather
+from pipeline.runs import Layout, RunSpec, RunSummary, Stage, StageContext, artefact
 from pipeline.weather.modeling.model import NetworkConfig
 from pipeline.weather.modeling.rollout import NoiseScale
-from pipeline.weather.modeling.train import ValidationConfig, WeatherTrainConfig, train_weather
-
-log = logging.getLogger(__name__)
+from pipeline.weather.modeling.train import ValidationConfig
 
 
 class RunWeatherConfig(StrictModel):
@@ -70,21 +65,6 @@ class RunWeatherConfig(StrictModel):
                                                    validate_every=0, max_minutes=2.0)
     validation: ValidationConfig = ValidationConfig()
 
-    @classmethod
-    def quick(cls) -> RunWeatherConfig:
-        """The same path at toy sizes (≤ 3 minutes): short spin-up, tiny network, few steps."""
-        return cls(
-            train_days=40.0, spinup_days=20.0, validation_days=3.0, init_times=3, init_spacing_hours=24,
-            lead_days=1.0, members=4, perfect_model_members=4, sampler="euler", sampler_steps=2,
-            calibration_init_times=2, calibration_members=4, calibration_noise_scales=[0.6, 0.9],
-            network=NetworkConfig(base_channels=8, channel_mults=[1, 2], blocks_per_level=1, attention=False),
-            train=TrainConfig(steps=40, batch_size=8, lr=1e-3, warmup_steps=5, log_every=10, checkpoint_every=20,
-                              validate_every=20, max_minutes=1.0),
-            deterministic_train=TrainConfig(steps=20, batch_size=8, lr=1e-3, warmup_steps=5, log_every=10,
-                                            checkpoint_every=20, validate_every=0, max_minutes=0.5),
-            validation=ValidationConfig(init_times=2, members=2, lead_steps=2, sampler_steps=2),
-        )
-
     def periods(self) -> tuple[pd.Timestamp, pd.Timestamp, pd.DatetimeIndex, float]:
         """(last training time, last validation time, test init times, simulated days after spin-up)."""
         start = pd.Timestamp("2000-01-01T00")
@@ -113,159 +93,192 @@ class RunWeatherConfig(StrictModel):
         return pd.date_range(first, periods=self.calibration_init_times, freq=spacing)
 
 
-# -- stages (each one idempotent: a finished stage is reused; the Prefect flow makes each one a task) ------
+def quick_preset() -> dict[str, Any]:
+    """``--quick``: the same path at toy sizes (≤ 3 minutes): short spin-up, tiny network, few steps."""
+    return {
+        "train_days": 40.0, "spinup_days": 20.0, "validation_days": 3.0, "init_times": 3, "init_spacing_hours": 24,
+        "lead_days": 1.0, "members": 4, "perfect_model_members": 4, "sampler": "euler", "sampler_steps": 2,
+        "calibration_init_times": 2, "calibration_members": 4, "calibration_noise_scales": [0.6, 0.9],
+        "network": {"base_channels": 8, "channel_mults": [1, 2], "blocks_per_level": 1, "attention": False},
+        "train": {"steps": 40, "batch_size": 8, "lr": 1e-3, "warmup_steps": 5, "log_every": 10,
+                  "checkpoint_every": 20, "validate_every": 20, "max_minutes": 1.0},
+        "deterministic_train": {"steps": 20, "batch_size": 8, "lr": 1e-3, "warmup_steps": 5, "log_every": 10,
+                                "checkpoint_every": 20, "validate_every": 0, "max_minutes": 0.5},
+        "validation": {"init_times": 2, "members": 2, "lead_steps": 2, "sampler_steps": 2},
+    }
 
 
-def stage_simulate(config: RunWeatherConfig, *, out: str | Path, progress: bool = True) -> str:
-    """Simulate + ingest the Held–Suarez atmosphere into ``out/atmosphere.zarr``; returns its path."""
+class WeatherRunLayout(Layout):
+    """The artefacts of ``velocast run weather --out DIR``."""
+
+    atmosphere = artefact("atmosphere.zarr", "zarr", "the simulated analyses: training, validation and test periods")
+    model = artefact("model", "run", "the flow-matching model's run: checkpoints, metrics.jsonl, train_config.json")
+    calibration = artefact("model/calibration.json", "file", "the sampler noise λ, ρ and spread factors fitted on "
+                                                            "validation init times")
+    deterministic = artefact("deterministic", "run", "the deterministic (mse) baseline's run")
+    forecast = artefact("forecast.icechunk", "icechunk", "velocast's ensemble forecasts of the test init times")
+    deterministic_forecast = artefact("deterministic_forecast.icechunk", "icechunk",
+                                      "the deterministic baseline's forecasts of the same init times")
+    perfect_model = artefact("perfect_model.zarr", "zarr", "the perfect-model ensemble from the same init times")
+    metrics = artefact("metrics.json", "file", "every system's scores by channel and lead")
+    report = artefact("report.md", "file", "the verification report; its plots lie beside it")
+
+
+# -- stages: (config, layout, context) -> a small JSON result ---------------------------------------------
+
+
+def simulate(config: RunWeatherConfig, layout: WeatherRunLayout, context: StageContext) -> dict:
+    """Simulate + ingest the Held–Suarez atmosphere into the training store."""
     from pipeline.weather.simulate.api import simulate_training_store
 
-    truth = Path(out) / "atmosphere.zarr"
-    if not truth.exists():
-        days = config.periods()[3]
-        simulate_training_store(out=truth, days=days, seed=config.seed, spinup_days=config.spinup_days,
-                                progress=progress)
-    return str(truth)
+    if not layout.atmosphere.exists():
+        simulate_training_store(out=layout.atmosphere, days=config.periods()[3], seed=config.seed,
+                                spinup_days=config.spinup_days, progress=context.progress)
+    return {"store": str(layout.atmosphere)}
 
 
-def stage_train(config: RunWeatherConfig, *, out: str | Path, name: str, progress: bool = True) -> str:
-    """Train ``model`` (flow matching) or ``deterministic`` (mse) into ``out/NAME``; returns the run dir."""
+def _train(config: RunWeatherConfig, layout: WeatherRunLayout, context: StageContext, *, objective: str,
+           train: TrainConfig, run: str) -> dict:
+    from pipeline.weather.modeling.train import WeatherTrainConfig, train_weather
+
     train_end, valid_end, _, _ = config.periods()
-    objective, train_config = {"model": ("fm", config.train), "deterministic": ("mse", config.deterministic_train)}[name]
-    train_weather(
-        WeatherTrainConfig(data=str(Path(out) / "atmosphere.zarr"), objective=objective, network=config.network,
-                           train=train_config, train_end=str(train_end), validation_end=str(valid_end),
-                           validation=config.validation),
-        out=Path(out) / name, progress=progress,
-    )
-    return str(Path(out) / name)
+    spec = WeatherTrainConfig(data=str(layout.atmosphere), network=config.network,
+                              train=train.model_copy(update={"objective": objective}), train_end=str(train_end),
+                              validation_end=str(valid_end), validation=config.validation)
+    result = train_weather(spec, out=layout.path(run), progress=context.progress,
+                           on_step=lambda step: context.report(step, train.steps))
+    return {"run": str(layout.path(run)), "step": result.step, "stopped": result.stopped}
 
 
-def stage_calibrate(config: RunWeatherConfig, *, out: str | Path) -> dict | None:
+def train_model(config: RunWeatherConfig, layout: WeatherRunLayout, context: StageContext) -> dict:
+    """Train the flow-matching model."""
+    return _train(config, layout, context, objective="fm", train=config.train, run="model")
+
+
+def train_deterministic(config: RunWeatherConfig, layout: WeatherRunLayout, context: StageContext) -> dict:
+    """Train the deterministic (mse) baseline."""
+    return _train(config, layout, context, objective="mse", train=config.deterministic_train, run="deterministic")
+
+
+def calibrate(config: RunWeatherConfig, layout: WeatherRunLayout, context: StageContext) -> dict:
     """Fit the model's sampler noise λ (grid at ρ = ``noise_memory``, optionally per variable) and the spread
-    factors on the validation init times into ``out/model/calibration.json``, which the forecast stage then
-    uses; returns the record (``None`` when ``calibration_init_times`` is 0). A calibration of the same checkpoint, init times, members,
-    sampler, ρ, λ grid, per-variable and spread-factor settings already in the file is reused."""
-    from pipeline.provenance import file_sha256
-    from pipeline.weather.modeling.calibrate import CALIBRATION_FILE, CalibrateConfig, calibrate_spread
-    from pipeline.weather.modeling.model import load_forecaster
+    factors on the validation init times into ``model/calibration.json`` (nothing when
+    ``calibration_init_times`` is 0)."""
+    from pipeline.weather.modeling.calibrate import CalibrateConfig, calibrate_spread
 
     if config.calibration_init_times == 0:
-        return None
-    path = Path(out) / "model" / CALIBRATION_FILE
-    inits = config.calibration_inits()
-    if path.is_file():
-        record = json.loads(path.read_text())
-        _, checkpoint_dir = load_forecaster(Path(out) / "model")
-        wanted = {"checkpoint": f"sha256:{file_sha256(Path(checkpoint_dir) / 'weights.safetensors')}",
-                  "init_times": [t.isoformat() for t in inits], "members": config.calibration_members,
-                  "noise_memory": config.noise_memory, "sampler": config.sampler,
-                  "sampler_steps": config.sampler_steps, "noise_scales": sorted(config.calibration_noise_scales),
-                  "per_variable": config.calibration_per_variable}
-        if all(record.get(key) == value for key, value in wanted.items()) \
-                and bool(record.get("spread_factors")) == config.spread_factors:
-            return record
-    return calibrate_spread(CalibrateConfig(
-        model=str(Path(out) / "model"), data=str(Path(out) / "atmosphere.zarr"),
-        init_times=[t.isoformat() for t in inits], members=config.calibration_members,
+        return {"calibrated": False}
+    record = calibrate_spread(CalibrateConfig(
+        model=str(layout.model), data=str(layout.atmosphere),
+        init_times=[t.isoformat() for t in config.calibration_inits()], members=config.calibration_members,
         lead_hours=config.lead_days * 24, min_lead_hours=min(24.0, config.lead_days * 24),
         sampler=config.sampler, sampler_steps=config.sampler_steps, noise_scales=config.calibration_noise_scales,
         noise_memories=[config.noise_memory], per_variable=config.calibration_per_variable,
         spread_factors=config.spread_factors, seed=config.seed))
+    return {"calibrated": True, "noise_scale": record["noise_scale"], "noise_memory": record["noise_memory"],
+            "validation_crps": record["validation_crps"]}
 
 
-def stage_forecast(config: RunWeatherConfig, *, out: str | Path, name: str, progress: bool = True) -> dict:
-    """Forecast the test init times with ``out/NAME`` into its store (``forecast.icechunk`` for the model,
-    ``deterministic_forecast.icechunk``); returns the store path, cycles written and network calls per step."""
-    out = Path(out)
-    inits = config.periods()[2]
-    init_specs = [ts.isoformat() for ts in inits]
-    lead = f"{config.lead_days * 24:g}h"
-    if name == "model":
-        cfg = ForecastConfig(model=str(out / "model"), data=str(out / "atmosphere.zarr"), init_times=init_specs,
-                             members=config.members, lead=lead, sampler=config.sampler,
-                             sampler_steps=config.sampler_steps, seed=config.seed,
-                             # with a calibration, None: the run's calibration.json (λ per variable, ρ)
-                             noise_scale=None if config.calibration_init_times else config.noise_scale,
-                             noise_memory=None if config.calibration_init_times else config.noise_memory,
-                             spread_factors=config.spread_factors)
-        store = out / "forecast.icechunk"
+def _forecast(config: RunWeatherConfig, layout: WeatherRunLayout, context: StageContext, *, run: str,
+              store: str, ensemble: bool) -> dict:
+    from pipeline.weather.modeling.generate import ForecastConfig, forecast_weather
+
+    common = dict(model=str(layout.path(run)), data=str(layout.atmosphere),
+                  init_times=[t.isoformat() for t in config.periods()[2]], lead=f"{config.lead_days * 24:g}h",
+                  seed=config.seed)
+    if ensemble:
+        calibrated = config.calibration_init_times > 0  # then None: the run's calibration.json (λ, ρ)
+        spec = ForecastConfig(**common, members=config.members, sampler=config.sampler,
+                              sampler_steps=config.sampler_steps,
+                              noise_scale=None if calibrated else config.noise_scale,
+                              noise_memory=None if calibrated else config.noise_memory,
+                              spread_factors=config.spread_factors)
     else:
-        cfg = ForecastConfig(model=str(out / name), data=str(out / "atmosphere.zarr"), init_times=init_specs,
-                             lead=lead, seed=config.seed)
-        store = out / "deterministic_forecast.icechunk"
-    summary = forecast_weather(cfg, out=store, progress=progress)
-    return {"store": str(store), "written": summary.written, "skipped": summary.skipped,
+        spec = ForecastConfig(**common)
+    summary = forecast_weather(spec, out=layout.path(store), progress=context.progress)
+    return {"store": str(layout.path(store)), "written": len(summary.written), "skipped": len(summary.skipped),
             "nfe_per_step": summary.nfe_per_step}
 
 
-def stage_perfect_model(config: RunWeatherConfig, *, out: str | Path, progress: bool = True) -> str:
-    """The perfect-model ensemble from the same init times into ``out/perfect_model.zarr``."""
+def forecast_model(config: RunWeatherConfig, layout: WeatherRunLayout, context: StageContext) -> dict:
+    """Forecast the test init times with the flow-matching model (its calibrated noise)."""
+    return _forecast(config, layout, context, run="model", store="forecast", ensemble=True)
+
+
+def forecast_deterministic(config: RunWeatherConfig, layout: WeatherRunLayout, context: StageContext) -> dict:
+    """Forecast the test init times with the deterministic baseline."""
+    return _forecast(config, layout, context, run="deterministic", store="deterministic_forecast", ensemble=False)
+
+
+def perfect_model(config: RunWeatherConfig, layout: WeatherRunLayout, context: StageContext) -> dict:
+    """The perfect-model ensemble of the true simulator from the same init times."""
     from pipeline.weather.simulate.ensemble import perfect_model_ensemble, write_forecast_zarr
 
-    perfect = Path(out) / "perfect_model.zarr"
-    if not perfect.exists():
-        ensemble = perfect_model_ensemble(truth=Path(out) / "atmosphere.zarr", init_times=config.periods()[2],
+    if not layout.perfect_model.exists():
+        ensemble = perfect_model_ensemble(truth=layout.atmosphere, init_times=config.periods()[2],
                                           members=config.perfect_model_members,
-                                          lead=pd.Timedelta(days=config.lead_days),
-                                          seed=config.seed, progress=progress)
-        write_forecast_zarr(ensemble, perfect)
-    return str(perfect)
+                                          lead=pd.Timedelta(days=config.lead_days), seed=config.seed,
+                                          progress=context.progress)
+        write_forecast_zarr(ensemble, layout.perfect_model)
+    return {"store": str(layout.perfect_model)}
 
 
-def stage_evaluate(config: RunWeatherConfig, *, out: str | Path) -> dict:
-    """Score every system and write ``metrics.json``, ``report.md`` and plots into ``out``; returns metrics."""
-    out = Path(out)
-    return evaluate_weather(
-        EvaluateConfig(forecast=str(out / "forecast.icechunk"), truth=str(out / "atmosphere.zarr"),
-                       deterministic=str(out / "deterministic_forecast.icechunk"),
-                       perfect_model=str(out / "perfect_model.zarr"), seed=config.seed),
-        out=out,
+def evaluate(config: RunWeatherConfig, layout: WeatherRunLayout, context: StageContext) -> dict:
+    """Score every system; write ``metrics.json``, ``report.md`` and the plots."""
+    from pipeline.weather.modeling.evaluate import EvaluateConfig, evaluate_weather
+
+    metrics = evaluate_weather(
+        EvaluateConfig(forecast=str(layout.forecast), truth=str(layout.atmosphere),
+                       deterministic=str(layout.deterministic_forecast), perfect_model=str(layout.perfect_model),
+                       seed=config.seed),
+        out=layout.root,
     )
+    return {"metrics": str(layout.metrics), "systems": sorted(metrics["scores"])}
 
 
-def finish_metrics(metrics: dict, *, out: str | Path, timings: dict[str, float], nfe_per_step: int) -> dict:
-    """Add the stage timings and network calls per step, write ``metrics.json``."""
-    metrics["timings_s"] = {k: round(v, 1) for k, v in timings.items()}
-    metrics["nfe_per_step"] = nfe_per_step
-    (Path(out) / "metrics.json").write_text(json.dumps(metrics, indent=1))
-    return metrics
+PERIODS = ("seed", "train_days", "validation_days", "init_times", "init_spacing_hours", "lead_days")
+"""The fields that fix the simulated record and its periods (see :meth:`RunWeatherConfig.periods`)."""
+
+STAGES: tuple[Stage[RunWeatherConfig, WeatherRunLayout], ...] = (
+    Stage("simulate", simulate, "simulate and ingest the Held–Suarez atmosphere", outputs=("atmosphere",),
+          config=(*PERIODS, "spinup_days")),
+    Stage("train-model", train_model, "train the flow-matching model", inputs=("atmosphere",), outputs=("model",),
+          config=(*PERIODS, "network", "train", "validation")),
+    Stage("train-deterministic", train_deterministic, "train the deterministic (mse) baseline",
+          inputs=("atmosphere",), outputs=("deterministic",),
+          config=(*PERIODS, "network", "deterministic_train", "validation")),
+    Stage("calibrate", calibrate, "fit the sampler noise and spread factors on validation init times",
+          inputs=("atmosphere", "model"), outputs=("calibration",),
+          config=(*PERIODS, "sampler", "sampler_steps", "noise_memory", "calibration_init_times",
+                  "calibration_members", "calibration_noise_scales", "calibration_per_variable", "spread_factors")),
+    Stage("forecast-model", forecast_model, "forecast the test init times: velocast ensemble",
+          inputs=("atmosphere", "model", "calibration"), outputs=("forecast",), retries=2,
+          config=(*PERIODS, "members", "sampler", "sampler_steps", "noise_scale", "noise_memory",
+                  "calibration_init_times", "spread_factors")),
+    Stage("forecast-deterministic", forecast_deterministic, "forecast the test init times: deterministic baseline",
+          inputs=("atmosphere", "deterministic"), outputs=("deterministic_forecast",), retries=2, config=PERIODS),
+    Stage("perfect-model", perfect_model, "run the perfect-model ensemble from the test init times",
+          inputs=("atmosphere",), outputs=("perfect_model",), config=(*PERIODS, "perfect_model_members")),
+    Stage("evaluate", evaluate, "score every system and write the report",
+          inputs=("atmosphere", "forecast", "deterministic_forecast", "perfect_model"), outputs=("metrics", "report"),
+          config=("seed",)),
+)
 
 
-def run_weather(config: RunWeatherConfig, *, out: str | Path, progress: bool = True) -> dict:
-    """Run every stage into ``out``; returns the metrics. Finished stages are reused on a re-run."""
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "run_config.json").write_text(config.model_dump_json(indent=1))
-    timings: dict[str, float] = {}
+def summary(layout: WeatherRunLayout) -> RunSummary:
+    """The CRPS of the headline channels (Z500, T850) at a few leads for every system, and the report."""
+    import json
 
-    def stage(name: str):  # type: ignore[no-untyped-def]
-        log.info("[bold]%s[/]", name, extra={"markup": True})
-        return time.monotonic()
+    from pipeline.weather.report import headline_rows
 
-    t = stage("simulate + ingest the Held–Suarez atmosphere")
-    stage_simulate(config, out=out, progress=progress)
-    timings["simulate"] = time.monotonic() - t
-    for name in ("model", "deterministic"):
-        t = stage(f"train the {'flow-matching' if name == 'model' else 'deterministic (mse)'} model")
-        stage_train(config, out=out, name=name, progress=progress)
-        timings[f"train_{name}"] = time.monotonic() - t
+    metrics = json.loads(layout.metrics.read_text())
+    plots = sorted(layout.root.glob("*.png"), key=lambda p: (p.name != "crps.png", p.name))
+    return RunSummary(title="weather: fair CRPS by lead (lower is better)", headline=headline_rows(metrics),
+                      report=layout.report, plots=plots,
+                      lines=[f"{metrics['n_init_times']} test init times, {metrics['members'].get('velocast')} members, "
+                             f"{metrics.get('nfe_per_step')} network calls per 6-h step"])
 
-    t = stage("calibrate the sampler noise on validation init times")
-    stage_calibrate(config, out=out)
-    timings["calibrate"] = time.monotonic() - t
-    t = stage("forecast: velocast ensemble")
-    forecast = stage_forecast(config, out=out, name="model", progress=progress)
-    timings["forecast"] = time.monotonic() - t
-    t = stage("forecast: deterministic baseline")
-    stage_forecast(config, out=out, name="deterministic", progress=progress)
-    timings["forecast_deterministic"] = time.monotonic() - t
 
-    t = stage("perfect-model ensemble")
-    stage_perfect_model(config, out=out, progress=progress)
-    timings["perfect_model"] = time.monotonic() - t
-
-    t = stage("evaluate")
-    metrics = stage_evaluate(config, out=out)
-    timings["evaluate"] = time.monotonic() - t
-    return finish_metrics(metrics, out=out, timings=timings, nfe_per_step=forecast["nfe_per_step"])
+RUN = RunSpec(domain="weather", description="the Held–Suarez atmosphere: simulate → train → calibrate → forecast → "
+                                            "evaluate", config=RunWeatherConfig, layout=WeatherRunLayout,
+              stages=STAGES, summary=summary, presets={"quick": quick_preset})

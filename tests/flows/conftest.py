@@ -26,11 +26,11 @@ LEAD = "12h"
 
 def tiny_run_config() -> dict:
     """RunWeatherConfig for a seconds-long end-to-end run: ~3 simulated days, 4 training steps."""
-    from pipeline.weather.run import RunWeatherConfig
+    from pipeline.weather.run import RUN
 
     train = {"steps": 4, "batch_size": 4, "lr": 1e-3, "warmup_steps": 1, "log_every": 1, "checkpoint_every": 4,
              "validate_every": 0}
-    return RunWeatherConfig.model_validate({
+    return RUN.config.model_validate({
         "train_days": 1.5, "spinup_days": 0.25, "validation_days": 1.0, "init_times": 2, "init_spacing_hours": 6,
         "lead_days": 0.5, "members": 3, "sampler": "euler", "sampler_steps": 1,
         "calibration_init_times": 1, "calibration_members": 2, "calibration_noise_scales": [0.6, 0.9],
@@ -56,15 +56,15 @@ def prefect_server():
 
 @pytest.fixture(scope="session")
 def pipeline_run(prefect_server, tmp_path_factory) -> dict:
-    """The end-to-end ``weather_pipeline`` flow run once at tiny size (its outputs feed the other tests)."""
+    """The end-to-end ``weather-pipeline`` flow run once at tiny size (its outputs feed the other tests)."""
     import time
 
     root = tmp_path_factory.mktemp("weather-pipeline")
     os.environ["VELOCAST_CACHE"] = str(root / "cache")
-    from flows.weather import weather_pipeline
+    from flows.runs import run_flow
 
     start = time.monotonic()
-    state = weather_pipeline(str(root / "run"), config=tiny_run_config(), return_state=True)
+    state = run_flow("weather")(str(root / "run"), config=tiny_run_config(), return_state=True)
     return {"out": str(root / "run"), "state": state, "seconds": time.monotonic() - start}
 
 
@@ -89,3 +89,21 @@ def weather_ops(weather_base, tmp_path) -> dict[str, str]:
     analysis = tmp_path / "analysis.zarr"
     shutil.copytree(weather_base["analysis"], analysis)
     return {**weather_base, "analysis": str(analysis), "store": str(tmp_path / "forecast.icechunk")}
+
+
+def artifacts(flow_run_id) -> dict[str, object]:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    with get_client(sync_client=True) as client:
+        found = client.read_artifacts(artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id])))
+    return {a.key: a for a in found if a.key}
+
+
+def task_states(flow_run_id) -> dict[str, str]:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    with get_client(sync_client=True) as client:
+        runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
+    return {r.name: r.state.name for r in runs}

@@ -1,7 +1,6 @@
-"""The weather flows in-process against the shared real Prefect server: the end-to-end pipeline with its
-artifacts and cached re-run, verification fanned out on a Dask task runner, the cycle's failure on a
-missing input, and extending the embedded atmosphere (the cycle's idempotence runs through deployments in
-test_deploy.py)."""
+"""The weather operations flows in-process against the shared real Prefect server: verification fanned out on
+a Dask task runner, the cycle's failure on a missing input, and extending the embedded atmosphere (the
+cycle's idempotence runs through deployments in test_deploy.py; the end-to-end run in test_runs.py)."""
 
 from __future__ import annotations
 
@@ -11,67 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.flows.conftest import LEAD, tiny_run_config
-
-
-def _artifacts(flow_run_id) -> dict[str, object]:
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
-
-    with get_client(sync_client=True) as client:
-        found = client.read_artifacts(artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id])))
-    return {a.key: a for a in found if a.key}
-
-
-def _task_states(flow_run_id) -> dict[str, str]:
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
-
-    with get_client(sync_client=True) as client:
-        runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
-    return {r.name: r.state.name for r in runs}
-
-
-def test_weather_pipeline_writes_report_artifacts_and_reruns_from_cache(pipeline_run) -> None:
-    """`weather_pipeline` runs every stage as a task (the forecasts with the sampler noise the calibration
-    stage fitted) and writes metrics.json with all systems; it publishes
-    the report (Markdown), the CRPS table, the training progress and a per-step timing table; running it
-    again on the same inputs takes every stage from the cache."""
-    from prefect.states import State
-
-    from flows.weather import weather_pipeline
-
-    state: State = pipeline_run["state"]
-    assert state.is_completed(), state
-    metrics = json.loads((Path(pipeline_run["out"]) / "metrics.json").read_text())
-    assert set(metrics["systems"]) >= {"velocast", "persistence", "climatology", "deterministic", "perfect_model"}
-    assert set(metrics["timings_s"]) >= {"simulate", "train_model", "calibrate", "forecast_model", "evaluate"}
-    # the forecasts used the λ and the spread factors that the calibration stage fitted on validation init times
-    calibration = json.loads((Path(pipeline_run["out"]) / "model" / "calibration.json").read_text())
-    from pipeline.forecast_store import ForecastStore
-
-    store = ForecastStore.open(Path(pipeline_run["out"]) / "forecast.icechunk")
-    provenance = store.provenance(store.init_times()[0])
-    assert provenance["config"]["noise_scale"] == calibration["noise_scale"]
-    assert calibration["spread_factors"]["channels"] and provenance["spread_factors_applied"] is True
-    flow_run_id = state.state_details.flow_run_id
-    artifacts = _artifacts(flow_run_id)
-    assert {"weather-report", "weather-crps", "weather-crps-plot", "weather-pipeline-timings",
-            "train-progress-model"} <= set(artifacts)
-    assert artifacts["weather-crps-plot"].data.startswith("file://") and artifacts["weather-crps-plot"].type == "image"
-    assert artifacts["train-progress-model"].data == 100.0
-    timings = artifacts["weather-pipeline-timings"].data
-    steps = [row["step"] for row in (json.loads(timings) if isinstance(timings, str) else timings)]
-    assert steps[:4] == ["simulate", "train-model", "train-deterministic", "calibrate"] and steps[-1] == "total"
-
-    start = time.monotonic()
-    again = weather_pipeline(pipeline_run["out"], config=tiny_run_config(), return_state=True)
-    rerun_s = time.monotonic() - start
-    states = _task_states(again.state_details.flow_run_id)
-    cached = sorted(name for name, s in states.items() if s == "Cached")
-    assert len(cached) == 8, states  # simulate, 2 trains, calibrate, 2 forecasts, perfect model, evaluate
-    print(f"first run {pipeline_run['seconds']:.1f} s, cached re-run {rerun_s:.1f} s")
-    assert rerun_s < pipeline_run["seconds"] / 2
+from tests.flows.conftest import LEAD, task_states
 
 
 def test_verify_fans_out_over_cycles_on_a_dask_runner_and_never_duplicates(pipeline_run, tmp_path) -> None:
@@ -95,7 +34,7 @@ def test_verify_fans_out_over_cycles_on_a_dask_runner_and_never_duplicates(pipel
     state = dask_verify(analysis, str(store), return_state=True)
     result = state.result()
     assert result["added"] == len(inits) == 2 and [t[:19] for t in result["verified"]] == inits
-    names = _task_states(state.state_details.flow_run_id)
+    names = task_states(state.state_details.flow_run_id)
     assert sorted(n for n in names if n.startswith("score-cycle-")) == sorted(f"score-cycle-{t}" for t in result["verified"])
     table = ForecastStore.open(store).table("verification")
     assert table["crps"].dims == ("init_time", "channel", "lead_time") and bool((table["crps"] > 0).all())

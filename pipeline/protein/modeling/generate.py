@@ -1,4 +1,10 @@
-"""Sampling conformations and rolling out trajectory forecasts, written as structure stores + exports.
+"""``velocast sample protein`` and ``velocast forecast protein``: conformations and trajectory forecasts,
+written as structure stores plus PDB/XTC/DCD exports.
+
+Output layout (``--out DIR``)::
+
+    DIR/samples.zarr | DIR/trajectories.zarr   structure store (sample|member, frame, atom, xyz), nm
+    DIR/exports/                               topology.pdb + PDB (≤ 1000 models), XTC, DCD per group
 
 ``samples_per_cpu_second`` is measured with the process CPU clock (all threads) around the sampling
 loop, the same clock the MD cost is recorded with, and stored in the output's attributes.
@@ -12,62 +18,16 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch import nn
+from pydantic import Field
 
-from models.networks import MLPDenoiser
-from models.objectives import Objective, make_objective
+from models.distillation import recorded_sampler
 from models.samplers import Denoiser, sample
-from models.training import CheckpointError, load_checkpoint, load_weights
-from pipeline.protein.modeling.data import Featuriser, featuriser_from_json
-from pipeline.protein.topology import topology_from_dict
+from pipeline.config import StrictModel
+from pipeline.console import make_progress
+from pipeline.protein.export import Format, export_structures
+from pipeline.protein.modeling.model import ProteinModel, load_protein_model
+from pipeline.protein.store import open_structure_store, write_structure_store
 from pipeline.provenance import file_sha256, provenance_record
-
-
-@dataclass
-class ProteinModel:
-    """A trained conformation model: network (EMA weights), objective, featuriser, topology, metadata."""
-
-    net: nn.Module
-    objective: Objective
-    featuriser: Featuriser
-    topology: object
-    task: str
-    metadata: dict
-    checkpoint: Path
-
-    @property
-    def dim(self) -> int:
-        return self.featuriser.dim
-
-
-def load_protein_model(run: str | Path) -> ProteinModel:
-    """The newest checkpoint of a run (or a checkpoint dir); CheckpointError if it is not a protein model."""
-    ckpt = load_checkpoint(run)
-    meta = ckpt.extra
-    if meta.get("domain") != "protein":
-        raise CheckpointError(f"{ckpt.path}: not a protein model checkpoint (domain {meta.get('domain')!r})")
-    featuriser = featuriser_from_json(meta.get("featuriser") or meta["standardiser"])
-    dim = featuriser.dim
-    network = meta["network"]
-    net = MLPDenoiser(
-        dim,
-        cond_dim=dim if meta["task"] == "forecast" else 0,
-        hidden=network["hidden"],
-        depth=network["depth"],
-        time_dim=network["time_dim"],
-    )
-    load_weights(ckpt.path, net, ema=True)
-    net.eval()
-    return ProteinModel(
-        net=net,
-        objective=make_objective(meta.get("objective", "fm")),
-        featuriser=featuriser,
-        topology=topology_from_dict(meta["topology"]),
-        task=meta["task"],
-        metadata=meta,
-        checkpoint=ckpt.path,
-    )
-
 
 @torch.no_grad()
 def _draw(
@@ -177,3 +137,96 @@ def generation_attrs(model: ProteinModel, generated: Generated, *, command: str,
             data_snapshot=model.metadata.get("data"),
         ),
     }
+
+
+class SampleConfig(StrictModel):
+    """Options of ``velocast sample protein``."""
+
+    model: str = Field(description="ensemble model: run directory (newest checkpoint) or checkpoint directory")
+    n: int = Field(10000, ge=1, description="number of conformations")
+    sampler: str | None = Field(None, description="euler, heun, midpoint, dpmpp_2s or churn (default: the model's "
+                                                  "own, else heun)")
+    steps: int | None = Field(None, ge=1, description="sampler steps (default: the model's own, else 16)")
+    seed: int = Field(0, description="noise seed")
+    formats: list[Format] = Field(["pdb", "xtc", "dcd"], description="export formats (pdb, xtc, dcd, h5)")
+
+
+class ForecastConfig(StrictModel):
+    """Options of ``velocast forecast protein``."""
+
+    model: str = Field(description="forecast model: run directory (newest checkpoint) or checkpoint directory")
+    start: str = Field(description="start structure: STORE.zarr[:FRAME] or a file mdtraj reads")
+    steps: int = Field(ge=1, description="number of lags τ to roll out")
+    members: int = Field(8, ge=1, description="independent trajectories")
+    sampler: str | None = Field(None, description="default: the model's own, else heun")
+    sampler_steps: int | None = Field(None, ge=1, description="sampler steps per lag (default: the model's own, else 16)")
+    seed: int = Field(0, description="noise seed")
+    formats: list[Format] = Field(["pdb", "xtc", "dcd"], description="export formats (pdb, xtc, dcd, h5)")
+
+
+
+
+def sample_protein(config: SampleConfig, *, out: str | Path, progress: bool = True) -> Path:
+    """Draw ``config.n`` conformations into ``out/samples.zarr`` and export them; returns the store path.
+
+    The sampler and its steps default to the checkpoint's own (a distilled student's), else heun × 16."""
+    loaded = load_protein_model(config.model)
+    sampler, steps = recorded_sampler(loaded.metadata, config.sampler, config.steps, default=("heun", 16))
+    n, seed = config.n, config.seed
+    with make_progress(enabled=progress) as bar:
+        task = bar.add_task("sample", total=n)
+        generated = sample_conformations(loaded, n=n, sampler=sampler, steps=steps, seed=seed,
+                                         on_batch=lambda k: bar.advance(task, k))
+    out = Path(out)
+    settings = {**config.model_dump(mode="json"), "sampler": sampler, "steps": steps}
+    store = write_structure_store(
+        out / "samples.zarr", coordinates=generated.coordinates[:, None], topology=loaded.topology,
+        dims=("sample", "frame", "atom", "xyz"),
+        attrs=generation_attrs(loaded, generated, command="velocast sample protein", settings=settings),
+    )
+    if config.formats:
+        export_structures(store, out / "exports", formats=tuple(config.formats))
+    return store
+
+
+def start_frame(spec: str) -> np.ndarray:
+    """``STORE[:INDEX]`` (default index 0) or a structure file mdtraj reads → (N, 3) nm."""
+    path, _, index = str(spec).rpartition(":") if ":" in str(spec) and not Path(spec).exists() else (spec, "", "")
+    if Path(path).suffix == ".zarr" or (Path(path) / "zarr.json").exists():
+        frames = open_structure_store(path).frames()
+        i = int(index or 0)
+        if not -len(frames) <= i < len(frames):
+            raise ValueError(f"{path}: frame {i} is out of range (the store has {len(frames)} frames)")
+        return frames[i]
+    import mdtraj
+
+    return mdtraj.load_frame(str(path), int(index or 0)).xyz[0]
+
+
+def forecast_protein(config: ForecastConfig, *, out: str | Path, progress: bool = True) -> Path:
+    """Roll ``config.members`` trajectories of ``config.steps`` lags into ``out/trajectories.zarr`` and export
+    them. The sampler and its steps default to the checkpoint's own, else heun × 16."""
+    loaded = load_protein_model(config.model)
+    sampler, sampler_steps = recorded_sampler(loaded.metadata, config.sampler, config.sampler_steps,
+                                              default=("heun", 16))
+    steps, members, seed = config.steps, config.members, config.seed
+    first = start_frame(config.start)
+    if first.shape != (loaded.topology.n_atoms, 3):
+        raise ValueError(f"the start structure has {first.shape[0]} atoms, the model {loaded.topology.n_atoms}")
+    with make_progress(enabled=progress) as bar:
+        task = bar.add_task("forecast", total=steps)
+        generated = forecast_trajectories(loaded, start=first, steps=steps, members=members, sampler=sampler,
+                                          sampler_steps=sampler_steps, seed=seed,
+                                          on_step=lambda k: bar.advance(task, k))
+    out = Path(out)
+    settings = {**config.model_dump(mode="json"), "sampler": sampler, "sampler_steps": sampler_steps}
+    attrs = generation_attrs(loaded, generated, command="velocast forecast protein", settings=settings)
+    lag = float(loaded.metadata["lag_ps"])
+    attrs["time_step_ps"] = lag
+    store = write_structure_store(
+        out / "trajectories.zarr", coordinates=generated.coordinates, topology=loaded.topology,
+        dims=("member", "frame", "atom", "xyz"), time_ps=np.arange(steps + 1) * lag, attrs=attrs,
+    )
+    if config.formats:
+        export_structures(store, out / "exports", formats=tuple(config.formats))
+    return store

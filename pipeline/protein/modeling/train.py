@@ -5,20 +5,19 @@
 - ``forecast``: conditional flow matching of ``z(t+τ)`` given ``z(t)`` (time-lagged, as ITO / Timewarp),
   rolled out autoregressively into trajectories. ``τ = lag_ps``.
 
-The network is a residual MLP over the features with a time embedding (``models.networks``);
-the condition (forecast) is concatenated to its input.
+The network: :mod:`pipeline.protein.modeling.model`.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
-from typing import Literal
 
 import torch
 from pydantic import Field, model_validator
 
-from models.networks import MLPDenoiser
+from models.objectives import objective_json
 from models.training import TensorSource, TrainConfig, TrainResult, train
 from pipeline.config import StrictModel
 from pipeline.errors import UserError
@@ -30,21 +29,11 @@ from pipeline.protein.modeling.data import (
     resolve_bond_model,
     trajectory_bounds,
 )
+from pipeline.protein.modeling.model import ProteinNetworkConfig, Task, build_network
 from pipeline.protein.store import open_structure_store
 from pipeline.protein.topology import topology_to_dict
 
 log = logging.getLogger(__name__)
-
-Task = Literal["ensemble", "forecast"]
-
-
-class ProteinNetworkConfig(StrictModel):
-    """The residual MLP denoiser."""
-
-    hidden: int = Field(256, description="hidden width")
-    depth: int = Field(3, description="residual blocks")
-    time_dim: int = Field(128, description="time-embedding features")
-
 
 class ProteinTrainConfig(StrictModel):
     """Everything ``velocast train protein`` needs (YAML-loadable; flags override)."""
@@ -60,22 +49,15 @@ class ProteinTrainConfig(StrictModel):
         None, description="internal only: fixed (the default: each bond held at its mean training length; the model "
                           "learns angles and dihedrals) or learned (bond lengths are features too)")
     lag_ps: float = Field(10.0, description="forecast lag τ in ps (a multiple of the store's frame spacing)")
-    objective: str = Field("fm", description="any core objective preset")
     network: ProteinNetworkConfig = ProteinNetworkConfig()
+    train: TrainConfig = Field(TrainConfig(steps=6000, batch_size=512, lr=1e-3, warmup_steps=200, ema_decay=0.999,
+                                           log_every=100, checkpoint_every=1000),
+                               description="the training loop; train.objective is any core objective preset (fm)")
+
     @model_validator(mode="after")
     def _fixed_bonds_need_internal(self) -> ProteinTrainConfig:
         resolve_bond_model(self.representation, self.bonds)
         return self
-
-    train: TrainConfig = TrainConfig(
-        steps=6000,
-        batch_size=512,
-        lr=1e-3,
-        warmup_steps=200,
-        ema_decay=0.999,
-        log_every=100,
-        checkpoint_every=1000,
-    )
 
 
 def lag_frames(lag_ps: float, time_step_ps: float | None) -> int:
@@ -90,8 +72,9 @@ def lag_frames(lag_ps: float, time_step_ps: float | None) -> int:
     return int(round(frames))
 
 
-def train_protein(config: ProteinTrainConfig, *, out: str | Path, progress: bool = True) -> TrainResult:
-    """Train (or resume) a conformation model into run directory ``out``."""
+def train_protein(config: ProteinTrainConfig, *, out: str | Path, progress: bool = True,
+                  on_step: Callable[[int], None] | None = None) -> TrainResult:
+    """Train (or resume) a conformation model into run directory ``out`` (``on_step(step)`` after every step)."""
     store = open_structure_store(config.data)
     if len(store.coordinates.shape) != 3:
         raise UserError("training needs an MD store with dims (frame, atom, xyz)", path=config.data)
@@ -107,7 +90,7 @@ def train_protein(config: ProteinTrainConfig, *, out: str | Path, progress: bool
     metadata = {
         "domain": "protein",
         "task": config.task,
-        "objective": config.objective,
+        "objective": objective_json(config.train.objective),
         "network": config.network.model_dump(mode="json"),
         "representation": config.representation,
         "bonds": bonds,
@@ -125,15 +108,9 @@ def train_protein(config: ProteinTrainConfig, *, out: str | Path, progress: bool
         metadata |= {"lag_ps": config.lag_ps, "lag_frames": lag}
     log.info("training the %s model on %d examples of %d coordinates", config.task, len(z), dim)
     torch.manual_seed(config.train.seed)
-    net = MLPDenoiser(
-        dim,
-        cond_dim=dim if condition is not None else 0,
-        hidden=config.network.hidden,
-        depth=config.network.depth,
-        time_dim=config.network.time_dim,
-    )
+    net = build_network(config.network, dim=dim, task=config.task)
     source = TensorSource(z, batch_size=config.train.batch_size, condition=condition, seed=config.train.seed)
-    train_config = config.train.model_copy(update={"objective": config.objective})
     Path(out).mkdir(parents=True, exist_ok=True)
     (Path(out) / "train_config.json").write_text(config.model_dump_json(indent=1))
-    return train(net=net, data=source, config=train_config, run_dir=out, progress=progress, extra=metadata)
+    return train(net=net, data=source, config=config.train, run_dir=out, progress=progress, extra=metadata,
+                 on_step=on_step)

@@ -60,6 +60,19 @@ def open_forecast(path: str) -> xr.Dataset:
                         chunks=None)
 
 
+def network_calls_per_step(path: str) -> int | None:
+    """The network calls per forecast step a velocast forecast store's first cycle records (None for a
+    plain Zarr store or a cycle that records none)."""
+    from pipeline.forecast_store import ForecastStore
+
+    if (Path(path) / "zarr.json").exists():
+        return None
+    store = ForecastStore.open(path)
+    first = store.init_times()[0]
+    value = store.provenance(first).get("nfe_per_step")
+    return None if value is None else int(value)
+
+
 def _align(system: xr.Dataset, reference: xr.Dataset, name: str, variables: list[str]) -> xr.Dataset:
     """``system`` on the reference's init times and leads; a KeyError names what is missing."""
     missing_vars = [v for v in variables if v not in system]
@@ -115,5 +128,6 @@ def evaluate_weather(config: EvaluateConfig, *, out: str | Path) -> dict:
     valid_times = np.unique((init.values[:, None] + leads[None, :]).ravel())
     climatology = baselines.climatology_mean_at(history, valid_times, window_days=config.window_days)
     metrics = score_systems(systems, truth, variables=variables, climatology=climatology)
+    metrics["nfe_per_step"] = network_calls_per_step(config.forecast)
     write_report(metrics, Path(out), forecast=velocast, truth=truth, notes=notes)
     return metrics

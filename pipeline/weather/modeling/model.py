@@ -11,7 +11,7 @@ import pandas as pd
 from pydantic import Field
 from torch import nn
 
-from models.objectives import make_objective
+from models.objectives import ObjectiveSpec, make_objective
 from models.regression import RegressionObjective
 from models.training.checkpoint import CheckpointError, load_weights
 from pipeline.config import StrictModel
@@ -19,7 +19,7 @@ from pipeline.weather.modeling.data import Channel, Normalisation
 from pipeline.weather.modeling.features import GLOBAL_FEATURES
 from pipeline.weather.modeling.rollout import Forecaster
 
-ObjectiveName = str  # "mse" (deterministic baseline) or any preset of models.objectives.PRESETS
+ObjectiveName = str | dict  # "mse" (deterministic baseline), a preset of models.objectives.PRESETS, or a spec
 
 
 class NetworkConfig(StrictModel):
@@ -56,13 +56,13 @@ def build_network(config: NetworkConfig, *, channels: int, condition_channels: i
     )
 
 
-def objective_for(name: ObjectiveName):  # type: ignore[no-untyped-def]
-    """``mse`` → the deterministic regression objective; otherwise a core objective preset."""
+def objective_for(name: ObjectiveName | ObjectiveSpec):  # type: ignore[no-untyped-def]
+    """``mse`` → the deterministic regression objective; otherwise a core objective (preset or spec)."""
     return RegressionObjective() if name == "mse" else make_objective(name)
 
 
 def forecaster_metadata(
-    *, network: NetworkConfig, objective: str, channels: list[Channel], normalisation: Normalisation,
+    *, network: NetworkConfig, objective: ObjectiveName, channels: list[Channel], normalisation: Normalisation,
     static: np.ndarray, latitude: np.ndarray, longitude: np.ndarray, step: pd.Timedelta, data: str,
 ) -> dict:
     """Everything needed to rebuild the forecaster, stored as JSON in every checkpoint."""

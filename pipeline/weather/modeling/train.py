@@ -9,6 +9,7 @@ normalised units (mean over channels and leads): ``val/crps`` in ``metrics.jsonl
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -17,11 +18,17 @@ import torch
 import xarray as xr
 from pydantic import Field
 
+from models.objectives import objective_json
 from models.training.loop import TrainConfig, TrainResult, train
 from pipeline.config import StrictModel
 from pipeline.evaluation.ensemble import crps
 from pipeline.weather.modeling.data import Normalisation, WeatherWindows, dynamic_channels
-from pipeline.weather.modeling.model import NetworkConfig, build_network, forecaster_metadata, objective_for
+from pipeline.weather.modeling.model import (
+    NetworkConfig,
+    build_network,
+    forecaster_metadata,
+    objective_for,
+)
 from pipeline.weather.modeling.rollout import Forecaster, rollout
 from pipeline.weather.store import open_training_store
 
@@ -47,10 +54,11 @@ class WeatherTrainConfig(StrictModel):
     train_end: str | None = Field(None, description="last training time (default: by validation_fraction)")
     validation_end: str | None = Field(None, description="last validation time (default: the end of the store)")
     validation_fraction: float = Field(0.1, description="last fraction of the times kept for validation")
-    objective: str = Field("fm", description="'fm' (flow matching), any core preset, or 'mse' (deterministic)")
     network: NetworkConfig = NetworkConfig()
-    train: TrainConfig = TrainConfig(steps=3000, batch_size=16, lr=5e-4, warmup_steps=100, ema_decay=0.995,
-                                     log_every=25, checkpoint_every=250, validate_every=500)
+    train: TrainConfig = Field(TrainConfig(steps=3000, batch_size=16, lr=5e-4, warmup_steps=100, ema_decay=0.995,
+                                     log_every=25, checkpoint_every=250, validate_every=500),
+                               description="the training loop; train.objective is 'fm' (flow matching, the default), "
+                                           "any core preset, or 'mse' (the deterministic baseline)")
     validation: ValidationConfig = ValidationConfig()
 
 
@@ -92,8 +100,9 @@ def _validation_callback(forecaster: Forecaster, windows: WeatherWindows, config
     return validate
 
 
-def train_weather(config: WeatherTrainConfig, *, out: str | Path, progress: bool = True) -> TrainResult:
-    """Train (or resume) a weather model into run directory ``out``."""
+def train_weather(config: WeatherTrainConfig, *, out: str | Path, progress: bool = True,
+                  on_step: Callable[[int], None] | None = None) -> TrainResult:
+    """Train (or resume) a weather model into run directory ``out`` (``on_step(step)`` after every step)."""
     store = open_training_store(config.data)
     channels = dynamic_channels(store, config.variables)
     times = pd.DatetimeIndex(store["time"].values)
@@ -109,9 +118,10 @@ def train_weather(config: WeatherTrainConfig, *, out: str | Path, progress: bool
 
     torch.manual_seed(config.train.seed)  # the initial weights are part of the run
     net = build_network(config.network, channels=windows.channels, condition_channels=windows.condition_channels)
-    objective = objective_for(config.objective)
+    objective_name = objective_json(config.train.objective)
+    objective = objective_for(config.train.objective)
     metadata = forecaster_metadata(
-        network=config.network, objective=config.objective, channels=channels, normalisation=normalisation,
+        network=config.network, objective=objective_name, channels=channels, normalisation=normalisation,
         static=windows.static, latitude=windows.latitude, longitude=windows.longitude, step=step, data=config.data,
     )
     validate = None
@@ -124,4 +134,4 @@ def train_weather(config: WeatherTrainConfig, *, out: str | Path, progress: bool
     (Path(out) / "train_config.json").write_text(config.model_dump_json(indent=1))
     source = windows.source(batch_size=config.train.batch_size, seed=config.train.seed)
     return train(net=net, data=source, config=config.train, run_dir=out, objective=objective, validate=validate,
-                 progress=progress, extra=metadata)
+                 progress=progress, extra=metadata, on_step=on_step)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import subprocess
@@ -53,7 +54,7 @@ def test_train_writes_checkpoints_config_and_metrics(trained_run: Path) -> None:
     """Training leaves safetensors + JSON checkpoints, the resolved config and JSONL metrics."""
     ckpts = sorted(p.name for p in (trained_run / "checkpoints").iterdir())
     assert ckpts == ["step_00000020", "step_00000040"]
-    assert "objective: edm" in (trained_run / "config.yaml").read_text()
+    assert json.loads((trained_run / "train_config.json").read_text())["train"]["objective"] == "edm"
     assert len((trained_run / "metrics.jsonl").read_text().splitlines()) == 2
 
 

@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 
 from models.training import TrainConfig
-from pipeline.protein.modeling.commands import forecast_protein, sample_protein
 from pipeline.protein.modeling.data import Standardiser, lagged_pairs
-from pipeline.protein.modeling.train import ProteinNetworkConfig, ProteinTrainConfig, train_protein
+from pipeline.protein.modeling.generate import ForecastConfig, SampleConfig, forecast_protein, sample_protein
+from pipeline.protein.modeling.model import ProteinNetworkConfig
+from pipeline.protein.modeling.train import ProteinTrainConfig, train_protein
 from pipeline.protein.simulate import PeptideSimulation, simulate_peptide
 from pipeline.protein.store import open_structure_store
 
@@ -55,8 +56,8 @@ def test_lagged_pairs_never_cross_trajectories() -> None:
 
 def test_ensemble_model_samples_export(md_store, tmp_path) -> None:
     train_protein(tiny("ensemble", md_store), out=tmp_path / "run", progress=False)
-    store_path = sample_protein(model=tmp_path / "run", n=50, out=tmp_path / "samples", sampler="euler", steps=4,
-                                progress=False)
+    store_path = sample_protein(SampleConfig(model=str(tmp_path / "run"), n=50, sampler="euler", steps=4),
+                                out=tmp_path / "samples", progress=False)
     store = open_structure_store(store_path)
     assert store.dims == ("sample", "frame", "atom", "xyz") and store.coordinates.shape == (50, 1, 22, 3)
     assert store.attrs["samples_per_cpu_second"] > 0
@@ -68,8 +69,9 @@ def test_ensemble_model_samples_export(md_store, tmp_path) -> None:
 
 def test_forecast_model_rolls_out_trajectories(md_store, tmp_path) -> None:
     train_protein(tiny("forecast", md_store), out=tmp_path / "run", progress=False)
-    store_path = forecast_protein(model=tmp_path / "run", start=f"{md_store}:3", steps=5, members=2,
-                                  out=tmp_path / "traj", sampler="euler", sampler_steps=3, progress=False)
+    store_path = forecast_protein(ForecastConfig(model=str(tmp_path / "run"), start=f"{md_store}:3", steps=5,
+                                                 members=2, sampler="euler", sampler_steps=3),
+                                  out=tmp_path / "traj", progress=False)
     store = open_structure_store(store_path)
     assert store.coordinates.shape == (2, 6, 22, 3) and store.time_step_ps == 1.0
     dcd = mdtraj.load(str(tmp_path / "traj" / "exports" / "member_001.dcd"),
@@ -82,8 +84,8 @@ def test_wrong_model_kind_and_lag_are_clear_errors(md_store, tmp_path) -> None:
 
     train_protein(tiny("ensemble", md_store, steps=2), out=tmp_path / "ens", progress=False)
     with pytest.raises(ValueError, match="ensemble model"):
-        forecast_protein(model=tmp_path / "ens", start=f"{md_store}:0", steps=1, members=1, out=tmp_path / "x",
-                         progress=False)
+        forecast_protein(ForecastConfig(model=str(tmp_path / "ens"), start=f"{md_store}:0", steps=1, members=1),
+                         out=tmp_path / "x", progress=False)
     bad = tiny("forecast", md_store).model_copy(update={"lag_ps": 0.7})
     with pytest.raises(UserError, match="multiple of the frame spacing"):
         train_protein(bad, out=tmp_path / "bad", progress=False)

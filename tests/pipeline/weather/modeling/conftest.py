@@ -33,9 +33,8 @@ def small_store(times: int = 24, drop: int | None = None) -> xr.Dataset:
 def tiny_config(store_path: str, steps: int, objective: str = "fm") -> WeatherTrainConfig:
     return WeatherTrainConfig.model_validate({
         "data": store_path,
-        "objective": objective,
         "network": NetworkConfig(base_channels=8, channel_mults=[1, 2], blocks_per_level=1).model_dump(),
-        "train": {"steps": steps, "batch_size": 4, "lr": 1e-3, "warmup_steps": 2, "log_every": 1,
+        "train": {"objective": objective, "steps": steps, "batch_size": 4, "lr": 1e-3, "warmup_steps": 2, "log_every": 1,
                   "checkpoint_every": 2, "validate_every": 3, "seed": 3},
         "validation": ValidationConfig(init_times=2, members=2, lead_steps=2, sampler_steps=2).model_dump(),
     })

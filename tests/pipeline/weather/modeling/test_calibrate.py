@@ -206,33 +206,36 @@ def test_a_mapping_of_equal_scales_samples_like_the_scalar(fm_run, store_path) -
 
 
 def test_cli_noise_scale_takes_a_number_or_pairs() -> None:
-    from pipeline.errors import UserError
-    from pipeline.weather.modeling.cli import parse_noise_scale
+    from pipeline.weather.domain import parse_noise_scale
 
     assert parse_noise_scale("0.6") == 0.6
     assert parse_noise_scale("geopotential=0.45, temperature_850=0.6") == {"geopotential": 0.45,
                                                                           "temperature_850": 0.6}
-    assert parse_noise_scale(None) is None
-    with pytest.raises(UserError, match="NAME=VALUE"):
+    with pytest.raises(ValueError, match="NAME=VALUE"):
         parse_noise_scale("geopotential=0.4,0.5")
 
 
 def test_run_stage_reuses_a_matching_calibration_and_redoes_it_for_another_grid(fm_run, store_path, tmp_path) -> None:
-    """`velocast run weather`'s calibrate stage keeps calibration.json when checkpoint, init times, members,
-    sampler, ρ and λ grid match, and calibrates again when the λ grid changes."""
-    from pipeline.weather.run import RunWeatherConfig, stage_calibrate
+    """`velocast run weather`'s calibrate stage is reused when its key (checkpoint, init times, members, sampler,
+    ρ, λ grid) matches the recorded one, and calibrates again, from scratch, when the λ grid changes."""
+    from pipeline.runs import execute_stage
+    from pipeline.weather.run import RUN
 
     out = tmp_path / "run"
     out.mkdir()
     shutil.copytree(fm_run, out / "model")
     (out / "atmosphere.zarr").symlink_to(store_path)
-    config = RunWeatherConfig(train_days=2.0, validation_days=2.0, lead_days=0.5, calibration_init_times=1,
-                              calibration_members=2, sampler="euler", sampler_steps=1,
-                              calibration_noise_scales=[0.6, 0.9])
-    first = stage_calibrate(config, out=out)
+    config = RUN.configure(values=dict(train_days=2.0, validation_days=2.0, lead_days=0.5, calibration_init_times=1,
+                                       calibration_members=2, sampler="euler", sampler_steps=1,
+                                       calibration_noise_scales=[0.6, 0.9]))
+    layout, stage = RUN.layout(out), RUN.stage("calibrate")
+    first = execute_stage(RUN, stage, config, layout)
     path = out / "model" / "calibration.json"
     stamp = path.stat().st_mtime_ns
-    assert stage_calibrate(config, out=out) == first and path.stat().st_mtime_ns == stamp
-    other = stage_calibrate(config.model_copy(update={"calibration_noise_scales": [0.5, 1.0]}), out=out)
-    assert other["noise_scales"] == [0.5, 1.0]
-    assert {h["noise_scale"] for h in other["history"][:2]} == {0.5, 1.0}
+    again = execute_stage(RUN, stage, config, layout)
+    assert again.cached and again.result == first.result and path.stat().st_mtime_ns == stamp
+    other = execute_stage(RUN, stage, config.model_copy(update={"calibration_noise_scales": [0.5, 1.0]}), layout)
+    assert not other.cached
+    record = json.loads(path.read_text())
+    assert record["noise_scales"] == [0.5, 1.0]
+    assert {h["noise_scale"] for h in record["history"][:2]} == {0.5, 1.0}
