@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
-from typing import TypeVar
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from rich.console import Console
+from rich.table import Table
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -15,7 +16,6 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-T = TypeVar("T")
 
 console = Console()
 err_console = Console(stderr=True)
@@ -35,17 +35,21 @@ def make_progress(*, transient: bool = False, enabled: bool = True) -> Progress:
     )
 
 
-def track(iterable: Iterable[T], *, total: int | None = None, description: str = "working") -> Iterator[T]:
-    """Iterate with a progress bar on stderr."""
-    with make_progress() as progress:
-        task = progress.add_task(description, total=total if total is not None else _len_or_none(iterable))
-        for item in iterable:
-            yield item
-            progress.advance(task)
+def format_value(value: Any) -> str:
+    """A table cell: 4 significant digits for numbers, – for nothing."""
+    if value is None:
+        return "–"
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return str(value)
+    return f"{value:.4g}"
 
 
-def _len_or_none(iterable: Iterable[object]) -> int | None:
-    try:
-        return len(iterable)  # type: ignore[arg-type]
-    except TypeError:
-        return None
+def rows_table(rows: Sequence[Mapping[str, Any]], *, title: str) -> Table:
+    """A rich table of ``rows`` (dicts with the same keys; the first column left-aligned, numbers right)."""
+    table = Table(title=title)
+    columns = list(rows[0]) if rows else []
+    for i, column in enumerate(columns):
+        table.add_column(column, justify="left" if i == 0 else "right")
+    for row in rows:
+        table.add_row(*(format_value(row.get(c)) for c in columns))
+    return table

@@ -1,6 +1,6 @@
 """The generic verbs: ``velocast VERB DOMAIN`` and ``velocast run DOMAIN`` for every registered domain.
 
-Each :class:`~pipeline.domains.Verb` becomes a Typer command whose options are the verb's flags plus
+Each :class:`~pipeline.base.Verb` becomes a Typer command whose options are the verb's flags plus
 ``--config`` (YAML), ``--set KEY=VALUE`` (repeatable), ``--out`` and ``--no-progress``; the config is built
 defaults < YAML < ``--set`` < flags (:func:`pipeline.config.load_config`). ``run DOMAIN`` executes the
 domain's :class:`~pipeline.runs.RunSpec` with a runner (``--runner``): ``local`` runs the stages in this
@@ -18,7 +18,8 @@ from typing import Any, Optional
 import typer
 
 from pipeline.cli.root import group
-from pipeline.domains import Domain, Flag, Verb, domains, resolve
+from pipeline.base import Domain, Flag, Verb
+from pipeline.domains import domains, resolve
 
 log = logging.getLogger(__name__)
 
@@ -170,20 +171,11 @@ def execute_run(spec: Any, config: Any, out: Path, *, runner: str, refresh: bool
         raise UserError(f"{exc}; or run with --runner local") from None
 
 
-def format_value(value: Any) -> str:
-    """A table cell: 4 significant digits for numbers, – for nothing."""
-    if value is None:
-        return "–"
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return str(value)
-    return f"{value:.4g}"
-
-
 def print_run_summary(result: Any) -> None:
     """Stage times, the headline table, the report's path."""
     from rich.table import Table
 
-    from pipeline.console import console
+    from pipeline.console import console, rows_table
 
     stages = Table(title=f"{result.domain} run: stages ({result.runner} runner)")
     for column in ("stage", "status", "seconds"):
@@ -194,13 +186,7 @@ def print_run_summary(result: Any) -> None:
     console.print(stages)
     summary = result.summary
     if summary.headline:
-        table = Table(title=summary.title)
-        columns = list(summary.headline[0])
-        for i, column in enumerate(columns):
-            table.add_column(column, justify="left" if i == 0 else "right")
-        for row in summary.headline:
-            table.add_row(*(format_value(row.get(c)) for c in columns))
-        console.print(table)
+        console.print(rows_table(summary.headline, title=summary.title))
     for line in summary.lines:
         console.print(line, highlight=False)
     if summary.report is not None:

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from pipeline.domains import Domain, Flag, Verb, comma_list
+from pipeline.base import Domain, Flag, Verb, comma_list
 
-M = "pipeline.protein.modeling"
 FORMATS = Flag("--formats", "formats", str, "Export formats, comma-separated (pdb, xtc, dcd, h5); empty for none.",
                parse=comma_list)
 
@@ -50,8 +49,8 @@ DOMAIN = Domain(
     verbs=(
         Verb("train", "Train a flow-matching model of conformations (ensemble) or of time-lagged dynamics "
                       "(forecast).",
-             config=f"{M}.train:ProteinTrainConfig", run=f"{M}.train:train_protein",
-             summary="pipeline.domains:train_summary",
+             config="pipeline.protein.modeling.train:ProteinTrainConfig", run="pipeline.protein.modeling.train:train_protein",
+             summary="pipeline.base:train_summary",
              out="Run directory (checkpoints, metrics.jsonl); resumes if present.",
              flags=(Flag("--data", "data", str, "Structure store (ingest protein / simulate peptide)."),
                     Flag("--task", "task", str, "ensemble (conformations) or forecast (x(t+τ) | x(t))."),
@@ -64,7 +63,7 @@ DOMAIN = Domain(
                     Flag("--steps", "train.steps", int, "Training steps."),
                     Flag("--max-minutes", "train.max_minutes", float, "Stop cleanly after this many minutes."))),
         Verb("sample", "Draw independent conformations; write a structure store plus PDB/XTC/DCD for VMD and PyMOL.",
-             config=f"{M}.generate:SampleConfig", run=f"{M}.generate:sample_protein",
+             config="pipeline.protein.modeling.generate:SampleConfig", run="pipeline.protein.modeling.generate:sample_protein",
              summary="pipeline.protein.domain:sample_summary", out="Output directory: samples.zarr and exports/.",
              flags=(Flag("--model", "model", str, "Ensemble model run directory or checkpoint."),
                     Flag("--n", "n", int, "Number of conformations."), SAMPLER,
@@ -72,7 +71,7 @@ DOMAIN = Domain(
                     Flag("--seed", "seed", int, "Noise seed."), FORMATS)),
         Verb("forecast", "Roll a time-lagged model out into trajectories (member, frame, atom, xyz) plus "
                          "PDB/XTC/DCD.",
-             config=f"{M}.generate:ForecastConfig", run=f"{M}.generate:forecast_protein",
+             config="pipeline.protein.modeling.generate:ForecastConfig", run="pipeline.protein.modeling.generate:forecast_protein",
              summary="pipeline.protein.domain:forecast_summary",
              out="Output directory: trajectories.zarr and exports/.",
              flags=(Flag("--model", "model", str, "Forecast model run directory or checkpoint."),
@@ -84,7 +83,7 @@ DOMAIN = Domain(
                     Flag("--seed", "seed", int, "Noise seed."), FORMATS)),
         Verb("evaluate", "Score samples against reference MD: Ramachandran JS, basins, validity, free energy, cost, "
                          "dynamics.",
-             config=f"{M}.evaluate:EvaluateConfig", run=f"{M}.evaluate:evaluate_protein",
+             config="pipeline.protein.modeling.evaluate:EvaluateConfig", run="pipeline.protein.modeling.evaluate:evaluate_protein",
              summary="pipeline.protein.domain:evaluate_summary",
              out="Report directory (metrics.json, report.md, plots).",
              flags=(Flag("--samples", "samples", str, "Structure store of generated samples or forecast trajectories."),
@@ -92,7 +91,7 @@ DOMAIN = Domain(
                     Flag("--training", "training", str, "Structure store of the training MD (for rama_js_training, "
                                                         "its basins and the MD cost)."))),
         Verb("distill", "Distil a protein model into a few-step student (reflow).",
-             config=f"{M}.distill:DistillProteinConfig", run=f"{M}.distill:distill_protein",
+             config="pipeline.protein.modeling.distill:DistillProteinConfig", run="pipeline.protein.modeling.distill:distill_protein",
              summary="pipeline.protein.domain:distill_summary",
              out="New run directory for the student (must not exist or be empty).",
              flags=(Flag("--model", "model", str, "Teacher run directory (newest checkpoint) or checkpoint "

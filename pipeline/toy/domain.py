@@ -5,9 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from pipeline.domains import Domain, Flag, Verb
+from pipeline.base import Domain, Flag, Verb
 
-M = "pipeline.toy.modeling"
 
 
 def sample_summary(drawn: Any, config: Any, out: Any) -> str:
@@ -34,14 +33,14 @@ DOMAIN = Domain(
     verbs=(
         Verb("train", "Train the MLP denoiser on the 2-D mixture of 8 Gaussians with the core training loop "
                       "(example config: pipeline/toy/toy.yaml).",
-             config=f"{M}.train:ToyTrainConfig", run=f"{M}.train:train_toy", summary="pipeline.domains:train_summary",
+             config="pipeline.toy.modeling.train:ToyTrainConfig", run="pipeline.toy.modeling.train:train_toy", summary="pipeline.base:train_summary",
              out="Run directory (checkpoints, metrics.jsonl, train_config.json); resumed if it has a checkpoint.",
              flags=(Flag("--steps", "train.steps", int, "Total training steps."),
                     Flag("--objective", "train.objective", str, "Objective preset, e.g. fm, edm, eps-cosine, "
                                                                "v-sigmoid."))),
         Verb("sample", "Sample a trained toy model; prints NFE, time, mixture weights and sliced-Wasserstein to "
                        "fresh data.",
-             config=f"{M}.generate:SampleConfig", run=f"{M}.generate:sample_toy",
+             config="pipeline.toy.modeling.generate:SampleConfig", run="pipeline.toy.modeling.generate:sample_toy",
              summary="pipeline.toy.domain:sample_summary",
              out="Output file: .npz (samples) or .png (scatter plot over the data).",
              flags=(Flag("--model", "model", str, "Run directory written by `velocast train toy` (or a checkpoint "
@@ -56,7 +55,7 @@ DOMAIN = Domain(
                     Flag("--seed", "seed", int, "Noise seed."),
                     Flag("--raw", "raw", bool, "Use the raw weights instead of the EMA weights.", value=True))),
         Verb("evaluate", "Score toy samples against the mixture: sliced W2 (and its floor), mode weights.",
-             config=f"{M}.evaluate:EvaluateConfig", run=f"{M}.evaluate:evaluate_toy",
+             config="pipeline.toy.modeling.evaluate:EvaluateConfig", run="pipeline.toy.modeling.evaluate:evaluate_toy",
              summary="pipeline.toy.domain:evaluate_summary", out="Report directory (metrics.json, report.md, "
                                                                  "samples.png).",
              flags=(Flag("--samples", "samples", str, "Samples (.npz) from `velocast sample toy`."),

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from pipeline.domains import Domain, Flag, Verb, comma_floats, comma_list
+from pipeline.base import Domain, Flag, Verb, comma_floats, comma_list
 
-M = "pipeline.weather.modeling"
 
 
 def parse_noise_scale(text: str) -> float | dict[str, float]:
@@ -56,18 +55,12 @@ def forecast_summary(summary: Any, config: Any, out: Any) -> str:
 
 def evaluate_summary(metrics: dict, config: Any, out: Any) -> Any:
     from rich.console import Group
-    from rich.table import Table
 
-    from pipeline.cli.verbs import format_value
+    from pipeline.console import rows_table
     from pipeline.weather.report import headline_rows
 
-    rows = headline_rows(metrics)
-    table = Table(title="fair CRPS by lead (lower is better)")
-    for i, column in enumerate(rows[0]):
-        table.add_column(column, justify="left" if i == 0 else "right")
-    for row in rows:
-        table.add_row(*(format_value(v) for v in row.values()))
-    return Group(table, f"report: {out}/report.md")
+    return Group(rows_table(headline_rows(metrics), title="fair CRPS by lead (lower is better)"),
+                 f"report: {out}/report.md")
 
 
 def distill_summary(summary: dict, config: Any, out: Any) -> str:
@@ -99,8 +92,8 @@ DOMAIN = Domain(
         Verb("train", "Train the conditional flow-matching weather model (or the deterministic baseline with "
                       "--objective mse). Several GPUs or CPU processes: `torchrun --nproc-per-node N -m pipeline "
                       "train weather ...`.",
-             config=f"{M}.train:WeatherTrainConfig", run=f"{M}.train:train_weather",
-             summary="pipeline.domains:train_summary",
+             config="pipeline.weather.modeling.train:WeatherTrainConfig", run="pipeline.weather.modeling.train:train_weather",
+             summary="pipeline.base:train_summary",
              out="Run directory (checkpoints, metrics.jsonl); resumes if present.",
              flags=(Flag("--data", "data", str, "Training store from `velocast ingest weather`."),
                     Flag("--objective", "train.objective", str, "fm (default), another core preset, or mse."),
@@ -113,7 +106,7 @@ DOMAIN = Domain(
                           "(λ, ρ) of the grid with the lowest CRPS, then λ per variable, then the spread factor per "
                           "channel and lead). Writes MODEL/calibration.json, which `velocast forecast weather` then "
                           "uses by default.",
-             config=f"{M}.calibrate:CalibrateConfig", run="pipeline.weather.domain:calibrate",
+             config="pipeline.weather.modeling.calibrate:CalibrateConfig", run="pipeline.weather.domain:calibrate",
              summary="pipeline.weather.domain:calibrate_summary", out=None,
              flags=(Flag("--model", "model", str, "Run directory of a flow-matching weather model."),
                     Flag("--data", "data", str, "Store with the validation analyses and their truth."),
@@ -135,7 +128,7 @@ DOMAIN = Domain(
                          "ensemble mean scaled so that the validation spread/skill ratio is 1."),
                     SAMPLER, Flag("--steps", "sampler_steps", int, "Sampler steps per forecast step."))),
         Verb("forecast", "Roll a trained weather model out as an ensemble; one Icechunk commit per init time.",
-             config=f"{M}.generate:ForecastConfig", run=f"{M}.generate:forecast_weather",
+             config="pipeline.weather.modeling.generate:ForecastConfig", run="pipeline.weather.modeling.generate:forecast_weather",
              summary="pipeline.weather.domain:forecast_summary",
              out="Forecast store (Icechunk); existing cycles are kept.",
              flags=(Flag("--model", "model", str, "Run directory (newest checkpoint) or checkpoint directory."),
@@ -158,7 +151,7 @@ DOMAIN = Domain(
                     Flag("--device", "device", str, "cpu or cuda."))),
         Verb("evaluate", "Score velocast and the baselines (fair CRPS, debiased RMSE, spread/skill, rank "
                          "histograms, ACC) and write the report.",
-             config=f"{M}.evaluate:EvaluateConfig", run=f"{M}.evaluate:evaluate_weather",
+             config="pipeline.weather.modeling.evaluate:EvaluateConfig", run="pipeline.weather.modeling.evaluate:evaluate_weather",
              summary="pipeline.weather.domain:evaluate_summary",
              out="Report directory (metrics.json, report.md, PNG plots).",
              flags=(Flag("--forecast", "forecast", str, "velocast forecast store."),
@@ -168,7 +161,7 @@ DOMAIN = Domain(
                     Flag("--variables", "variables", str, "Comma-separated variables to score.", parse=comma_list))),
         Verb("distill", "Distil a weather model into a few-step student (reflow); forecast with it via `velocast "
                         "forecast weather --model OUT`.",
-             config=f"{M}.distill:DistillWeatherConfig", run=f"{M}.distill:distill_weather",
+             config="pipeline.weather.modeling.distill:DistillWeatherConfig", run="pipeline.weather.modeling.distill:distill_weather",
              summary="pipeline.weather.domain:distill_summary",
              out="New run directory for the student (must not exist or be empty).",
              flags=(Flag("--model", "model", str, "Teacher run directory (newest checkpoint) or checkpoint directory."),

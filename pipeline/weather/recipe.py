@@ -117,8 +117,3 @@ class Recipe(StrictModel):
 def load_recipe(path: str | Path, *, sets: list[str] | tuple[str, ...] = ()) -> Recipe:
     """Read and validate a recipe (a problem is one UserError line)."""
     return load_config(Recipe, path, sets=sets)
-
-
-def builtin_recipe_path(name: str) -> Path:
-    """Path of a recipe shipped in ``pipeline/weather/recipes`` (``held-suarez``, ``wb2-era5-1.5deg``)."""
-    return Path(__file__).parent / "recipes" / f"{name}.yaml"

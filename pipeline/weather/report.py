@@ -163,7 +163,7 @@ def plot_plume(forecast: xr.Dataset, truth: xr.Dataset, *, channel: str, init_in
 
 def _table(metrics: dict, metric: str, channel: str, systems: Sequence[str]) -> list[str]:
     leads = metrics["lead_hours"]
-    lines = [f"| system | " + " | ".join(f"{h} h" for h in leads) + " |",
+    lines = ["| system | " + " | ".join(f"{h} h" for h in leads) + " |",
              "|---|" + "---|" * len(leads)]
     for system in systems:
         values = metrics["scores"][system].get(metric, {}).get(channel)

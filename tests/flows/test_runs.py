@@ -1,5 +1,6 @@
 """Every domain's run as the Prefect flow built from its stage list (flows/runs.py), on the shared real
-Prefect server: every stage a task, the report artifacts, a fully cached re-run, a stage whose output was
+Prefect server: the same metrics as the code before the stage machinery on the same config and seeds
+(golden/), every stage a task, the report artifacts, a fully cached re-run, a stage whose output was
 deleted recomputed (not served stale), and the ``prefect`` runner of ``velocast run``."""
 
 from __future__ import annotations
@@ -22,6 +23,32 @@ PROTEIN_TINY = {
 }
 TOY_TINY = {"train": {"steps": 30, "batch_size": 64, "warmup_steps": 2, "log_every": 10, "checkpoint_every": 30},
             "samples": 200, "sampler_steps": 4}
+
+
+GOLDEN = Path(__file__).parent / "golden"
+
+
+def assert_same_as_before(metrics: dict, golden: str, *, rtol: float = 1e-6) -> None:
+    """Every number of the golden metrics (written by the code before the stage machinery, same config and
+    seeds) is reproduced to ``rtol`` (BLAS threading may reorder sums); everything else exactly."""
+    import numpy as np
+
+    def compare(want, have, where: str) -> None:
+        if isinstance(want, dict):
+            assert isinstance(have, dict), where
+            for key, value in want.items():
+                assert key in have, f"{where}/{key} missing"
+                compare(value, have[key], f"{where}/{key}")
+        elif isinstance(want, list):
+            assert isinstance(have, list) and len(have) == len(want), where
+            for i, (w, h) in enumerate(zip(want, have)):
+                compare(w, h, f"{where}[{i}]")
+        elif isinstance(want, float) and not isinstance(want, bool):
+            assert np.isclose(have, want, rtol=rtol, atol=1e-12, equal_nan=True), f"{where}: {have} != {want}"
+        else:
+            assert have == want, f"{where}: {have} != {want}"
+
+    compare(json.loads((GOLDEN / golden).read_text())["metrics"], metrics, golden)
 
 
 def _ran(flow_run_id) -> set[str]:
@@ -47,6 +74,7 @@ def test_weather_pipeline_writes_report_artifacts_and_reruns_from_cache(pipeline
     assert state.is_completed(), state
     metrics = json.loads((out / "metrics.json").read_text())
     assert set(metrics["systems"]) >= {"velocast", "persistence", "climatology", "deterministic", "perfect_model"}
+    assert_same_as_before(metrics, "weather_tiny.json")
     record = json.loads((out / "run.json").read_text())
     assert list(record["stages"]) == ["simulate", "train-model", "train-deterministic", "calibrate", "forecast-model",
                                       "forecast-deterministic", "perfect-model", "evaluate"]
@@ -89,6 +117,7 @@ def test_protein_pipeline_runs_caches_and_recomputes_deleted_outputs(prefect_ser
     assert state.is_completed(), state
     metrics = json.loads((Path(out) / "metrics.json").read_text())
     assert "forecast" in metrics and (Path(out) / "samples" / "samples.zarr").exists()
+    assert_same_as_before(metrics, "protein_tiny.json")
     assert {"protein-report", "protein-headline", "protein-plot", "protein-pipeline-timings",
             "progress-train-ensemble"} <= set(artifacts(state.state_details.flow_run_id))
 

@@ -4,8 +4,6 @@ cycle's idempotence runs through deployments in test_deploy.py; the end-to-end r
 
 from __future__ import annotations
 
-import json
-import time
 from pathlib import Path
 
 import pytest

@@ -1,8 +1,6 @@
-"""Python entry points for the embedded atmosphere.
-
-* :func:`simulate_atmosphere` → the cached canonical simulation (lazy ``xr.Dataset``);
-* :func:`simulate_training_store` → a training store (as ``velocast ingest weather`` writes) from it,
-  with the restartable ``model_state`` group, ready for :func:`~pipeline.weather.simulate.ensemble.perfect_model_ensemble`.
+"""Python entry point for the embedded atmosphere: :func:`simulate_training_store` → a training store (as
+``velocast ingest weather`` writes) from the cached canonical simulation, with the restartable ``model_state``
+group, ready for :func:`~pipeline.weather.simulate.ensemble.perfect_model_ensemble`.
 """
 
 from __future__ import annotations
@@ -10,8 +8,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import urlencode
-
-import xarray as xr
 
 from pipeline.weather.simulate.cache import cache_path, simulate
 from pipeline.weather.simulate.model import AtmosphereConfig
@@ -24,15 +20,6 @@ def atmosphere_config(
     **extra: object,
 ) -> AtmosphereConfig:
     return AtmosphereConfig(days=days, seed=seed, spinup_days=spinup_days, levels=tuple(levels), **extra)  # type: ignore[arg-type]
-
-
-def simulate_atmosphere(
-    *, days: float = 365.0, seed: int = 0, spinup_days: float = 300.0, levels: Sequence[int] = (250, 500, 850),
-    compile: bool | None = None, progress: bool = True,
-) -> xr.Dataset:
-    """The canonical Held–Suarez simulation (simulated once, then read from the cache)."""
-    cfg = atmosphere_config(days=days, seed=seed, spinup_days=spinup_days, levels=levels)
-    return xr.open_zarr(simulate(cfg, compile=compile, progress=progress), chunks={})
 
 
 def builtin_source(config: AtmosphereConfig) -> str:

@@ -97,11 +97,6 @@ def simulate(
     return path
 
 
-def open_simulation(config: AtmosphereConfig, **kwargs: object) -> xr.Dataset:
-    """The cached simulation as a lazy dataset (simulated first when absent)."""
-    return xr.open_zarr(simulate(config, **kwargs), chunks={})  # type: ignore[arg-type]
-
-
 def open_model_state(store: str | Path) -> xr.Dataset:
     """The ``model_state`` group of a simulation (or of a training store written from one)."""
     return xr.open_zarr(store, group=STATE_GROUP, chunks={})

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 from models.networks.grid_unet import GridUNet
 from models.regression import RegressionObjective

@@ -1,0 +1,150 @@
+"""The roles that every domain fills, and the declaration a domain hands the CLI and the runners.
+
+Roles (``typing.Protocol``, in the spirit of earth2studio's ``base.py``); each domain's classes satisfy
+them (``tests/pipeline/test_base.py`` checks):
+
+* :class:`Codec` — how a domain sample becomes the core's tensor and back (weather: the per-channel
+  :class:`~pipeline.weather.modeling.data.Normalisation`; protein: a featuriser);
+* :class:`DataSource` — training batches for the core loop (:class:`models.training.BatchSource`);
+* :class:`Generator` — a trained model loaded from a run: network, objective, metadata, checkpoint;
+* :class:`Store` — where a domain's generated data go (a forecast store, a structure store);
+* :class:`Evaluator` — ``evaluate(config, *, out) -> metrics`` writing ``metrics.json`` and a report;
+* :class:`Report` — a finished run's summary (:class:`~pipeline.runs.RunSummary`).
+
+The declaration: a :class:`Domain` names its run (a :class:`~pipeline.runs.RunSpec`) and its verbs, each a
+:class:`Verb` with :class:`Flag` s; :mod:`pipeline.domains` registers domains, :mod:`pipeline.cli.verbs`
+builds their commands. Config models and functions are named as ``"module:attribute"`` strings, imported
+only when a command runs, so ``velocast --help`` never imports torch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, Protocol, runtime_checkable
+
+
+
+def __getattr__(name: str) -> Any:
+    # DataSource is the core's BatchSource, re-exported lazily: importing this module must not import torch.
+    if name == "DataSource":
+        from models.training.data import BatchSource
+
+        return BatchSource
+    raise AttributeError(name)
+
+
+@runtime_checkable
+class Codec(Protocol):
+    """A domain sample ↔ the core's tensor: ``decode(encode(x)) ≈ x``; ``to_json`` rebuilds it from a checkpoint."""
+
+    def to_json(self) -> Any: ...
+
+
+@runtime_checkable
+class Generator(Protocol):
+    """A trained generative model as loaded from a run: everything needed to sample it."""
+
+    net: Any
+    objective: Any
+    metadata: dict
+
+
+@runtime_checkable
+class Store(Protocol):
+    """Where a domain's generated data are kept; written atomically, read without the writer."""
+
+    @property
+    def attrs(self) -> Mapping[str, Any]: ...
+
+
+class Evaluator(Protocol):
+    """Scores generated data against the truth and writes ``OUT/metrics.json`` and a report; returns the metrics."""
+
+    def __call__(self, config: Any, *, out: str | Path, progress: bool = True) -> dict[str, Any]: ...
+
+
+class Report(Protocol):
+    """The summary of a finished run: its headline rows, one-line facts, the report and the plots."""
+
+    title: str
+    headline: list[dict[str, Any]]
+    lines: list[str]
+    report: Path | None
+    plots: list[Path]
+
+
+VerbName = Literal["train", "sample", "forecast", "calibrate", "distill", "evaluate"]
+VERB_NAMES: tuple[VerbName, ...] = ("train", "sample", "forecast", "calibrate", "distill", "evaluate")
+
+
+@dataclass(frozen=True)
+class Flag:
+    """A command-line option that sets one config field (dotted path, e.g. ``train.steps``).
+
+    ``type`` is the option's type (``str``, ``int``, ``float``, ``bool`` or ``list[str]``); ``parse`` turns the
+    option's value into the field's (e.g. comma-separated numbers). An option spelled ``--a/--b`` is a
+    pair of switches (True / False). ``value`` makes a single switch: when given, the field gets ``value``.
+    """
+
+    option: str
+    field: str
+    type: Any = str
+    help: str = ""
+    parse: Callable[[Any], Any] | None = None
+    value: Any = None
+    short: str | None = None
+
+
+def comma_list(text: str | list[str]) -> list[str]:
+    """``"a,b"`` (or several such options) → ``["a", "b"]``."""
+    items = [text] if isinstance(text, str) else text
+    return [part.strip() for item in items for part in str(item).split(",") if part.strip()]
+
+
+def comma_floats(text: str) -> list[float]:
+    """``"0.45,0.6"`` → ``[0.45, 0.6]``; a ValueError names what is not a number."""
+    try:
+        return [float(part) for part in comma_list(text)]
+    except ValueError:
+        raise ValueError(f"expected comma-separated numbers, got {text!r}") from None
+
+
+@dataclass(frozen=True)
+class Verb:
+    """``velocast NAME DOMAIN``: build ``config`` (defaults < ``--config`` YAML < ``--set`` < flags), call
+    ``run(config, out=..., progress=...)`` and print ``summary(result, config, out)``.
+
+    ``out`` is the help of ``--out`` (None: the verb takes no ``--out`` and ``run`` gets ``out=None``).
+    """
+
+    name: VerbName
+    help: str
+    config: str
+    run: str
+    summary: str
+    flags: tuple[Flag, ...] = ()
+    out: str | None = "Output directory."
+
+
+def train_summary(result: Any, config: Any, out: Any) -> str:
+    """The summary of every domain's ``train`` verb (a :class:`~models.training.TrainResult`)."""
+    loss = result.metrics.get("loss")
+    return (f"trained to step {result.step}/{config.train.steps} ({result.stopped})"
+            + (f", loss {loss:.4f}" if loss is not None else "") + f"; checkpoints in {out}/checkpoints")
+
+
+@dataclass(frozen=True)
+class Domain:
+    """A domain: its name, one line of help, its run (a ``RunSpec`` reference) and its verbs."""
+
+    name: str
+    help: str
+    run: str
+    verbs: tuple[Verb, ...] = ()
+
+    def verb(self, name: str) -> Verb | None:
+        return next((v for v in self.verbs if v.name == name), None)
+
+
