@@ -163,4 +163,5 @@ def publish_summary(domain: str, summary: RunSummary, timer: StepTimer) -> None:
         create_table_artifact(rows, key=artifact_key(f"{domain}-headline"), description=summary.title)
     plots = [p for p in summary.plots if p.exists()]
     if plots:
-        create_image_artifact(plots[0].resolve().as_uri(), key=artifact_key(f"{domain}-plot"), description=str(plots[0]))
+        create_image_artifact(plots[0].resolve().as_uri(), key=artifact_key(f"{domain}-plot"),
+                              description=str(plots[0]))

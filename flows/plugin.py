@@ -18,7 +18,8 @@ def prefect_runner(spec: RunSpec, config: Any, out: str | Path, *, refresh: bool
     try:
         from flows.runs import run_with_prefect
     except ImportError as exc:
-        raise RunnerUnavailable(f"Prefect is not installed ({exc.name}; pip install 'velocast[orchestration]')") from None
+        raise RunnerUnavailable(f"Prefect is not installed ({exc.name}; pip install "
+                                "'velocast[orchestration]')") from None
 
     return run_with_prefect(spec, config, out, refresh=refresh, progress=progress)
 

@@ -17,13 +17,14 @@ coefficients, guiding the raw output equals guiding any of those predictions.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
 from torch import Tensor
 
 Condition = Any  # None | Tensor | Mapping[str, Condition] | Sequence[Condition]
+NamedCondition = Mapping[str, Tensor | None] | None  # the named condition fields a network reads
 
 
 def map_condition(fn: Callable[[Tensor], Tensor], condition: Condition) -> Condition:

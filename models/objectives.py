@@ -147,19 +147,9 @@ class Objective:
         return self.predict_from_output(out, x, t)
 
     # -- training ----------------------------------------------------------------------------
-    def loss(
-        self,
-        net: Network,
-        x1: Tensor,
-        condition: Condition = None,
-        *,
-        weight: Tensor | None = None,
-        mask: Tensor | None = None,
-        t: Tensor | None = None,
-        noise: Tensor | None = None,
-        drop: Tensor | None = None,
-        generator: torch.Generator | None = None,
-    ) -> LossOutput:
+    def loss(self, net: Network, x1: Tensor, condition: Condition = None, *, weight: Tensor | None = None,
+             mask: Tensor | None = None, t: Tensor | None = None, noise: Tensor | None = None,
+             drop: Tensor | None = None, generator: torch.Generator | None = None) -> LossOutput:
         """Regression loss at random (or given) ``t`` and ``noise``; ``drop`` is the CFG drop mask ``[B]``."""
         batch = x1.shape[0]
         if t is None:

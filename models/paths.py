@@ -28,6 +28,8 @@ from typing import Literal
 import torch
 from torch import Tensor
 
+from models.choices import choose
+
 PathName = Literal["linear", "linear_beta", "cosine", "sigmoid", "edm"]
 
 
@@ -241,6 +243,4 @@ PATHS: dict[str, type[Path]] = {
 
 def make_path(name: PathName, **options: float) -> Path:
     """Build a path by name (``linear``, ``linear_beta``, ``cosine``, ``sigmoid``, ``edm``)."""
-    if name not in PATHS:
-        raise ValueError(f"unknown path {name!r}; choose one of {sorted(PATHS)}")
-    return PATHS[name](**options)  # type: ignore[call-arg]
+    return choose(PATHS, name, what="path", **options)

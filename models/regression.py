@@ -37,19 +37,9 @@ class RegressionObjective:
         zero = torch.zeros_like(out)
         return Prediction(x1=out, x0=zero, velocity=zero, output=out)
 
-    def loss(
-        self,
-        net: Network,
-        x1: Tensor,
-        condition: Condition = None,
-        *,
-        weight: Tensor | None = None,
-        mask: Tensor | None = None,
-        t: Tensor | None = None,
-        noise: Tensor | None = None,
-        drop: Tensor | None = None,
-        generator: torch.Generator | None = None,
-    ) -> LossOutput:
+    def loss(self, net: Network, x1: Tensor, condition: Condition = None, *, weight: Tensor | None = None,
+             mask: Tensor | None = None, t: Tensor | None = None, noise: Tensor | None = None,
+             drop: Tensor | None = None, generator: torch.Generator | None = None) -> LossOutput:
         ones = torch.ones(x1.shape[0], dtype=x1.dtype, device=x1.device)
         out = call_net(net, torch.zeros_like(x1), ones, condition, drop)
         return weighted_square_loss(out, x1, weight=weight, mask=mask, t=ones)

@@ -28,6 +28,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
+from models.choices import choose
 from models.guidance import Condition
 from models.objectives import Network, Objective, Prediction
 from models.paths import Path
@@ -205,21 +206,11 @@ CALLS_PER_STEP: dict[str, int] = {"euler": 1, "heun": 2, "midpoint": 2, "dpmpp_2
 
 def make_sampler(name: str, **options: float) -> _Base:
     """A sampler by name (``euler``, ``heun``, ``midpoint``, ``dpmpp_2s``, ``churn``); options go to churn."""
-    if name not in SAMPLERS:
-        raise ValueError(f"unknown sampler {name!r}; choose one of {sorted(SAMPLERS)}")
-    return SAMPLERS[name](**options)
+    return choose(SAMPLERS, name, what="sampler", **options)
 
 
-def time_grid(
-    path: Path,
-    steps: int,
-    *,
-    kind: GridKind = "auto",
-    rho: float = 7.0,
-    sigma_min: float = 0.002,
-    sigma_max: float = 80.0,
-    dtype: torch.dtype = torch.float64,
-) -> Tensor:
+def time_grid(path: Path, steps: int, *, kind: GridKind = "auto", rho: float = 7.0, sigma_min: float = 0.002,
+              sigma_max: float = 80.0, dtype: torch.dtype = torch.float64) -> Tensor:
     """``steps + 1`` increasing times ending at 1.
 
     ``auto``: each path's customary grid — ``uniform`` on the linear (flow-matching) path, ``karras`` with
@@ -231,7 +222,8 @@ def time_grid(
     if steps < 1:
         raise ValueError("steps must be >= 1")
     if kind == "auto":
-        kind, sigma_max = ("uniform", sigma_max) if path.name == "linear" else ("karras", min(sigma_max, AUTO_SIGMA_MAX))
+        linear = path.name == "linear"
+        kind, sigma_max = ("uniform", sigma_max) if linear else ("karras", min(sigma_max, AUTO_SIGMA_MAX))
     if kind == "uniform":
         return torch.linspace(0.0, 1.0, steps + 1, dtype=dtype)
     if kind != "karras":

@@ -14,6 +14,7 @@ from typing import Literal, Protocol
 import torch
 from torch import Tensor
 
+from models.choices import choose
 from models.paths import Path
 
 TimeSamplingName = Literal["uniform", "logit_normal", "edm_lognormal"]
@@ -76,6 +77,4 @@ TIME_SAMPLERS: dict[str, type] = {
 
 def make_time_sampler(name: TimeSamplingName, **options: float) -> TimeSampler:
     """Build a time sampler by name."""
-    if name not in TIME_SAMPLERS:
-        raise ValueError(f"unknown time sampling {name!r}; choose one of {sorted(TIME_SAMPLERS)}")
-    return TIME_SAMPLERS[name](**options)
+    return choose(TIME_SAMPLERS, name, what="time sampling", **options)

@@ -135,6 +135,42 @@ def train_summary(result: Any, config: Any, out: Any) -> str:
             + (f", loss {loss:.4f}" if loss is not None else "") + f"; checkpoints in {out}/checkpoints")
 
 
+# -- what several domains' verbs share ---------------------------------------------------------------------
+
+SEED = Flag("--seed", "seed", int, "Noise seed.")
+STEPS = Flag("--steps", "train.steps", int, "Training steps.")
+MAX_MINUTES = Flag("--max-minutes", "train.max_minutes", float, "Stop cleanly (with a checkpoint) after this.")
+
+
+def sampler_flag(default: str = "heun") -> Flag:
+    """``--sampler``, defaulting to a distilled student's own sampler, else ``default``."""
+    return Flag("--sampler", "sampler", str, "euler, heun, midpoint, dpmpp_2s or churn (default: the model's own, "
+                                            f"e.g. a distilled student's, else {default}).")
+
+
+def train_verb(help: str, *, config: str, run: str, flags: tuple[Flag, ...], objectives: str) -> Verb:
+    """``velocast train DOMAIN``: the core training loop into a run directory (resumed when it has a checkpoint);
+    ``--objective``, ``--steps`` and ``--max-minutes`` set ``train.*``."""
+    return Verb("train", help, config=config, run=run, summary="pipeline.base:train_summary",
+                out="Run directory (checkpoints, metrics.jsonl, train_config.json); resumes if present.",
+                flags=(*flags, Flag("--objective", "train.objective", str, objectives), STEPS, MAX_MINUTES))
+
+
+def distill_verb(help: str, *, config: str, run: str, summary: str, calls: str, data: str,
+                 flags: tuple[Flag, ...] = ()) -> Verb:
+    """``velocast distill DOMAIN``: a reflow student of a trained model (``reflow.*`` set by the flags)."""
+    return Verb("distill", help, config=config, run=run, summary=summary,
+                out="New run directory for the student (must not exist or be empty).",
+                flags=(Flag("--model", "model", str, "Teacher run directory (newest checkpoint) or checkpoint "
+                                                     "directory."),
+                       Flag("--steps", "reflow.student_steps", int, f"Euler steps ({calls}) the student is made for."),
+                       Flag("--data", "data", str, data),
+                       Flag("--pairs", "reflow.pairs", int, "Teacher (noise, sample) pairs to generate."),
+                       Flag("--train-steps", "reflow.steps", int, "Student optimisation steps."),
+                       Flag("--teacher-sampler", "reflow.teacher_sampler", str, "Teacher sampler."),
+                       Flag("--teacher-steps", "reflow.teacher_steps", int, "Teacher sampler steps per pair."), *flags))
+
+
 @dataclass(frozen=True)
 class Domain:
     """A domain: its name, one line of help, its run (a ``RunSpec`` reference) and its verbs."""

@@ -104,14 +104,39 @@ def load_config(
     ``overrides`` entries whose value is ``None`` are ignored (flags the user did not give); ``flags`` maps
     field paths to the flags that set them, for the error message of a missing field.
     """
-    data: dict[str, Any] = deep_merge(base or {}, read_yaml(path) if path is not None else {})
-    data = deep_merge(data, parse_set_overrides(sets))
-    data = deep_merge(data, {k: v for k, v in (overrides or {}).items() if v is not None})
+    layers = [base or {}, read_yaml(path) if path is not None else {}, parse_set_overrides(sets),
+              {k: v for k, v in (overrides or {}).items() if v is not None}]
+    return build_config(model, *layers, where=f"{path}: " if path is not None else "", flags=flags)
+
+
+def with_defaults(model: type[BaseModel], data: Mapping[str, Any]) -> dict[str, Any]:
+    """``data`` with each nested-model field it sets in part completed from the *model's* default for that field
+    (not the nested model's own class defaults): ``--set train.steps=10`` keeps the run's other ``train`` values."""
+    out = dict(data)
+    for name, field in model.model_fields.items():
+        default = field.default
+        if isinstance(default, BaseModel) and isinstance(out.get(name), Mapping):
+            out[name] = deep_merge(default.model_dump(mode="json"), with_defaults(type(default), out[name]))
+    return out
+
+
+def build_config(model: type[ConfigT], *layers: Mapping[str, Any], where: str = "",
+                 flags: Mapping[str, str] | None = None) -> ConfigT:
+    """``model`` from its defaults and ``layers`` merged in order (later wins; see :func:`with_defaults`); a
+    validation problem is one UserError line (``where`` prefixes it)."""
+    data: dict[str, Any] = {}
+    for layer in layers:
+        data = deep_merge(data, layer)
     try:
-        return model.model_validate(data)
+        return model.model_validate(with_defaults(model, data))
     except ValidationError as exc:
-        where = f"{path}: " if path is not None else ""
         raise UserError(f"{where}invalid configuration: {format_validation_error(exc, flags=flags)}") from None
+
+
+def set_fields(config: BaseModel) -> dict[str, Any]:
+    """The fields ``config`` was given (each in full, nested models included), as JSON: a preset."""
+    full = config.model_dump(mode="json")
+    return {name: full[name] for name in config.model_fields_set}
 
 
 def dump_config(config: BaseModel, path: str | Path) -> None:

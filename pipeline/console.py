@@ -6,15 +6,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from rich.console import Console
+from rich.progress import Progress
 from rich.table import Table
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
+
+from models.progress import progress_bar
 
 
 console = Console()
@@ -23,16 +18,7 @@ err_console = Console(stderr=True)
 
 def make_progress(*, transient: bool = False, enabled: bool = True) -> Progress:
     """A rich progress bar on stderr (description, bar, n/N, elapsed, remaining); ``enabled=False`` hides it."""
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=err_console,
-        transient=transient,
-        disable=not enabled,
-    )
+    return progress_bar(console=err_console, transient=transient, disable=not enabled)
 
 
 def format_value(value: Any) -> str:

@@ -25,11 +25,11 @@ included) and ``Σ_i v_i = 0`` (the centre of mass does not move; pair with zero
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 
 import torch
 from torch import Tensor, nn
 
+from models.guidance import NamedCondition
 from models.networks.embeddings import TimeEmbedding
 
 
@@ -153,14 +153,7 @@ class EGNN(nn.Module):
         keep = src != dst
         return src[keep], dst[keep]
 
-    def forward(
-        self,
-        x: Tensor,
-        t: Tensor,
-        condition: Mapping[str, Tensor | None] | None = None,
-        *,
-        drop: Tensor | None = None,
-    ) -> Tensor:
+    def forward(self, x: Tensor, t: Tensor, condition: NamedCondition = None, *, drop: Tensor | None = None) -> Tensor:
         if x.ndim != 3 or x.shape[-1] != 3:
             raise ValueError(f"x must be [B, N, 3], got {tuple(x.shape)}")
         condition = condition or {}

@@ -9,11 +9,11 @@ Same call as :class:`~models.networks.grid_unet.GridUNet`:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 
 import torch
 from torch import Tensor, nn
 
+from models.guidance import NamedCondition
 from models.networks.grid_conditioning import GridConditioner
 
 
@@ -39,20 +39,9 @@ class _Block(nn.Module):
 class GridTransformer(nn.Module):
     """Patch transformer; the grid (``H × W``) must be divisible by ``patch_size`` and fixed after the first call."""
 
-    def __init__(
-        self,
-        *,
-        in_channels: int,
-        out_channels: int,
-        condition_channels: int = 0,
-        global_features: int = 0,
-        width: int = 256,
-        depth: int = 8,
-        heads: int = 8,
-        patch_size: int = 2,
-        dropout: float = 0.0,
-        max_tokens: int = 4096,
-    ) -> None:
+    def __init__(self, *, in_channels: int, out_channels: int, condition_channels: int = 0, global_features: int = 0,
+                 width: int = 256, depth: int = 8, heads: int = 8, patch_size: int = 2, dropout: float = 0.0,
+                 max_tokens: int = 4096) -> None:
         super().__init__()
         self.patch = patch_size
         self.out_channels = out_channels
@@ -69,13 +58,7 @@ class GridTransformer(nn.Module):
             nn.init.zeros_(layer.weight)
             nn.init.zeros_(layer.bias)
 
-    def forward(
-        self,
-        x: Tensor,
-        t: Tensor,
-        condition: Mapping[str, Tensor | None] | None = None,
-        drop: Tensor | None = None,
-    ) -> Tensor:
+    def forward(self, x: Tensor, t: Tensor, condition: NamedCondition = None, drop: Tensor | None = None) -> Tensor:
         b, _, h, w = x.shape
         p = self.patch
         if h % p or w % p:

@@ -14,12 +14,13 @@ see :mod:`models.guidance`) marks samples whose condition was zeroed; they get a
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from models.guidance import NamedCondition
 from models.networks.grid_conditioning import GridConditioner
 
 
@@ -96,20 +97,9 @@ class GridUNet(nn.Module):
     ``H`` and ``W`` must be divisible by ``2 ** (len(channel_mults) - 1)``.
     """
 
-    def __init__(
-        self,
-        *,
-        in_channels: int,
-        out_channels: int,
-        condition_channels: int = 0,
-        global_features: int = 0,
-        base_channels: int = 64,
-        channel_mults: Sequence[int] = (1, 2, 2),
-        blocks_per_level: int = 2,
-        attention_heads: int = 4,
-        use_attention: bool = True,
-        dropout: float = 0.0,
-    ) -> None:
+    def __init__(self, *, in_channels: int, out_channels: int, condition_channels: int = 0, global_features: int = 0,
+                 base_channels: int = 64, channel_mults: Sequence[int] = (1, 2, 2), blocks_per_level: int = 2,
+                 attention_heads: int = 4, use_attention: bool = True, dropout: float = 0.0) -> None:
         super().__init__()
         self.in_channels = in_channels
         embed_dim = 4 * base_channels
@@ -154,13 +144,7 @@ class GridUNet(nn.Module):
         nn.init.zeros_(self.head.conv.bias)
         self.levels = len(widths)
 
-    def forward(
-        self,
-        x: Tensor,
-        t: Tensor,
-        condition: Mapping[str, Tensor | None] | None = None,
-        drop: Tensor | None = None,
-    ) -> Tensor:
+    def forward(self, x: Tensor, t: Tensor, condition: NamedCondition = None, drop: Tensor | None = None) -> Tensor:
         factor = 2 ** (self.levels - 1)
         if x.shape[-2] % factor or x.shape[-1] % factor:
             raise ValueError(f"grid {tuple(x.shape[-2:])} is not divisible by {factor} (U-Net depth)")

@@ -187,26 +187,9 @@ def train(
 
     bar = None
     if progress and info.is_main and step < config.steps:
-        from rich.console import Console
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
+        from models.progress import progress_bar
 
-        bar = Progress(
-            TextColumn("[bold]train"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[loss]}"),
-            TimeElapsedColumn(),
-            TimeRemainingColumn(),
-            console=Console(stderr=True),
-            transient=False,
-        )
+        bar = progress_bar(extra="{task.fields[loss]}")
         task = bar.add_task("train", total=config.steps, completed=step, loss="")
         bar.start()
 

@@ -56,13 +56,8 @@ def _check(forecast: xr.DataArray, truth: xr.DataArray, member_dim: str | None) 
         raise ValueError(f"truth must not have the ensemble dimension {member_dim!r}")
 
 
-def crps(
-    forecast: xr.DataArray,
-    truth: xr.DataArray,
-    *,
-    member_dim: str = "member",
-    preserve_dims: Sequence[str] = ("lead_time",),
-) -> xr.DataArray:
+def crps(forecast: xr.DataArray, truth: xr.DataArray, *, member_dim: str = "member",
+         preserve_dims: Sequence[str] = ("lead_time",)) -> xr.DataArray:
     """Latitude-weighted fair CRPS; with a single member it equals the mean absolute error."""
     _check(forecast, truth, member_dim)
     members = forecast.sizes[member_dim]
@@ -81,14 +76,8 @@ def _mean_and_variance(forecast: xr.DataArray, member_dim: str) -> tuple[xr.Data
     return mean, forecast.var(member_dim, ddof=1)
 
 
-def ensemble_mean_rmse(
-    forecast: xr.DataArray,
-    truth: xr.DataArray,
-    *,
-    member_dim: str = "member",
-    preserve_dims: Sequence[str] = ("lead_time",),
-    debiased: bool = True,
-) -> xr.DataArray:
+def ensemble_mean_rmse(forecast: xr.DataArray, truth: xr.DataArray, *, member_dim: str = "member",
+                       preserve_dims: Sequence[str] = ("lead_time",), debiased: bool = True) -> xr.DataArray:
     """Latitude-weighted RMSE of the ensemble mean; ``debiased`` removes the ``s²/M`` finite-ensemble term.
 
     The debiased MSE is clipped at 0 before the square root (it can dip below for tiny samples).
@@ -101,12 +90,7 @@ def ensemble_mean_rmse(
     return np.sqrt(_weighted_mean(squared, preserve_dims).clip(min=0.0))
 
 
-def spread(
-    forecast: xr.DataArray,
-    *,
-    member_dim: str = "member",
-    preserve_dims: Sequence[str] = ("lead_time",),
-) -> xr.DataArray:
+def spread(forecast: xr.DataArray, *, member_dim: str = "member", preserve_dims: Sequence[str] = ("lead_time",)) -> xr.DataArray:
     """Ensemble spread ``sqrt(mean s²)`` (unbiased member variance, latitude-weighted mean)."""
     _, variance = _mean_and_variance(forecast, member_dim)
     if variance is None:
@@ -114,13 +98,8 @@ def spread(
     return np.sqrt(_weighted_mean(variance, preserve_dims))
 
 
-def spread_skill_ratio(
-    forecast: xr.DataArray,
-    truth: xr.DataArray,
-    *,
-    member_dim: str = "member",
-    preserve_dims: Sequence[str] = ("lead_time",),
-) -> xr.DataArray:
+def spread_skill_ratio(forecast: xr.DataArray, truth: xr.DataArray, *, member_dim: str = "member",
+                       preserve_dims: Sequence[str] = ("lead_time",)) -> xr.DataArray:
     """Unbiased spread/skill ratio ``sqrt((M+1)/M) · spread / RMSE(x̄)``; NaN for a single member."""
     _check(forecast, truth, member_dim)
     members = forecast.sizes[member_dim]

@@ -1,4 +1,4 @@
-"""CLI: ``velocast ingest protein`` and ``velocast simulate peptide`` (the protein verbs: :mod:`pipeline.protein.domain`).
+"""CLI: ``velocast ingest protein`` and ``velocast simulate peptide`` (the verbs: :mod:`pipeline.protein.domain`).
 
 Heavy libraries (mdtraj, openmm, matplotlib) are imported inside the command bodies.
 """
@@ -14,37 +14,20 @@ from pipeline.cli.root import group
 
 @group("ingest").command("protein")
 def ingest_protein_cmd(
-    traj: list[str] = typer.Option(
-        ...,
-        "--traj",
-        help="Trajectory file(s) (any format mdtraj reads) or "
-        "'builtin:alanine-dipeptide?ns=5&seed=0'. Repeat, or list several after one --traj.",
-    ),
+    traj: list[str] = typer.Option(..., "--traj", help="Trajectory file(s) (any format mdtraj reads) or 'builtin:"
+                                   "alanine-dipeptide?ns=5&seed=0'. Repeat, or list several after one --traj."),
     out: Path = typer.Option(..., "--out", help="Output Zarr v3 store (replaced atomically if it exists)."),
-    top: Path | None = typer.Option(
-        None,
-        "--top",
-        help="Topology file (PDB, prmtop, PSF, GRO, H5 …); "
-        "optional when the trajectory carries one (PDB, H5).",
-    ),
-    select: str | None = typer.Option(
-        None,
-        "--select",
-        help="mdtraj atom selection, e.g. 'backbone', 'not element H', 'name CA' (default: all atoms).",
-    ),
+    top: Path | None = typer.Option(None, "--top", help="Topology file (PDB, prmtop, PSF, GRO, H5 …); optional when "
+                                                        "the trajectory carries one (PDB, H5)."),
+    select: str | None = typer.Option(None, "--select", help="mdtraj atom selection, e.g. 'backbone', 'not element "
+                                                             "H', 'name CA' (default: all atoms)."),
     stride: int = typer.Option(1, "--stride", min=1, help="Keep every N-th frame."),
-    align_to: str | None = typer.Option(
-        None,
-        "--align-to",
-        help="Kabsch-align all frames to this frame index "
-        "(of the ingested frames) or to a structure file (PDB/H5/GRO).",
-    ),
-    time_step_ps: float | None = typer.Option(
-        None,
-        "--time-step-ps",
-        help="Spacing of the input frames in ps, "
-        "for formats that store no time (DCD, PDB); default: read from the files.",
-    ),
+    align_to: str | None = typer.Option(None, "--align-to", help="Kabsch-align all frames to this frame index (of "
+                                                                 "the ingested frames) or to a structure file "
+                                                                 "(PDB/H5/GRO)."),
+    time_step_ps: float | None = typer.Option(None, "--time-step-ps", help="Spacing of the input frames in ps, for "
+                                                                           "formats that store no time (DCD, PDB); "
+                                                                           "default: read from the files."),
     extra: list[str] | None = typer.Argument(
         None, help="More trajectory files (same as --traj).", show_default=False
     ),
@@ -54,15 +37,8 @@ def ingest_protein_cmd(
     from pipeline.protein.ingest import ingest_protein
     from pipeline.protein.store import open_structure_store
 
-    path = ingest_protein(
-        traj=list(traj) + list(extra or []),
-        out=out,
-        top=top,
-        select=select,
-        stride=stride,
-        align_to=align_to,
-        time_step_ps=time_step_ps,
-    )
+    path = ingest_protein(traj=list(traj) + list(extra or []), out=out, top=top, select=select, stride=stride,
+                          align_to=align_to, time_step_ps=time_step_ps)
     store = open_structure_store(path)
     dt = store.time_step_ps
     console.print(
@@ -81,14 +57,9 @@ def simulate_peptide_cmd(
     vacuum: bool = typer.Option(False, "--vacuum", help="Vacuum instead of OBC2 implicit solvent."),
     save_every_ps: float = typer.Option(1.0, "--save-every-ps", help="Spacing of saved frames in ps."),
     equilibrate_ps: float = typer.Option(20.0, "--equilibrate-ps", help="Equilibration before saving, ps."),
-    platform: str = typer.Option(
-        "auto",
-        "--platform",
-        help="OpenMM platform: auto (CUDA if present, else Reference), Reference, CPU, CUDA.",
-    ),
-    processes: int | None = typer.Option(
-        None, "--processes", help="Parallel processes (default: all cores)."
-    ),
+    platform: str = typer.Option("auto", "--platform", help="OpenMM platform: auto (CUDA if present, else "
+                                                            "Reference), Reference, CPU, CUDA."),
+    processes: int | None = typer.Option(None, "--processes", help="Parallel processes (default: all cores)."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Simulate even if a cached result exists."),
 ) -> None:
     """Simulate alanine dipeptide (amber ff96, OBC2, 300 K, Langevin 1/ps, 2 fs, HBonds) with OpenMM."""
@@ -99,15 +70,8 @@ def simulate_peptide_cmd(
 
     if platform not in ("auto", "Reference", "CPU", "CUDA", "OpenCL"):
         raise UserError(f"--platform must be auto, Reference, CPU, CUDA or OpenCL, got {platform!r}")
-    params = PeptideSimulation(
-        ns=ns,
-        seed=seed,
-        vacuum=vacuum,
-        replicas=replicas,
-        save_every_ps=save_every_ps,
-        equilibrate_ps=equilibrate_ps,
-        platform=platform,
-    )  # type: ignore[arg-type]
+    params = PeptideSimulation(ns=ns, seed=seed, vacuum=vacuum, replicas=replicas, save_every_ps=save_every_ps,
+                               equilibrate_ps=equilibrate_ps, platform=platform)  # type: ignore[arg-type]
     from pipeline.provenance import utc_now
 
     _started = utc_now()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pipeline.base import Domain, Flag, Verb, comma_list
+from pipeline.base import SEED, Domain, Flag, Verb, comma_list, distill_verb, sampler_flag, train_verb
 
 FORMATS = Flag("--formats", "formats", str, "Export formats, comma-separated (pdb, xtc, dcd, h5); empty for none.",
                parse=comma_list)
@@ -39,70 +39,56 @@ def distill_summary(summary: dict, config: Any, out: Any) -> str:
             f"--steps {k} ({k} network calls)")
 
 
-SAMPLER = Flag("--sampler", "sampler", str, "euler, heun, midpoint, dpmpp_2s or churn (default: the model's own, "
-                                           "else heun).")
-
 DOMAIN = Domain(
     name="protein",
     help="alanine dipeptide: MD → train → sample and forecast → evaluate",
     run="pipeline.protein.run:RUN",
     verbs=(
-        Verb("train", "Train a flow-matching model of conformations (ensemble) or of time-lagged dynamics "
-                      "(forecast).",
-             config="pipeline.protein.modeling.train:ProteinTrainConfig", run="pipeline.protein.modeling.train:train_protein",
-             summary="pipeline.base:train_summary",
-             out="Run directory (checkpoints, metrics.jsonl); resumes if present.",
-             flags=(Flag("--data", "data", str, "Structure store (ingest protein / simulate peptide)."),
-                    Flag("--task", "task", str, "ensemble (conformations) or forecast (x(t+τ) | x(t))."),
-                    Flag("--lag-ps", "lag_ps", float, "Forecast lag τ in ps."),
-                    Flag("--representation", "representation", str, "internal (bond lengths, angles, dihedrals; "
-                                                                     "default) or cartesian."),
-                    Flag("--bonds", "bonds", str, "internal only: fixed (default: each bond held at its mean "
-                                                  "training length) or learned (bond lengths are features too)."),
-                    Flag("--objective", "train.objective", str, "fm (default) or another core preset."),
-                    Flag("--steps", "train.steps", int, "Training steps."),
-                    Flag("--max-minutes", "train.max_minutes", float, "Stop cleanly after this many minutes."))),
+        train_verb("Train a flow-matching model of conformations (ensemble) or of time-lagged dynamics (forecast).",
+                   config="pipeline.protein.modeling.train:ProteinTrainConfig",
+                   run="pipeline.protein.modeling.train:train_protein",
+                   objectives="fm (default) or another core preset.",
+                   flags=(Flag("--data", "data", str, "Structure store (ingest protein / simulate peptide)."),
+                          Flag("--task", "task", str, "ensemble (conformations) or forecast (x(t+τ) | x(t))."),
+                          Flag("--lag-ps", "lag_ps", float, "Forecast lag τ in ps."),
+                          Flag("--representation", "representation", str, "internal (bond lengths, angles, "
+                                                                           "dihedrals; default) or cartesian."),
+                          Flag("--bonds", "bonds", str, "internal only: fixed (default: each bond held at its mean "
+                                                        "training length) or learned (bond lengths are features "
+                                                        "too)."))),
         Verb("sample", "Draw independent conformations; write a structure store plus PDB/XTC/DCD for VMD and PyMOL.",
-             config="pipeline.protein.modeling.generate:SampleConfig", run="pipeline.protein.modeling.generate:sample_protein",
+             config="pipeline.protein.modeling.generate:SampleConfig",
+             run="pipeline.protein.modeling.generate:sample_protein",
              summary="pipeline.protein.domain:sample_summary", out="Output directory: samples.zarr and exports/.",
              flags=(Flag("--model", "model", str, "Ensemble model run directory or checkpoint."),
-                    Flag("--n", "n", int, "Number of conformations."), SAMPLER,
-                    Flag("--steps", "steps", int, "Sampler steps (default: the model's own, else 16)."),
-                    Flag("--seed", "seed", int, "Noise seed."), FORMATS)),
-        Verb("forecast", "Roll a time-lagged model out into trajectories (member, frame, atom, xyz) plus "
-                         "PDB/XTC/DCD.",
-             config="pipeline.protein.modeling.generate:ForecastConfig", run="pipeline.protein.modeling.generate:forecast_protein",
+                    Flag("--n", "n", int, "Number of conformations."), sampler_flag(),
+                    Flag("--steps", "steps", int, "Sampler steps (default: the model's own, else 16)."), SEED,
+                    FORMATS)),
+        Verb("forecast", "Roll a time-lagged model out into trajectories (member, frame, atom, xyz) plus PDB/XTC/DCD.",
+             config="pipeline.protein.modeling.generate:ForecastConfig",
+             run="pipeline.protein.modeling.generate:forecast_protein",
              summary="pipeline.protein.domain:forecast_summary",
              out="Output directory: trajectories.zarr and exports/.",
              flags=(Flag("--model", "model", str, "Forecast model run directory or checkpoint."),
                     Flag("--start", "start", str, "Start structure: STORE.zarr[:FRAME] or a file mdtraj reads."),
                     Flag("--steps", "steps", int, "Number of lags τ to roll out."),
-                    Flag("--members", "members", int, "Independent trajectories."), SAMPLER,
+                    Flag("--members", "members", int, "Independent trajectories."), sampler_flag(),
                     Flag("--sampler-steps", "sampler_steps", int, "Sampler steps per lag (default: the model's own, "
-                                                                  "else 16)."),
-                    Flag("--seed", "seed", int, "Noise seed."), FORMATS)),
+                                                                  "else 16)."), SEED, FORMATS)),
         Verb("evaluate", "Score samples against reference MD: Ramachandran JS, basins, validity, free energy, cost, "
                          "dynamics.",
-             config="pipeline.protein.modeling.evaluate:EvaluateConfig", run="pipeline.protein.modeling.evaluate:evaluate_protein",
+             config="pipeline.protein.modeling.evaluate:EvaluateConfig",
+             run="pipeline.protein.modeling.evaluate:evaluate_protein",
              summary="pipeline.protein.domain:evaluate_summary",
              out="Report directory (metrics.json, report.md, plots).",
              flags=(Flag("--samples", "samples", str, "Structure store of generated samples or forecast trajectories."),
                     Flag("--reference", "reference", str, "Structure store of the reference MD (independent run)."),
                     Flag("--training", "training", str, "Structure store of the training MD (for rama_js_training, "
                                                         "its basins and the MD cost)."))),
-        Verb("distill", "Distil a protein model into a few-step student (reflow).",
-             config="pipeline.protein.modeling.distill:DistillProteinConfig", run="pipeline.protein.modeling.distill:distill_protein",
-             summary="pipeline.protein.domain:distill_summary",
-             out="New run directory for the student (must not exist or be empty).",
-             flags=(Flag("--model", "model", str, "Teacher run directory (newest checkpoint) or checkpoint "
-                                                  "directory."),
-                    Flag("--steps", "reflow.student_steps", int, "Euler steps (network calls per sample) the student "
-                                                                 "is made for."),
-                    Flag("--data", "data", str, "Structure store for a forecast model's conditions (default: the "
-                                                "teacher's)."),
-                    Flag("--pairs", "reflow.pairs", int, "Teacher (noise, sample) pairs to generate."),
-                    Flag("--train-steps", "reflow.steps", int, "Student optimisation steps."),
-                    Flag("--teacher-sampler", "reflow.teacher_sampler", str, "Teacher sampler."),
-                    Flag("--teacher-steps", "reflow.teacher_steps", int, "Teacher sampler steps per pair."))),
+        distill_verb("Distil a protein model into a few-step student (reflow).",
+                     config="pipeline.protein.modeling.distill:DistillProteinConfig",
+                     run="pipeline.protein.modeling.distill:distill_protein",
+                     summary="pipeline.protein.domain:distill_summary", calls="network calls per sample",
+                     data="Structure store for a forecast model's conditions (default: the teacher's)."),
     ),
 )

@@ -22,7 +22,7 @@ from typing import Any
 from pydantic import Field, model_validator
 
 from models.training import TrainConfig
-from pipeline.config import StrictModel
+from pipeline.config import StrictModel, set_fields
 from pipeline.protein.modeling.data import BondModel, Representation, resolve_bond_model
 from pipeline.protein.modeling.model import ProteinNetworkConfig, Task
 from pipeline.runs import Layout, RunSpec, RunSummary, Stage, StageContext, artefact
@@ -62,12 +62,13 @@ class RunProteinConfig(StrictModel):
 
 
 def quick_preset() -> dict[str, Any]:
-    """``--quick``: the same path at toy sizes (≤ 3 minutes)."""
-    train = {"steps": 60, "batch_size": 64, "lr": 1e-3, "warmup_steps": 5, "log_every": 20, "checkpoint_every": 60,
-             "max_minutes": 0.5}
-    return {"train_ns": 0.1, "train_replicas": 2, "reference_ns": 0.1, "reference_replicas": 2, "samples": 500,
-            "sampler_steps": 4, "lag_ps": 2.0, "forecast_steps": 20, "forecast_members": 2,
-            "network": {"hidden": 64, "depth": 2, "time_dim": 32}, "ensemble_train": train, "forecast_train": train}
+    """``--quick``: the same path at toy sizes (≤ 3 minutes); the fields it sets are complete."""
+    train = TrainConfig(steps=60, batch_size=64, lr=1e-3, warmup_steps=5, log_every=20, checkpoint_every=60,
+                        max_minutes=0.5)
+    return set_fields(RunProteinConfig(
+        train_ns=0.1, train_replicas=2, reference_ns=0.1, reference_replicas=2, samples=500, sampler_steps=4,
+        lag_ps=2.0, forecast_steps=20, forecast_members=2, network=ProteinNetworkConfig(hidden=64, depth=2, time_dim=32),
+        ensemble_train=train, forecast_train=train))
 
 
 class ProteinRunLayout(Layout):

@@ -102,7 +102,8 @@ class RunSpec(Generic[ConfigT, LayoutT]):
             names.add(stage.name)
             for name in (*stage.inputs, *stage.outputs):
                 if name not in artefacts:
-                    raise ValueError(f"{self.domain}/{stage.name}: {name!r} is not an artefact of {self.layout.__name__}")
+                    raise ValueError(f"{self.domain}/{stage.name}: {name!r} is not an artefact of "
+                                     f"{self.layout.__name__}")
             for name in stage.inputs:
                 if name not in produced:
                     raise ValueError(f"{self.domain}/{stage.name}: input {name!r} is not written by an earlier stage")
@@ -112,14 +113,14 @@ class RunSpec(Generic[ConfigT, LayoutT]):
                 produced[name] = stage.name
             unknown = set(stage.config) - fields
             if unknown:
-                raise ValueError(f"{self.domain}/{stage.name}: no config field {sorted(unknown)} in {self.config.__name__}")
+                raise ValueError(f"{self.domain}/{stage.name}: no config field {sorted(unknown)} in "
+                                 f"{self.config.__name__}")
 
     def configure(self, preset: str | None = None, values: Mapping[str, Any] | None = None) -> ConfigT:
         """The run config of ``preset`` (e.g. ``quick``; None: the defaults) with ``values`` merged on top."""
-        from pipeline.config import deep_merge
+        from pipeline.config import build_config
 
-        base = self.presets[preset]() if preset else {}
-        return self.config.model_validate(deep_merge(base, values or {}))
+        return build_config(self.config, self.presets[preset]() if preset else {}, values or {})
 
     def stage(self, name: str) -> Stage[ConfigT, LayoutT]:
         """The stage called ``name``."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pipeline.base import Domain, Flag, Verb
+from pipeline.base import SEED, Domain, Flag, Verb, train_verb
 
 
 
@@ -31,13 +31,10 @@ DOMAIN = Domain(
     help="the 8-Gaussian mixture: train → sample → evaluate",
     run="pipeline.toy.run:RUN",
     verbs=(
-        Verb("train", "Train the MLP denoiser on the 2-D mixture of 8 Gaussians with the core training loop "
-                      "(example config: pipeline/toy/toy.yaml).",
-             config="pipeline.toy.modeling.train:ToyTrainConfig", run="pipeline.toy.modeling.train:train_toy", summary="pipeline.base:train_summary",
-             out="Run directory (checkpoints, metrics.jsonl, train_config.json); resumed if it has a checkpoint.",
-             flags=(Flag("--steps", "train.steps", int, "Total training steps."),
-                    Flag("--objective", "train.objective", str, "Objective preset, e.g. fm, edm, eps-cosine, "
-                                                               "v-sigmoid."))),
+        train_verb("Train the MLP denoiser on the 2-D mixture of 8 Gaussians with the core training loop (example "
+                   "config: pipeline/toy/toy.yaml).",
+                   config="pipeline.toy.modeling.train:ToyTrainConfig", run="pipeline.toy.modeling.train:train_toy",
+                   objectives="Objective preset, e.g. fm, edm, eps-cosine, v-sigmoid.", flags=()),
         Verb("sample", "Sample a trained toy model; prints NFE, time, mixture weights and sliced-Wasserstein to "
                        "fresh data.",
              config="pipeline.toy.modeling.generate:SampleConfig", run="pipeline.toy.modeling.generate:sample_toy",
@@ -51,13 +48,12 @@ DOMAIN = Domain(
                     Flag("--grid", "grid", str, "Time grid: auto (uniform for flow matching, karras for the "
                                                 "others), uniform or karras."),
                     Flag("--guidance", "guidance", float, "CFG scale (conditional models; 1 = conditional)."),
-                    Flag("--mode", "mode", int, "Mode index 0-7 to condition on (conditional models)."),
-                    Flag("--seed", "seed", int, "Noise seed."),
+                    Flag("--mode", "mode", int, "Mode index 0-7 to condition on (conditional models)."), SEED,
                     Flag("--raw", "raw", bool, "Use the raw weights instead of the EMA weights.", value=True))),
         Verb("evaluate", "Score toy samples against the mixture: sliced W2 (and its floor), mode weights.",
              config="pipeline.toy.modeling.evaluate:EvaluateConfig", run="pipeline.toy.modeling.evaluate:evaluate_toy",
-             summary="pipeline.toy.domain:evaluate_summary", out="Report directory (metrics.json, report.md, "
-                                                                 "samples.png).",
+             summary="pipeline.toy.domain:evaluate_summary",
+             out="Report directory (metrics.json, report.md, samples.png).",
              flags=(Flag("--samples", "samples", str, "Samples (.npz) from `velocast sample toy`."),
                     Flag("--seed", "seed", int, "Seed of the reference draws."))),
     ),

@@ -12,7 +12,7 @@ from typing import Any
 from pydantic import Field
 
 from models.training import TrainConfig
-from pipeline.config import StrictModel
+from pipeline.config import StrictModel, set_fields
 from pipeline.runs import Layout, RunSpec, RunSummary, Stage, StageContext, artefact
 from pipeline.toy.modeling.model import ToyNetwork
 
@@ -31,9 +31,10 @@ class RunToyConfig(StrictModel):
 
 
 def quick_preset() -> dict[str, Any]:
-    """``--quick``: a few seconds."""
-    return {"train": {"steps": 200, "batch_size": 256, "lr": 3e-3, "warmup_steps": 20, "ema_decay": 0.99,
-                      "log_every": 50, "checkpoint_every": 200}, "samples": 1000, "sampler_steps": 8}
+    """``--quick``: a few seconds; the fields it sets are complete."""
+    return set_fields(RunToyConfig(train=TrainConfig(steps=200, batch_size=256, lr=3e-3, warmup_steps=20,
+                                                     ema_decay=0.99, log_every=50, checkpoint_every=200),
+                                   samples=1000, sampler_steps=8))
 
 
 class ToyRunLayout(Layout):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pipeline.base import Domain, Flag, Verb, comma_floats, comma_list
+from pipeline.base import SEED, Domain, Flag, Verb, comma_floats, comma_list, distill_verb, sampler_flag, train_verb
 
 
 
@@ -23,6 +23,8 @@ def parse_noise_scale(text: str) -> float | dict[str, float]:
 NOISE_SCALE_HELP = ("Size λ of the sampler noise: one number, or VARIABLE=λ pairs such as "
                     "geopotential=0.45,temperature=0.6 (a channel name like temperature_850 also works; default: "
                     "the run's calibration.json from `velocast calibrate weather`, else 1).")
+TEACHER_NOISE_HELP = ("Teacher's sampler noise size λ (default: the teacher's calibration.json, else 1); the "
+                      "student inherits it.")
 INIT_TIMES_HELP = "Init times: ISO (comma-separated or repeated) or START/END/STEP."
 
 
@@ -81,27 +83,21 @@ def calibrate(config: Any, *, out: Any = None, progress: bool = True) -> dict:
     return calibrate_spread(config)
 
 
-SAMPLER = Flag("--sampler", "sampler", str, "euler, heun, midpoint, dpmpp_2s or churn (default: the model's own, "
-                                           "e.g. a distilled student's, else heun).")
-
 DOMAIN = Domain(
     name="weather",
     help="the Held–Suarez atmosphere: simulate → train → calibrate → forecast → evaluate",
     run="pipeline.weather.run:RUN",
     verbs=(
-        Verb("train", "Train the conditional flow-matching weather model (or the deterministic baseline with "
-                      "--objective mse). Several GPUs or CPU processes: `torchrun --nproc-per-node N -m pipeline "
-                      "train weather ...`.",
-             config="pipeline.weather.modeling.train:WeatherTrainConfig", run="pipeline.weather.modeling.train:train_weather",
-             summary="pipeline.base:train_summary",
-             out="Run directory (checkpoints, metrics.jsonl); resumes if present.",
-             flags=(Flag("--data", "data", str, "Training store from `velocast ingest weather`."),
-                    Flag("--objective", "train.objective", str, "fm (default), another core preset, or mse."),
-                    Flag("--steps", "train.steps", int, "Training steps."),
-                    Flag("--batch-size", "train.batch_size", int, "Global batch size."),
-                    Flag("--max-minutes", "train.max_minutes", float, "Stop cleanly (with a checkpoint) after this."),
-                    Flag("--architecture", "network.architecture", str, "unet (CPU default) or transformer."),
-                    Flag("--device", "train.device", str, "auto, cpu or cuda."))),
+        train_verb("Train the conditional flow-matching weather model (or the deterministic baseline with "
+                   "--objective mse). Several GPUs or CPU processes: `torchrun --nproc-per-node N -m pipeline train "
+                   "weather ...`.",
+                   config="pipeline.weather.modeling.train:WeatherTrainConfig",
+                   run="pipeline.weather.modeling.train:train_weather",
+                   objectives="fm (default), another core preset, or mse.",
+                   flags=(Flag("--data", "data", str, "Training store from `velocast ingest weather`."),
+                          Flag("--batch-size", "train.batch_size", int, "Global batch size."),
+                          Flag("--architecture", "network.architecture", str, "unet (CPU default) or transformer."),
+                          Flag("--device", "train.device", str, "auto, cpu or cuda."))),
         Verb("calibrate", "Fit the sampler noise's size λ and step-to-step memory ρ on validation init times (the "
                           "(λ, ρ) of the grid with the lowest CRPS, then λ per variable, then the spread factor per "
                           "channel and lead). Writes MODEL/calibration.json, which `velocast forecast weather` then "
@@ -126,9 +122,10 @@ DOMAIN = Domain(
                     Flag("--spread-factors/--no-spread-factors", "spread_factors", bool,
                          "Then fit the spread factor per channel and lead: the members' deviations from the "
                          "ensemble mean scaled so that the validation spread/skill ratio is 1."),
-                    SAMPLER, Flag("--steps", "sampler_steps", int, "Sampler steps per forecast step."))),
+                    sampler_flag(), Flag("--steps", "sampler_steps", int, "Sampler steps per forecast step."))),
         Verb("forecast", "Roll a trained weather model out as an ensemble; one Icechunk commit per init time.",
-             config="pipeline.weather.modeling.generate:ForecastConfig", run="pipeline.weather.modeling.generate:forecast_weather",
+             config="pipeline.weather.modeling.generate:ForecastConfig",
+             run="pipeline.weather.modeling.generate:forecast_weather",
              summary="pipeline.weather.domain:forecast_summary",
              out="Forecast store (Icechunk); existing cycles are kept.",
              flags=(Flag("--model", "model", str, "Run directory (newest checkpoint) or checkpoint directory."),
@@ -136,7 +133,7 @@ DOMAIN = Domain(
                     Flag("--init-times", "init_times", list[str], INIT_TIMES_HELP),
                     Flag("--members", "members", int, "Ensemble members (1 for a deterministic model)."),
                     Flag("--lead", "lead", str, "Forecast length, e.g. 5d or 120h."),
-                    SAMPLER,
+                    sampler_flag(),
                     Flag("--steps", "sampler_steps", int, "Sampler steps per forecast step (default: the model's "
                                                           "own, else 8)."),
                     Flag("--guidance", "guidance", float, "Classifier-free guidance scale."),
@@ -146,12 +143,12 @@ DOMAIN = Domain(
                                                                   "the run's calibration.json, else 0)."),
                     Flag("--raw-spread", "spread_factors", bool, "Store the raw rollout: skip the calibrated spread "
                                                                  "factors of calibration.json.", value=False),
-                    Flag("--seed", "seed", int, "Noise seed."),
-                    Flag("--batch-size", "batch_size", int, "Samples per network batch."),
+                    SEED, Flag("--batch-size", "batch_size", int, "Samples per network batch."),
                     Flag("--device", "device", str, "cpu or cuda."))),
         Verb("evaluate", "Score velocast and the baselines (fair CRPS, debiased RMSE, spread/skill, rank "
                          "histograms, ACC) and write the report.",
-             config="pipeline.weather.modeling.evaluate:EvaluateConfig", run="pipeline.weather.modeling.evaluate:evaluate_weather",
+             config="pipeline.weather.modeling.evaluate:EvaluateConfig",
+             run="pipeline.weather.modeling.evaluate:evaluate_weather",
              summary="pipeline.weather.domain:evaluate_summary",
              out="Report directory (metrics.json, report.md, PNG plots).",
              flags=(Flag("--forecast", "forecast", str, "velocast forecast store."),
@@ -159,25 +156,16 @@ DOMAIN = Domain(
                     Flag("--deterministic", "deterministic", str, "Forecast store of the mse model."),
                     Flag("--perfect-model", "perfect_model", str, "Perfect-model ensemble store."),
                     Flag("--variables", "variables", str, "Comma-separated variables to score.", parse=comma_list))),
-        Verb("distill", "Distil a weather model into a few-step student (reflow); forecast with it via `velocast "
-                        "forecast weather --model OUT`.",
-             config="pipeline.weather.modeling.distill:DistillWeatherConfig", run="pipeline.weather.modeling.distill:distill_weather",
-             summary="pipeline.weather.domain:distill_summary",
-             out="New run directory for the student (must not exist or be empty).",
-             flags=(Flag("--model", "model", str, "Teacher run directory (newest checkpoint) or checkpoint directory."),
-                    Flag("--steps", "reflow.student_steps", int, "Euler steps (= network calls per forecast step) the "
-                                                                 "student is made for."),
-                    Flag("--data", "data", str, "Training store (default: the teacher's)."),
-                    Flag("--pairs", "reflow.pairs", int, "Teacher (noise, sample) pairs to generate."),
-                    Flag("--train-steps", "reflow.steps", int, "Student optimisation steps."),
-                    Flag("--teacher-sampler", "reflow.teacher_sampler", str, "Teacher sampler."),
-                    Flag("--teacher-steps", "reflow.teacher_steps", int, "Teacher sampler steps per pair."),
-                    Flag("--noise-scale", "noise_scale", str, "Teacher's sampler noise size λ (default: the teacher's "
-                                                              "calibration.json, else 1); the student inherits it.",
-                         parse=parse_noise_scale),
-                    Flag("--noise-memory", "noise_memory", float, "Noise memory ρ the student's forecasts use "
-                                                                  "(default: the teacher's)."),
-                    Flag("--max-minutes", "reflow.max_minutes", float, "Stop the student's training after this "
-                                                                       "(still saves)."))),
+        distill_verb("Distil a weather model into a few-step student (reflow); forecast with it via `velocast "
+                     "forecast weather --model OUT`.",
+                     config="pipeline.weather.modeling.distill:DistillWeatherConfig",
+                     run="pipeline.weather.modeling.distill:distill_weather",
+                     summary="pipeline.weather.domain:distill_summary", calls="= network calls per forecast step",
+                     data="Training store (default: the teacher's).",
+                     flags=(Flag("--noise-scale", "noise_scale", str, TEACHER_NOISE_HELP, parse=parse_noise_scale),
+                            Flag("--noise-memory", "noise_memory", float,
+                                 "Noise memory ρ the student's forecasts use (default: the teacher's)."),
+                            Flag("--max-minutes", "reflow.max_minutes", float,
+                                 "Stop the student's training after this (still saves)."))),
     ),
 )

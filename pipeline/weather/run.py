@@ -18,7 +18,7 @@ import pandas as pd
 from pydantic import Field
 
 from models.training.loop import TrainConfig
-from pipeline.config import StrictModel
+from pipeline.config import StrictModel, set_fields
 from pipeline.runs import Layout, RunSpec, RunSummary, Stage, StageContext, artefact
 from pipeline.weather.modeling.model import NetworkConfig
 from pipeline.weather.modeling.rollout import NoiseScale
@@ -94,18 +94,20 @@ class RunWeatherConfig(StrictModel):
 
 
 def quick_preset() -> dict[str, Any]:
-    """``--quick``: the same path at toy sizes (≤ 3 minutes): short spin-up, tiny network, few steps."""
-    return {
-        "train_days": 40.0, "spinup_days": 20.0, "validation_days": 3.0, "init_times": 3, "init_spacing_hours": 24,
-        "lead_days": 1.0, "members": 4, "perfect_model_members": 4, "sampler": "euler", "sampler_steps": 2,
-        "calibration_init_times": 2, "calibration_members": 4, "calibration_noise_scales": [0.6, 0.9],
-        "network": {"base_channels": 8, "channel_mults": [1, 2], "blocks_per_level": 1, "attention": False},
-        "train": {"steps": 40, "batch_size": 8, "lr": 1e-3, "warmup_steps": 5, "log_every": 10,
-                  "checkpoint_every": 20, "validate_every": 20, "max_minutes": 1.0},
-        "deterministic_train": {"steps": 20, "batch_size": 8, "lr": 1e-3, "warmup_steps": 5, "log_every": 10,
-                                "checkpoint_every": 20, "validate_every": 0, "max_minutes": 0.5},
-        "validation": {"init_times": 2, "members": 2, "lead_steps": 2, "sampler_steps": 2},
-    }
+    """``--quick``: the same path at toy sizes (≤ 3 minutes): short spin-up, tiny network, few steps. The
+    fields it sets are complete (``--config``/``--set`` then change single values of them)."""
+    quick = RunWeatherConfig(
+        train_days=40.0, spinup_days=20.0, validation_days=3.0, init_times=3, init_spacing_hours=24,
+        lead_days=1.0, members=4, perfect_model_members=4, sampler="euler", sampler_steps=2,
+        calibration_init_times=2, calibration_members=4, calibration_noise_scales=[0.6, 0.9],
+        network=NetworkConfig(base_channels=8, channel_mults=[1, 2], blocks_per_level=1, attention=False),
+        train=TrainConfig(steps=40, batch_size=8, lr=1e-3, warmup_steps=5, log_every=10, checkpoint_every=20,
+                          validate_every=20, max_minutes=1.0),
+        deterministic_train=TrainConfig(steps=20, batch_size=8, lr=1e-3, warmup_steps=5, log_every=10,
+                                        checkpoint_every=20, validate_every=0, max_minutes=0.5),
+        validation=ValidationConfig(init_times=2, members=2, lead_steps=2, sampler_steps=2),
+    )
+    return set_fields(quick)
 
 
 class WeatherRunLayout(Layout):
@@ -275,8 +277,8 @@ def summary(layout: WeatherRunLayout) -> RunSummary:
     plots = sorted(layout.root.glob("*.png"), key=lambda p: (p.name != "crps.png", p.name))
     return RunSummary(title="weather: fair CRPS by lead (lower is better)", headline=headline_rows(metrics),
                       report=layout.report, plots=plots,
-                      lines=[f"{metrics['n_init_times']} test init times, {metrics['members'].get('velocast')} members, "
-                             f"{metrics.get('nfe_per_step')} network calls per 6-h step"])
+                      lines=[f"{metrics['n_init_times']} test init times, {metrics['members'].get('velocast')} "
+                             f"members, {metrics.get('nfe_per_step')} network calls per forecast step"])
 
 
 RUN = RunSpec(domain="weather", description="the Held–Suarez atmosphere: simulate → train → calibrate → forecast → "

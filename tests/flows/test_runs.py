@@ -162,5 +162,7 @@ def test_velocast_run_uses_a_running_prefect_api_and_matches_the_local_runner(pr
                   "--no-progress"])
         assert exit_info.value.code == 0
     metrics = [json.loads((tmp_path / d / "metrics.json").read_text()) for d in ("prefect", "local")]
-    assert metrics[0]["sliced_w2"] == metrics[1]["sliced_w2"] and metrics[0]["mode_weights"] == metrics[1]["mode_weights"]
-    assert json.loads((tmp_path / "prefect" / "run.json").read_text())["stages"].keys() == {"train", "sample", "evaluate"}
+    assert metrics[0]["sliced_w2"] == metrics[1]["sliced_w2"]
+    assert metrics[0]["mode_weights"] == metrics[1]["mode_weights"]
+    stages = json.loads((tmp_path / "prefect" / "run.json").read_text())["stages"]
+    assert stages.keys() == {"train", "sample", "evaluate"}

@@ -59,3 +59,33 @@ def test_dump_then_load_round_trips(tmp_path: Path) -> None:
 def test_set_override_rejects_missing_equals() -> None:
     with pytest.raises(UserError, match="KEY=VALUE"):
         parse_set_overrides(["train.lr"])
+
+
+def test_set_on_a_nested_section_keeps_the_models_own_defaults_for_it(tmp_path: Path) -> None:
+    """`--set train.steps=7` on a run whose default `train` differs from TrainConfig's class defaults changes
+    steps only: the run's lr, batch size and time budget stay (a partial section never resets the rest)."""
+    from pipeline.weather.run import RUN
+
+    default = RUN.config().train
+    cfg = load_config(RUN.config, sets=["train.steps=7"])
+    assert cfg.train.steps == 7
+    assert (cfg.train.lr, cfg.train.batch_size, cfg.train.max_minutes) == (default.lr, default.batch_size,
+                                                                          default.max_minutes)
+    yaml_file = tmp_path / "run.yaml"
+    yaml_file.write_text("train:\n  lr: 0.002\n")
+    from_yaml = load_config(RUN.config, yaml_file)
+    assert from_yaml.train.lr == 0.002 and from_yaml.train.max_minutes == default.max_minutes
+
+
+def test_quick_preset_composes_with_config_and_set(tmp_path: Path) -> None:
+    """`--quick --config F --set K=V`: the preset's values, then the file's, then the pair's; the rest of each
+    preset section stays the preset's."""
+    from pipeline.weather.run import RUN
+
+    quick = RUN.configure("quick")
+    yaml_file = tmp_path / "run.yaml"
+    yaml_file.write_text("members: 6\ntrain:\n  steps: 11\n")
+    cfg = load_config(RUN.config, yaml_file, sets=["lead_days=0.5"], base=RUN.presets["quick"]())
+    assert (cfg.members, cfg.train.steps, cfg.lead_days) == (6, 11, 0.5)
+    assert cfg.train.batch_size == quick.train.batch_size and cfg.network == quick.network
+    assert cfg.train_days == quick.train_days != RUN.config().train_days

@@ -18,27 +18,16 @@ from models.distillation import ReflowConfig
 from pipeline.config import StrictModel
 
 
-class ProteinReflowConfig(ReflowConfig):
-    """:class:`~models.distillation.ReflowConfig` with defaults sized for the residual-MLP protein model."""
-
-    student_steps: int = Field(4, description="Euler steps (network calls) of the student")
-    teacher_sampler: str = "heun"
-    teacher_steps: int = 16
-    pairs: int = 16384
-    pair_batch_size: int = 4096
-    steps: int = 2000
-    batch_size: int = 512
-    lr: float = 3e-4
-    warmup_steps: int = 50
-    ema_decay: float = 0.995
-
-
 class DistillProteinConfig(StrictModel):
     """Options of ``velocast distill protein``."""
 
     model: str = Field(description="teacher run directory or checkpoint directory")
     data: str | None = Field(None, description="structure store (forecast models; default: the teacher's)")
-    reflow: ProteinReflowConfig = ProteinReflowConfig()
+    reflow: ReflowConfig = Field(
+        ReflowConfig(student_steps=4, pairs=16384, pair_batch_size=4096, steps=2000, batch_size=512, lr=3e-4,
+                     warmup_steps=50, ema_decay=0.995),
+        description="the distillation, sized for the residual-MLP protein model: K = student_steps Euler steps "
+                    "(network calls per sample)")
 
 
 class _Unconditional:

@@ -13,6 +13,7 @@ loop, the same clock the MD cost is recorded with, and stored in the output's at
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,16 +30,12 @@ from pipeline.protein.modeling.model import ProteinModel, load_protein_model
 from pipeline.protein.store import open_structure_store, write_structure_store
 from pipeline.provenance import file_sha256, provenance_record
 
+Progress = Callable[[int], None]
+
+
 @torch.no_grad()
-def _draw(
-    model: ProteinModel,
-    n: int,
-    *,
-    condition: torch.Tensor | None,
-    sampler: str,
-    steps: int,
-    generator: torch.Generator,
-) -> tuple[np.ndarray, int]:
+def _draw(model: ProteinModel, n: int, *, condition: torch.Tensor | None, sampler: str, steps: int,
+          generator: torch.Generator) -> tuple[np.ndarray, int]:
     noise = torch.randn(n, model.dim, generator=generator)
     denoiser = Denoiser(model.net, model.objective, condition=condition)
     result = sample(denoiser, noise, sampler=sampler, steps=steps, generator=generator)
@@ -54,16 +51,8 @@ class Generated:
     nfe: int
 
 
-def sample_conformations(
-    model: ProteinModel,
-    *,
-    n: int,
-    sampler: str = "heun",
-    steps: int = 16,
-    seed: int = 0,
-    batch_size: int = 4096,
-    on_batch=None,
-) -> Generated:  # type: ignore[no-untyped-def]
+def sample_conformations(model: ProteinModel, *, n: int, sampler: str = "heun", steps: int = 16, seed: int = 0,
+                         batch_size: int = 4096, on_batch: Progress | None = None) -> Generated:
     """``n`` independent conformations ``(n, N, 3)`` from an ensemble model."""
     if model.task != "ensemble":
         raise ValueError(f"this is a {model.task} model; sample conformations with an ensemble model")
@@ -71,14 +60,8 @@ def sample_conformations(
     start = time.process_time()
     parts, nfe = [], 0
     for begin in range(0, n, batch_size):
-        drawn, nfe = _draw(
-            model,
-            min(batch_size, n - begin),
-            condition=None,
-            sampler=sampler,
-            steps=steps,
-            generator=generator,
-        )
+        drawn, nfe = _draw(model, min(batch_size, n - begin), condition=None, sampler=sampler, steps=steps,
+                           generator=generator)
         parts.append(drawn)
         if on_batch is not None:
             on_batch(len(drawn))
@@ -86,17 +69,9 @@ def sample_conformations(
     return Generated(coordinates=coordinates, cpu_seconds=time.process_time() - start, nfe=nfe)
 
 
-def forecast_trajectories(
-    model: ProteinModel,
-    *,
-    start: np.ndarray,
-    steps: int,
-    members: int,
-    sampler: str = "heun",
-    sampler_steps: int = 16,
-    seed: int = 0,
-    on_step=None,
-) -> Generated:  # type: ignore[no-untyped-def]
+def forecast_trajectories(model: ProteinModel, *, start: np.ndarray, steps: int, members: int,
+                          sampler: str = "heun", sampler_steps: int = 16, seed: int = 0,
+                          on_step: Progress | None = None) -> Generated:
     """``members`` trajectories ``(M, steps + 1, N, 3)`` from ``start`` (N, 3) nm, one lag per step."""
     if model.task != "forecast":
         raise ValueError(f"this is a {model.task} model; forecast trajectories with a forecast model")
@@ -159,7 +134,8 @@ class ForecastConfig(StrictModel):
     steps: int = Field(ge=1, description="number of lags τ to roll out")
     members: int = Field(8, ge=1, description="independent trajectories")
     sampler: str | None = Field(None, description="default: the model's own, else heun")
-    sampler_steps: int | None = Field(None, ge=1, description="sampler steps per lag (default: the model's own, else 16)")
+    sampler_steps: int | None = Field(None, ge=1, description="sampler steps per lag (default: the model's own, "
+                                                              "else 16)")
     seed: int = Field(0, description="noise seed")
     formats: list[Format] = Field(["pdb", "xtc", "dcd"], description="export formats (pdb, xtc, dcd, h5)")
 

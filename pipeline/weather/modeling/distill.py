@@ -30,21 +30,6 @@ from pipeline.weather.modeling.rollout import NoiseScale
 log = logging.getLogger(__name__)
 
 
-class WeatherReflowConfig(ReflowConfig):
-    """:class:`~models.distillation.ReflowConfig` with defaults sized for the weather model on a CPU."""
-
-    student_steps: int = Field(4, description="Euler steps (network calls per forecast step) of the student")
-    teacher_sampler: str = "heun"
-    teacher_steps: int = 16
-    pairs: int = Field(512, description="teacher (noise, residual) pairs")
-    pair_batch_size: int = 32
-    steps: int = Field(400, description="student optimisation steps")
-    batch_size: int = 8
-    lr: float = 2e-4
-    warmup_steps: int = 10
-    ema_decay: float = 0.98
-
-
 class DistillWeatherConfig(StrictModel):
     """Options of ``velocast distill weather`` (``reflow`` holds the distillation hyper-parameters)."""
 
@@ -55,7 +40,11 @@ class DistillWeatherConfig(StrictModel):
                           "(default: the teacher's calibration.json, else 1)")
     noise_memory: float | None = Field(None, ge=0, lt=1, description="noise memory ρ handed to the student's "
                                                                       "calibration.json (default: the teacher's)")
-    reflow: WeatherReflowConfig = WeatherReflowConfig()
+    reflow: ReflowConfig = Field(
+        ReflowConfig(student_steps=4, pairs=512, pair_batch_size=32, steps=400, batch_size=8, lr=2e-4, warmup_steps=10,
+                     ema_decay=0.98),
+        description="the distillation, sized for the weather model on a CPU: K = student_steps Euler steps (network "
+                    "calls per forecast step), teacher (noise, residual) pairs, student optimisation steps")
 
 
 def _teacher_split(run: Path) -> tuple[str | None, float, list[str] | None]:

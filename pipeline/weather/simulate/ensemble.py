@@ -28,7 +28,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -108,13 +108,18 @@ def perturb_state_difference(
     rms = nodal_t.pow(2).mean(dim=(-3, -2, -1)).sqrt().clamp(min=1e-12)
     sign = torch.from_numpy(rng.choice([-1.0, 1.0], size=members).astype(np.float32))
     eps = (sign * float(amplitude_k) / rms).reshape(members, 1, 1, 1)
-    rep = lambda x: x.expand(members, *x.shape[-3:]).clone()
-    return ModalState(
-        vorticity=rep(state.vorticity) + eps * diff["vorticity"],
-        divergence=rep(state.divergence) + eps * diff["divergence"],
-        temperature_variation=rep(state.temperature_variation) + eps * diff["temperature_variation"],
-        log_surface_pressure=rep(state.log_surface_pressure) + eps * diff["log_surface_pressure"],
-    )
+    return _copies_plus(state, members, {name: eps * value for name, value in diff.items()})
+
+
+def _copies_plus(state: ModalState, members: int, delta: dict) -> ModalState:
+    """``members`` copies of ``state`` with ``delta[field]`` added to the named fields."""
+    def field(name: str):  # type: ignore[no-untyped-def]
+        copies = getattr(state, name).expand(members, *getattr(state, name).shape[-3:]).clone()
+        return copies + delta[name] if name in delta else copies
+
+    return ModalState(vorticity=field("vorticity"), divergence=field("divergence"),
+                      temperature_variation=field("temperature_variation"),
+                      log_surface_pressure=field("log_surface_pressure"))
 
 
 def perturb_scaled(model: AtmosphereModel, state: ModalState, *, members: int, amplitude_k: float, seed: int) -> ModalState:
@@ -129,13 +134,7 @@ def perturb_scaled(model: AtmosphereModel, state: ModalState, *, members: int, a
     nodal = grid.to_nodal(modal)
     rms = nodal.pow(2).mean(dim=(-2, -1), keepdim=True).sqrt().clamp(min=1e-12)
     modal = grid.to_modal(nodal / rms * float(amplitude_k)) if amplitude_k else torch.zeros_like(modal)
-    rep = lambda x: x.expand(members, *x.shape[-3:]).clone()
-    return ModalState(
-        vorticity=rep(state.vorticity),
-        divergence=rep(state.divergence),
-        temperature_variation=rep(state.temperature_variation) + modal,
-        log_surface_pressure=rep(state.log_surface_pressure),
-    )
+    return _copies_plus(state, members, {"temperature_variation": modal})
 
 
 def iter_perfect_model_ensemble(
@@ -253,61 +252,25 @@ def _forecast_dataset(
     )
 
 
-def perfect_model_ensemble(
-    *,
-    truth: str | Path,
-    init_times: Sequence[Any],
-    members: int,
-    lead: str | pd.Timedelta = "10D",
-    amplitude_k: float = DEFAULT_AMPLITUDE_K,
-    perturbation: Perturbation = "state-difference",
-    exchangeable: bool = True,
-    seed: int = 0,
-    compile: bool | None = None,
-    progress: bool = True,
-) -> xr.Dataset:
+def perfect_model_ensemble(**kwargs: Any) -> xr.Dataset:
     """The perfect-model ensemble (in memory) from the truth store ``truth`` (a simulation written by
-    ``velocast simulate atmosphere`` or its cache). Member perturbations of init time i use seed
-    ``seed + i``. Dims: ``NAME(init_time, lead_time, member, [level,] latitude, longitude)``."""
-    parts = list(iter_perfect_model_ensemble(
-        truth=truth, init_times=init_times, members=members, lead=lead, amplitude_k=amplitude_k,
-        perturbation=perturbation, exchangeable=exchangeable, seed=seed,
-        compile=compile, progress=progress,
-    ))
+    ``velocast simulate atmosphere`` or its cache); keyword arguments as :func:`iter_perfect_model_ensemble`.
+    Member perturbations of init time i use seed ``seed + i``. Dims: ``NAME(init_time, lead_time, member,
+    [level,] latitude, longitude)``."""
+    parts = list(iter_perfect_model_ensemble(**kwargs))
     return xr.concat(parts, dim="init_time", data_vars="minimal", coords="minimal", combine_attrs="override")
 
 
 def write_perfect_model_ensemble(*, out: str | Path, overwrite: bool = False, **kwargs: Any) -> xr.Dataset:
-    """Integrate and write the ensemble init time by init time into a plain Zarr v3 store at ``out``
-    (atomically: temp dir, then rename; chunks: one init time, all leads/members/levels, full fields).
-    Returns the written store opened lazily."""
-    from pipeline.weather.store import consolidate, temp_path_beside
-
-    out = Path(out)
-    if out.exists() and not overwrite:
-        raise UserError("output already exists; choose another path or pass --overwrite", path=out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temp_path_beside(out)
-    try:
-        for k, part in enumerate(iter_perfect_model_ensemble(**kwargs)):
-            chunks = {d: -1 for d in part.dims}
-            chunks["init_time"] = 1
-            if k == 0:
-                part.chunk(chunks).to_zarr(tmp, mode="w-", zarr_format=3, consolidated=False)
-            else:
-                part.chunk(chunks).to_zarr(tmp, append_dim="init_time", zarr_format=3, consolidated=False)
-        consolidate(tmp)
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-    return xr.open_zarr(out)
+    """Integrate and write the ensemble init time by init time into a plain Zarr v3 store at ``out`` (see
+    :func:`write_forecast_zarr`); keyword arguments as :func:`iter_perfect_model_ensemble`. Returns the written
+    store opened lazily."""
+    return xr.open_zarr(write_forecast_zarr(iter_perfect_model_ensemble(**kwargs), out, overwrite=overwrite))
 
 
-def write_forecast_zarr(ds: xr.Dataset, out: str | Path, *, overwrite: bool = False) -> Path:
-    """Write a forecast-schema dataset as a plain Zarr v3 store (atomically: temp dir, then rename).
+def write_forecast_zarr(parts: xr.Dataset | Iterable[xr.Dataset], out: str | Path, *, overwrite: bool = False) -> Path:
+    """Write a forecast-schema dataset (or its parts along ``init_time``, one after another: memory stays bounded
+    by one part) as a plain Zarr v3 store, atomically (temp dir, then rename).
 
     Chunks: one init time, all lead times, all members and levels, full fields."""
     from pipeline.weather.store import consolidate, temp_path_beside
@@ -318,9 +281,11 @@ def write_forecast_zarr(ds: xr.Dataset, out: str | Path, *, overwrite: bool = Fa
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = temp_path_beside(out)
     try:
-        chunks = {d: -1 for d in ds.dims}
-        chunks["init_time"] = 1
-        ds.chunk(chunks).to_zarr(tmp, mode="w-", zarr_format=3, consolidated=False)
+        for k, part in enumerate([parts] if isinstance(parts, xr.Dataset) else parts):
+            chunks = {d: -1 for d in part.dims}
+            chunks["init_time"] = 1
+            mode = {"mode": "w-"} if k == 0 else {"append_dim": "init_time"}
+            part.chunk(chunks).to_zarr(tmp, zarr_format=3, consolidated=False, **mode)
         consolidate(tmp)
         if out.exists():
             shutil.rmtree(out)

@@ -196,26 +196,6 @@ class AtmosphereModel:
                 s = self._step(s)
         return ModalState(s.vorticity, s.divergence, s.temperature_variation, s.log_surface_pressure)
 
-    def perturb(self, state: ModalState, *, members: int, amplitude_k: float, seed: int) -> ModalState:
-        """``members`` copies of ``state`` with seeded nodal temperature noise (``amplitude_k`` K rms,
-        truncated to the model's wavenumbers) added to T' at every level; member 0 is unperturbed only
-        when ``amplitude_k`` is 0."""
-        g = torch.Generator().manual_seed(int(seed))
-        grid = self.grid
-        noise = amplitude_k * torch.randn(
-            (members, self.config.layers, *grid.nodal_shape), generator=g, dtype=torch.float32
-        )
-        dT = grid.clip_wavenumbers(grid.to_modal(noise))
-        rep = lambda x: x.expand(members, *x.shape[-3:]).clone()
-        return ModalState(
-            vorticity=rep(state.vorticity),
-            divergence=rep(state.divergence),
-            temperature_variation=rep(state.temperature_variation) + dT,
-            log_surface_pressure=rep(state.log_surface_pressure),
-        )
-
-    # -- diagnostics ----------------------------------------------------------------------------------
-
     def fields(self, state: ModalState) -> dict[str, np.ndarray]:
         """Canonical fields (SI) on pressure levels: ``temperature``, ``geopotential``,
         ``u_component_of_wind``, ``v_component_of_wind`` of shape (…, level, latitude, longitude)

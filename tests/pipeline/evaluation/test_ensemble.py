@@ -8,15 +8,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from pipeline.evaluation import (
-    acc,
-    crps,
-    ensemble_mean_rmse,
-    latitude_weights,
-    rank_histogram,
-    spread,
-    spread_skill_ratio,
-)
+from pipeline.evaluation import acc, crps, ensemble_mean_rmse, latitude_weights, rank_histogram, spread, spread_skill_ratio
 
 LATS = np.array([-60.0, 0.0, 60.0])
 LONS = np.array([0.0, 90.0, 180.0, 270.0])

@@ -1,4 +1,4 @@
-"""`velocast train toy` / `velocast sample toy` end to end, and their user errors (one line, exit 2)."""
+"""The toy verbs (`velocast train toy`, `sample toy`) end to end, and their user errors (one line, exit 2)."""
 
 from __future__ import annotations
 
@@ -29,22 +29,8 @@ def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     tmp = tmp_path_factory.mktemp("toy")
     run = tmp / "run"
-    result = run_cli(
-        "train",
-        "toy",
-        "--out",
-        str(run),
-        "--steps",
-        "40",
-        "--objective",
-        "edm",
-        "--no-progress",
-        "--set",
-        "train.checkpoint_every=20",
-        "--set",
-        "train.log_every=20",
-        cwd=tmp,
-    )
+    result = run_cli("train", "toy", "--out", str(run), "--steps", "40", "--objective", "edm", "--no-progress", "--set",
+            "train.checkpoint_every=20", "--set", "train.log_every=20", cwd=tmp)
     assert result.returncode == 0, result.stderr
     assert "step 40/40" in result.stdout
     return run
@@ -60,18 +46,8 @@ def test_train_writes_checkpoints_config_and_metrics(trained_run: Path) -> None:
 
 def test_train_resumes_an_existing_run(trained_run: Path, tmp_path: Path) -> None:
     """Running again with more steps continues from the last checkpoint."""
-    result = run_cli(
-        "train",
-        "toy",
-        "--out",
-        str(trained_run),
-        "--steps",
-        "50",
-        "--objective",
-        "edm",
-        "--no-progress",
-        cwd=tmp_path,
-    )
+    result = run_cli("train", "toy", "--out", str(trained_run), "--steps", "50", "--objective", "edm", "--no-progress",
+            cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "step 50/50" in result.stdout
     assert len((trained_run / "metrics.jsonl").read_text().splitlines()) == 3  # 20, 40 then 50
@@ -79,38 +55,14 @@ def test_train_resumes_an_existing_run(trained_run: Path, tmp_path: Path) -> Non
 
 def test_sample_writes_npz_and_png(trained_run: Path, tmp_path: Path) -> None:
     """Sampling writes the samples (.npz) or a scatter plot (.png) and reports the NFE."""
-    result = run_cli(
-        "sample",
-        "toy",
-        "--model",
-        str(trained_run),
-        "--n",
-        "64",
-        "--sampler",
-        "dpmpp_2s",
-        "--steps",
-        "5",
-        "--out",
-        str(tmp_path / "s.npz"),
-        cwd=tmp_path,
-    )
+    result = run_cli("sample", "toy", "--model", str(trained_run), "--n", "64", "--sampler", "dpmpp_2s", "--steps", "5",
+            "--out", str(tmp_path / "s.npz"), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "NFE 10" in result.stdout
     data = np.load(tmp_path / "s.npz")
     assert data["samples"].shape == (64, 2) and np.isfinite(data["samples"]).all()
-    result = run_cli(
-        "sample",
-        "toy",
-        "--model",
-        str(trained_run),
-        "--n",
-        "64",
-        "--steps",
-        "3",
-        "--out",
-        str(tmp_path / "s.png"),
-        cwd=tmp_path,
-    )
+    result = run_cli("sample", "toy", "--model", str(trained_run), "--n", "64", "--steps", "3", "--out",
+            str(tmp_path / "s.png"), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "s.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -154,8 +106,6 @@ def test_bad_objective_is_a_user_error(tmp_path: Path, capsys: pytest.CaptureFix
 
 def test_subprocess_user_error_exits_2(tmp_path: Path) -> None:
     """The real command line (``python -m pipeline``) exits 2 with one line for a user error."""
-    result = run_cli(
-        "sample", "toy", "--model", str(tmp_path / "nope"), "--out", str(tmp_path / "x.npz"), cwd=tmp_path
-    )
+    result = run_cli("sample", "toy", "--model", str(tmp_path / "nope"), "--out", str(tmp_path / "x.npz"), cwd=tmp_path)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and "not found" in result.stderr
