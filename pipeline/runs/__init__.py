@@ -21,6 +21,7 @@ from pydantic import BaseModel
 from pipeline.runs.execute import RunResult, StageOutcome, execute_stage, prepare_run
 from pipeline.runs.layout import Artefact, Layout, artefact, fingerprint
 from pipeline.runs.local import run_local
+from pipeline.runs.record import stage_seconds
 from pipeline.runs.spec import RunSpec, RunSummary, Stage, StageContext
 
 
@@ -73,4 +74,5 @@ __all__ = [
     "register_runner",
     "run_local",
     "runner_names",
+    "stage_seconds",
 ]

@@ -61,6 +61,11 @@ class RunRecord:
         os.replace(tmp, self.path)
 
 
+def stage_seconds(root: str | Path) -> dict[str, float]:
+    """The wall time of every stage a runner recorded in ``root`` (the last time each ran), by name."""
+    return {name: float(entry.get("seconds", 0.0)) for name, entry in RunRecord(root).data["stages"].items()}
+
+
 @contextlib.contextmanager
 def run_lock(root: str | Path) -> Iterator[None]:
     """Hold the run directory's advisory lock; a second run on the same directory is refused."""

@@ -19,6 +19,7 @@ import pandas as pd  # noqa: E402
 import xarray as xr  # noqa: E402
 
 from pipeline.weather.metrics import channel_arrays, truth_at_valid_times  # noqa: E402
+from pipeline.weather.schema import short_channel_name  # noqa: E402
 
 SYSTEM_STYLE: dict[str, dict] = {
     "velocast": {"color": "tab:red", "lw": 2.2},
@@ -52,7 +53,7 @@ def headline_rows(metrics: dict, *, metric: str = "crps") -> list[dict]:
         for channel in channels:
             values = scores.get(metric, {}).get(channel) or [None] * len(leads)
             for i in picks:
-                row[f"{channel} {leads[i]:g}h"] = values[i]
+                row[f"{short_channel_name(channel)} {leads[i]:g}h"] = values[i]
         rows.append(row)
     return rows
 

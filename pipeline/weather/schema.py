@@ -108,3 +108,13 @@ def canonical_name(name: str, mapping: dict[str, str] | None = None) -> str:
 def channel_name(variable: str, level: int | None) -> str:
     """``temperature_850`` for a level variable, the variable's name for a surface one."""
     return variable if level is None else f"{variable}_{int(level)}"
+
+
+def short_channel_name(channel: str) -> str:
+    """``geopotential_500`` → ``z500``, ``2m_temperature`` → ``2t``: the ERA5 short name (plus the level), for
+    table headers; a name without one is returned unchanged."""
+    short = {canonical: code for code, canonical in ERA5_SHORT_NAMES.items() if len(code) <= 4}
+    variable, _, level = channel.rpartition("_")
+    if level.isdigit() and variable in short:
+        return f"{short[variable]}{level}"
+    return short.get(channel, channel)

@@ -12,7 +12,7 @@ prediction under three schedules), ``x0-cosine`` (data prediction), ``v-cosine``
 AdamW steps of batch 256, lr 2e-3, EMA 0.99 — identical for every objective and seed. Quality: sliced
 Wasserstein distance to 4000 fresh data points and the L1 error of the 8 mixture weights, of 4000
 samples with Euler (1-64 calls) and Heun (2-64 calls).
-**Weather**: the quick-scale weather network (``RunWeatherConfig.quick().network``) trained ``--steps``
+**Weather**: the quick-scale weather network (the ``--quick`` run's network) trained ``--steps``
 steps of batch 8 on the given store's training split; quality: the fair CRPS (normalised units,
 latitude-weighted, mean over channels) of ``--members``-member ensembles one model step (6 h) ahead
 from ``--init-times`` held-out init times.
@@ -183,11 +183,11 @@ def weather_run(name: str, seed: int, task: WeatherTask, args: argparse.Namespac
     from models.objectives import make_objective
     from models.training import TrainConfig
     from pipeline.weather.modeling.model import build_network
-    from pipeline.weather.run import RunWeatherConfig
+    from pipeline.weather.run import RUN
 
     objective = make_objective(name)
     torch.manual_seed(seed)
-    net = build_network(RunWeatherConfig.quick().network, channels=task.windows.channels,
+    net = build_network(RUN.configure("quick").network, channels=task.windows.channels,
                         condition_channels=task.windows.condition_channels)
     config = TrainConfig(objective=name, steps=args.steps, batch_size=8, lr=1e-3, warmup_steps=20, ema_decay=0.99,
                          log_every=1, checkpoint_every=0, seed=seed)
@@ -257,7 +257,7 @@ def protein_run(name: str, seed: int, task: ProteinTask, args: argparse.Namespac
     from models.networks import MLPDenoiser
     from models.objectives import make_objective
     from models.training import TensorSource, TrainConfig
-    from pipeline.protein.modeling.train import ProteinNetworkConfig
+    from pipeline.protein.modeling.model import ProteinNetworkConfig
 
     objective = make_objective(name)
     torch.manual_seed(seed)

@@ -21,9 +21,10 @@ from pathlib import Path
 def load_or_run(run_dir: Path, quick: bool) -> dict:
     path = run_dir / "metrics.json"
     if not path.exists():
-        from pipeline.protein.run import RunProteinConfig, run_protein
+        from pipeline.protein.run import RUN
+        from pipeline.runs import run_local
 
-        run_protein(RunProteinConfig.quick() if quick else RunProteinConfig(), out=run_dir, progress=False)
+        run_local(RUN, RUN.configure("quick" if quick else None), run_dir, progress=False)
     return json.loads(path.read_text())
 
 
@@ -64,7 +65,9 @@ def main(argv: list[str] | None = None) -> int:
     forecast = metrics.get("forecast") or {}
     if forecast.get("rama_js") is not None:
         print(f"\nforecast trajectories: rama_js {forecast['rama_js']:.4f}, valid {forecast['valid_fraction']:.4f}")
-    print(f"\ntimings (s): {metrics.get('timings_s')}")
+    from pipeline.runs import stage_seconds
+
+    print(f"\nstage timings (s): {stage_seconds(args.run_dir)}")
     result = {"goals": [{"goal": g, "measured": m, "met": ok} for g, m, ok in rows], "metrics": metrics}
     (args.json or args.run_dir / "bench.json").write_text(json.dumps(result, indent=1))
     return 0

@@ -45,11 +45,11 @@ def parse_ints(text: str) -> list[int]:
 
 def quick_weather_run(workdir: Path, *, train_steps: int) -> Path:
     """Simulate the quick atmosphere (if absent) and train a quick-network fm teacher on it."""
-    from pipeline.weather.run import RunWeatherConfig
     from pipeline.weather.modeling.train import ValidationConfig, WeatherTrainConfig, train_weather
+    from pipeline.weather.run import RUN
     from pipeline.weather.simulate.api import simulate_training_store
 
-    quick = RunWeatherConfig.quick()
+    quick = RUN.configure("quick")
     data = workdir / "atmosphere.zarr"
     if not data.exists():
         _, _, _, days = quick.periods()
@@ -57,8 +57,8 @@ def quick_weather_run(workdir: Path, *, train_steps: int) -> Path:
     run = workdir / "teacher"
     train = quick.train.model_copy(update={"steps": train_steps, "validate_every": 0, "max_minutes": None,
                                            "checkpoint_every": train_steps, "warmup_steps": 20,
-                                           "ema_decay": 0.995})
-    train_weather(WeatherTrainConfig(data=str(data), objective="fm", network=quick.network, train=train,
+                                           "ema_decay": 0.995, "objective": "fm"})
+    train_weather(WeatherTrainConfig(data=str(data), network=quick.network, train=train,
                                      validation=ValidationConfig()), out=run, progress=False)
     return run
 
@@ -158,7 +158,7 @@ def print_table(title: str, points: list[dict], key: str) -> None:
 def run_noise(args: argparse.Namespace, run: Path, checkpoint_dir: Path) -> tuple[object, float]:
     """(λ, ρ) a run samples with: ``--noise-scale`` / ``--noise-memory``, else its calibration.json."""
     from pipeline.weather.modeling.calibrate import recorded_noise
-    from pipeline.weather.modeling.cli import parse_noise_scale
+    from pipeline.weather.domain import parse_noise_scale
 
     scale, memory = recorded_noise(run, checkpoint_dir)
     if args.noise_scale is not None:

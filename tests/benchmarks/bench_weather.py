@@ -23,10 +23,10 @@ HEADLINE = ("geopotential_500", "temperature_850")
 def load_or_run(run_dir: Path, quick: bool) -> dict:
     metrics_path = run_dir / "metrics.json"
     if not metrics_path.exists():
-        from pipeline.weather.run import RunWeatherConfig, run_weather
+        from pipeline.runs import run_local
+        from pipeline.weather.run import RUN
 
-        config = RunWeatherConfig.quick() if quick else RunWeatherConfig()
-        run_weather(config, out=run_dir, progress=False)
+        run_local(RUN, RUN.configure("quick" if quick else None), run_dir, progress=False)
     return json.loads(metrics_path.read_text())
 
 
@@ -40,13 +40,15 @@ def throughput(run_dir: Path, metrics: dict) -> dict:
                            if '"steps_per_s"' in line)
             if rates:
                 out[f"train_{name}_steps_per_s"] = rates[len(rates) // 2]
-    timings = metrics.get("timings_s", {})
+    from pipeline.runs import stage_seconds
+
+    timings = stage_seconds(run_dir)
     members = metrics["members"].get("velocast", 1)
     steps = len(metrics["lead_hours"])
-    if timings.get("forecast"):
+    if timings.get("forecast-model"):
         member_steps = metrics["n_init_times"] * members * steps
-        out["forecast_member_steps_per_s"] = member_steps / timings["forecast"]
-        out["forecast_seconds"] = timings["forecast"]
+        out["forecast_member_steps_per_s"] = member_steps / timings["forecast-model"]
+        out["forecast_seconds"] = timings["forecast-model"]
     out["nfe_per_step"] = metrics.get("nfe_per_step")
     out["timings_s"] = timings
     return out
