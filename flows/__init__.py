@@ -1,4 +1,5 @@
-"""Prefect flows: thin orchestration over :mod:`pipeline` (see ``flows/weather.py``, ``flows/protein.py``)."""
+"""Prefect orchestration over :mod:`pipeline`, with no domain knowledge: any domain's run as a flow (``flows/runs.py``),
+any domain's operations as flows (``flows/operations.py``), their deployments (``flows/deploy.py``)."""
 
 import os
 

@@ -1,92 +1,28 @@
-"""Shared orchestration helpers: retry policy, cache keys, step timing and failure naming, artifacts.
+"""What the flows share: the retry settings, cache-key digests, the per-step timing table, artifacts.
 
-Flows stay thin: every task calls one ``pipeline`` function and returns paths, snapshot ids or small
-JSON-able dicts (never tensors or datasets), so results can be cached (JSON serializer, no pickle) and
-shipped to Dask workers.
+Tasks exchange paths, snapshot ids and small JSON-able dicts (never tensors or datasets), so results are
+cached with the JSON serializer (no pickle) and can be shipped to Dask workers.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from prefect.tasks import exponential_backoff
-
-from pipeline.errors import UserError
 from pipeline.runs import RunSummary
+from pipeline.runs.steps import BACKOFF_S, IO_RETRIES, step_error
 
-#: Retries of I/O tasks (``$VELOCAST_FLOW_RETRIES``, default 3) and the first backoff in seconds
-#: (``$VELOCAST_RETRY_BACKOFF``, default 2: waits 2, 4, 8 s). Read when the flows module is imported.
-IO_RETRIES = int(os.environ.get("VELOCAST_FLOW_RETRIES", "3"))
-BACKOFF_S = float(os.environ.get("VELOCAST_RETRY_BACKOFF", "2"))
-
-
-def io_retry_options() -> dict[str, Any]:
-    """``retries`` / ``retry_delay_seconds`` for tasks that read or write stores."""
-    return {"retries": IO_RETRIES, "retry_delay_seconds": exponential_backoff(backoff_factor=BACKOFF_S),
-            "retry_jitter_factor": 0.2}
-
-
-def cached_options(key_fn: Callable[[dict[str, Any]], list[Any]]) -> dict[str, Any]:
-    """Task options for caching on ``key_fn(parameters)`` (a list of the hashes that matter), with results
-    persisted as JSON (no pickle)."""
-
-    def cache_key(context: Any, parameters: dict[str, Any]) -> str:
-        name = context.task.name if context is not None and getattr(context, "task", None) else "task"
-        return digest([name, *key_fn(parameters)])
-
-    return {"cache_key_fn": cache_key, "persist_result": True, "result_serializer": "json"}
-
-
-def run_cached(task: Any, *args: Any, valid: Callable[[Any], bool], refresh: bool = False) -> Any:
-    """Call a cached ``task``; when the (possibly cached) result fails ``valid`` — its outputs were deleted
-    or replaced since — run it again with the cache refreshed. ``refresh`` skips the cache outright."""
-    result = (task.with_options(refresh_cache=True) if refresh else task)(*args)
-    if not refresh and not valid(result):
-        result = task.with_options(refresh_cache=True)(*args)
-    return result
-
-
-def exists(*paths: Any) -> bool:
-    """All paths exist."""
-    return all(Path(str(p)).exists() for p in paths)
+__all__ = ["BACKOFF_S", "IO_RETRIES", "StepTimer", "artifact_key", "digest", "progress_artifact", "publish_summary"]
 
 
 def digest(parts: Any) -> str:
     """Short SHA-256 of a JSON-able value."""
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:32]
-
-
-def store_fingerprint(path: str | Path) -> str:
-    """The data snapshot id of a Zarr analysis store (path, times, attributes; see
-    :func:`pipeline.weather.store.data_fingerprint`), or ``missing``."""
-    if not Path(path).exists():
-        return "missing"
-    from pipeline.weather.store import data_fingerprint
-    from pipeline.weather.store import open_training_store
-
-    return data_fingerprint(open_training_store(path), path)
-
-
-def checkpoint_hash(run: str | Path) -> str:
-    """SHA-256 of the newest checkpoint's weights of a run (or ``none``)."""
-    from models.training.checkpoint import latest_checkpoint
-    from pipeline.provenance import file_sha256
-
-    path = Path(run)
-    ckpt = path if (path / "weights.safetensors").exists() else latest_checkpoint(path)
-    return "none" if ckpt is None else f"sha256:{file_sha256(ckpt / 'weights.safetensors')}"
-
-
-class StepFailed(RuntimeError):
-    """A flow step failed; the message names the step and its input."""
 
 
 @dataclass
@@ -97,9 +33,8 @@ class StepTimer:
     rows: list[dict[str, Any]] = field(default_factory=list)
 
     @contextmanager
-    def step(self, name: str, **inputs: Any) -> Iterator[None]:
-        """Time the block; a failure is re-raised naming the step and its inputs."""
-        label = ", ".join(f"{k}={v}" for k, v in inputs.items())
+    def step(self, name: str, *, label: str = "") -> Iterator[None]:
+        """Time the block; a failure is re-raised naming the flow, the step and its input (``label``)."""
         start = time.monotonic()
         try:
             yield
@@ -107,10 +42,7 @@ class StepTimer:
             self.rows.append({"step": name, "input": label, "seconds": round(time.monotonic() - start, 2),
                               "status": "failed"})
             self.publish()
-            where = f"step '{name}'" + (f" ({label})" if label else "")
-            if isinstance(exc, UserError):
-                raise UserError(f"{self.flow}: {where} failed: {exc}") from exc
-            raise StepFailed(f"{self.flow}: {where} failed: {type(exc).__name__}: {exc}") from exc
+            raise step_error(self.flow, name, label, exc) from exc
         self.rows.append({"step": name, "input": label, "seconds": round(time.monotonic() - start, 2),
                           "status": "ok"})
 

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-CYCLE_ENTRYPOINT = "flows/weather.py:forecast_cycle"
-VERIFY_ENTRYPOINT = "flows/weather.py:verify"
+CYCLE_ENTRYPOINT = "flows/operations.py:forecast_cycle"
+VERIFY_ENTRYPOINT = "flows/operations.py:verify"
 CYCLE_DEPLOYMENT = "velocast-cycle"
 VERIFY_DEPLOYMENT = "velocast-verify"
 
@@ -99,7 +99,7 @@ def serve(settings: DeploySettings, *, limit: int | None = None) -> None:
     """Serve both deployments from this process (no work pool, no worker); blocks until interrupted."""
     from prefect import serve as prefect_serve
 
-    from flows.weather import forecast_cycle, verify
+    from flows.operations import forecast_cycle, verify
 
     settings = _absolute(settings)
     cycle = forecast_cycle.to_deployment(name=CYCLE_DEPLOYMENT, cron=settings.cycle_cron,

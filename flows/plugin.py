@@ -1,5 +1,5 @@
 """The ``flows`` plugin of the ``velocast`` command (entry point ``velocast.plugins: prefect``): the ``prefect``
-runner of ``velocast run`` and the operations commands (``deploy``, ``run cycle``, ``run verify``, ``model``).
+runner of ``velocast run`` (runs and operations) and ``velocast deploy``.
 
 Importing it is cheap: Prefect is imported only when a runner or command runs.
 """
@@ -24,6 +24,16 @@ def prefect_runner(spec: RunSpec, config: Any, out: str | Path, *, refresh: bool
     return run_with_prefect(spec, config, out, refresh=refresh, progress=progress)
 
 
-register_runner("prefect", prefect_runner)
+def prefect_operation_runner(domain: str, operation: str, parameters: dict[str, Any]) -> Any:
+    """:func:`flows.operations.run_operation_with_prefect` (imported on first use)."""
+    try:
+        from flows.operations import run_operation_with_prefect
+    except ImportError as exc:
+        raise RunnerUnavailable(f"Prefect is not installed ({exc.name}; pip install "
+                                "'velocast[orchestration]')") from None
+    return run_operation_with_prefect(domain, operation, parameters)
+
+
+register_runner("prefect", prefect_runner, operations=prefect_operation_runner)
 
 import flows.cli  # noqa: E402,F401  (registers the operations commands)

@@ -58,13 +58,12 @@ def run_flow(domain: str) -> Any:
     from prefect import flow, task
     from prefect.tasks import exponential_backoff
 
-    from flows.common import IO_RETRIES, BACKOFF_S, StepTimer, publish_summary
+    from flows.common import BACKOFF_S, StepTimer, publish_summary
 
     spec = spec_of(domain)
     tasks = {}
     for stage in spec.stages:
-        retries = {"retries": max(stage.retries, IO_RETRIES if stage.retries else 0),
-                   "retry_delay_seconds": exponential_backoff(backoff_factor=BACKOFF_S),
+        retries = {"retries": stage.retries, "retry_delay_seconds": exponential_backoff(backoff_factor=BACKOFF_S),
                    "retry_jitter_factor": 0.2} if stage.retries else {}
         tasks[stage.name] = task(_execute, name=stage.name, task_run_name=stage.name, cache_key_fn=_stage_key,
                                  persist_result=True, result_serializer="json", **retries)
@@ -79,7 +78,7 @@ def run_flow(domain: str) -> Any:
         outcomes = []
         with run_lock(layout.root):
             for stage in spec.stages:
-                with timer.step(stage.name, out=out):
+                with timer.step(stage.name, label=f"out={out}"):
                     args = (domain, stage.name, cfg_json, out, progress, refresh)
                     stage_task = tasks[stage.name]
                     state = (stage_task.with_options(refresh_cache=True) if refresh else stage_task)(

@@ -8,7 +8,7 @@ Ingest with a SLURM-backed Dask cluster::
 Fan Prefect tasks (verification per cycle) out over SLURM jobs::
 
     from infra.dask_slurm import slurm_task_runner
-    from flows.weather import verify
+    from flows.operations import verify
     verify.with_options(task_runner=slurm_task_runner())(analysis, store)
 """
 

@@ -20,7 +20,7 @@ only when a command runs, so ``velocast --help`` never imports torch.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -173,12 +173,15 @@ def distill_verb(help: str, *, config: str, run: str, summary: str, calls: str, 
 
 @dataclass(frozen=True)
 class Domain:
-    """A domain: its name, one line of help, its run (a ``RunSpec`` reference) and its verbs."""
+    """A domain: its name, one line of help, its run (a ``RunSpec`` reference), its verbs and its operations
+    (name → ``"module:function"`` of a workflow over :class:`~pipeline.runs.steps.Steps`, such as the forecast
+    cycle that deployments schedule)."""
 
     name: str
     help: str
     run: str
     verbs: tuple[Verb, ...] = ()
+    operations: Mapping[str, str] = field(default_factory=dict)
 
     def verb(self, name: str) -> Verb | None:
         return next((v for v in self.verbs if v.name == name), None)

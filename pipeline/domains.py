@@ -40,3 +40,10 @@ def get_domain(name: str) -> Domain:
 def domains() -> list[Domain]:
     """Every registered domain."""
     return [get_domain(name) for name in DOMAIN_MODULES]
+
+
+def run_operation(domain: str, operation: str, parameters: dict[str, Any]) -> Any:
+    """Run ``domain``'s ``operation`` in this process (:class:`~pipeline.runs.steps.LocalSteps`)."""
+    from pipeline.runs.steps import LocalSteps
+
+    return resolve(get_domain(domain).operations[operation])(LocalSteps(operation), **parameters)

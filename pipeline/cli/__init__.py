@@ -21,7 +21,8 @@ from pipeline.errors import UserError
 log = logging.getLogger(__name__)
 
 # Modules that register domain-specific commands (ingest, simulate, query, serve).
-COMMAND_MODULES: tuple[str, ...] = ("pipeline.weather.cli", "pipeline.protein.cli", "pipeline.forecast_store.cli")
+COMMAND_MODULES: tuple[str, ...] = ("pipeline.weather.cli", "pipeline.protein.cli", "pipeline.forecast_store.cli",
+                                    "pipeline.cli.registry")
 PLUGIN_GROUP = "velocast.plugins"
 _loaded = False
 

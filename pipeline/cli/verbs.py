@@ -171,6 +171,29 @@ def execute_run(spec: Any, config: Any, out: Path, *, runner: str, refresh: bool
         raise UserError(f"{exc}; or run with --runner local") from None
 
 
+def execute_operation(domain: str, operation: str, parameters: dict[str, Any], *, runner: str) -> Any:
+    """Run ``domain``'s ``operation`` with the runner named ``runner`` (``auto`` as :func:`execute_run`)."""
+    from pipeline.domains import run_operation
+    from pipeline.errors import UserError
+    from pipeline.runs import RunnerUnavailable, get_operation_runner, runner_names
+
+    if runner == "auto":
+        if "prefect" in runner_names():
+            try:
+                return get_operation_runner("prefect")(domain, operation, parameters)
+            except RunnerUnavailable as exc:
+                log.warning("%s; running the steps in this process instead", exc)
+        return run_operation(domain, operation, parameters)
+    if runner == "local":
+        return run_operation(domain, operation, parameters)
+    if runner not in runner_names():
+        raise UserError(f"--runner must be auto, {', '.join(runner_names())}; got {runner!r}")
+    try:
+        return get_operation_runner(runner)(domain, operation, parameters)
+    except RunnerUnavailable as exc:
+        raise UserError(f"{exc}; or run with --runner local") from None
+
+
 def print_run_summary(result: Any) -> None:
     """Stage times, the headline table, the report's path."""
     from rich.table import Table

@@ -1,4 +1,5 @@
-"""CLI: ``velocast ingest weather`` and ``velocast simulate atmosphere``."""
+"""CLI: ``velocast ingest weather``, ``velocast simulate atmosphere`` and the operations ``velocast run cycle`` /
+``run verify`` (the verbs: :mod:`pipeline.weather.domain`)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,12 @@ from pathlib import Path
 import typer
 
 from pipeline.cli.root import group
+
+ANALYSIS_HELP = "Analysis store (Zarr) the cycles start from and verify against."
+STORE_HELP = "Forecast store (Icechunk) the cycles are committed to."
+REGISTRY_HELP = "Model registry directory (default $VELOCAST_REGISTRY or ./models)."
+RUNNER_HELP = ("auto (the Prefect flow when an API answers or a temporary server starts, else in-process), local "
+               "or prefect.")
 
 # numexpr (imported by pandas) logs "NumExpr defaulting to N threads" at INFO: not for users' eyes.
 logging.getLogger("numexpr").setLevel(logging.WARNING)
@@ -135,3 +142,46 @@ def parse_init_times(text: str) -> list[str]:
         return [str(t) for t in parse([text])]
     except ValueError as exc:
         raise UserError(f"--init-times: cannot parse {text!r} ({exc})") from None
+
+
+@group("run").command("cycle")
+def run_cycle_command(
+    analysis: Path = typer.Option(..., "--analysis", help=ANALYSIS_HELP),
+    store: Path = typer.Option(..., "--store", help=STORE_HELP),
+    registry: Path | None = typer.Option(None, "--registry", help=REGISTRY_HELP),
+    members: int = typer.Option(10, "--members", help="Ensemble members."),
+    lead: str = typer.Option("5d", "--lead", help="Forecast length, e.g. 5d or 120h."),
+    sampler: str = typer.Option("heun", "--sampler", help="Sampler."),
+    sampler_steps: int = typer.Option(4, "--steps", help="Sampler steps per forecast step."),
+    extend_hours: float = typer.Option(0.0, "--extend-hours", help="Embedded atmosphere: new hours to simulate first."),
+    no_verify: bool = typer.Option(False, "--no-verify", help="Skip verifying the cycles whose truth arrived."),
+    runner: str = typer.Option("auto", "--runner", help=RUNNER_HELP),
+) -> None:
+    """Run one operational forecast cycle now (the forecast-cycle operation), then verify what is ready."""
+    import json
+
+    from pipeline.cli.verbs import execute_operation
+    from pipeline.console import console
+    from pipeline.registry import default_registry
+
+    result = execute_operation("weather", "forecast-cycle", dict(
+        analysis=str(analysis), store=str(store), registry=str(registry or default_registry()), members=members,
+        lead=lead, sampler=sampler, sampler_steps=sampler_steps, extend_hours=extend_hours,
+        verify_after=not no_verify), runner=runner)
+    console.print_json(json.dumps(result, default=str))
+
+
+@group("run").command("verify")
+def run_verify_command(
+    analysis: Path = typer.Option(..., "--analysis", help=ANALYSIS_HELP),
+    store: Path = typer.Option(..., "--store", help=STORE_HELP),
+    runner: str = typer.Option("auto", "--runner", help=RUNNER_HELP),
+) -> None:
+    """Verify every cycle whose truth has arrived (the verify operation); appends to the verification table."""
+    import json
+
+    from pipeline.cli.verbs import execute_operation
+    from pipeline.console import console
+
+    result = execute_operation("weather", "verify", dict(analysis=str(analysis), store=str(store)), runner=runner)
+    console.print_json(json.dumps(result, default=str))

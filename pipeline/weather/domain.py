@@ -87,6 +87,9 @@ DOMAIN = Domain(
     name="weather",
     help="the Held–Suarez atmosphere: simulate → train → calibrate → forecast → evaluate",
     run="pipeline.weather.run:RUN",
+    operations={"ingest": "pipeline.weather.operations:ingest", "train": "pipeline.weather.operations:train",
+                "forecast-cycle": "pipeline.weather.operations:forecast_cycle",
+                "verify": "pipeline.weather.operations:verify"},
     verbs=(
         train_verb("Train the conditional flow-matching weather model (or the deterministic baseline with "
                    "--objective mse). Several GPUs or CPU processes: `torchrun --nproc-per-node N -m pipeline train "

@@ -72,7 +72,7 @@ def pipeline_run(prefect_server, tmp_path_factory) -> dict:
 def weather_base(pipeline_run, tmp_path_factory) -> dict[str, str]:
     """The pipeline's analysis store and a model trained on it by the ``train`` flow, which promotes it as
     current in a fresh registry."""
-    from flows.weather import train
+    from flows.operations import train
 
     out = Path(pipeline_run["out"])
     root = tmp_path_factory.mktemp("ops")

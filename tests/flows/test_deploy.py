@@ -64,7 +64,7 @@ def test_deployments_run_on_a_worker_commit_verify_and_are_idempotent(prefect_se
     assert [s.schedule.cron for s in check.schedules] == ["30 0 * * *"]
 
     # An earlier cycle exists and 12 h of new analyses have arrived since (in-process, same server).
-    from flows.weather import forecast_cycle
+    from flows.operations import forecast_cycle
     from pipeline.weather.simulate.extend import extend_simulation
 
     earlier = forecast_cycle(**settings.cycle_parameters(), verify_after=False)["cycle"]["init_time"]

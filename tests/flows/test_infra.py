@@ -23,7 +23,7 @@ def test_prefect_yaml_template_declares_cycle_and_verify_deployments() -> None:
     accept."""
     import inspect
 
-    from flows import weather
+    from flows import operations
 
     spec = yaml.safe_load((INFRA / "prefect.yaml").read_text())
     deployments = {d["name"]: d for d in spec["deployments"]}
@@ -33,7 +33,7 @@ def test_prefect_yaml_template_declares_cycle_and_verify_deployments() -> None:
     for d in deployments.values():
         path, func = d["entrypoint"].split(":")
         assert (REPO / path).exists()
-        params = set(inspect.signature(getattr(weather, func).fn).parameters)
+        params = set(inspect.signature(getattr(operations, func).fn).parameters)
         assert set(d["parameters"]) <= params, set(d["parameters"]) - params
         assert d["work_pool"]["name"] == "velocast"
 

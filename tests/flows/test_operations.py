@@ -20,7 +20,7 @@ def test_verify_fans_out_over_cycles_on_a_dask_runner_and_never_duplicates(pipel
     import numpy as np
     from prefect_dask import DaskTaskRunner
 
-    from flows.weather import verify
+    from flows.operations import verify
     from pipeline.forecast_store import ForecastStore
 
     store = tmp_path / "forecast.icechunk"
@@ -48,7 +48,7 @@ def test_missing_input_retries_then_fails_naming_the_step(weather_ops, tmp_path)
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
-    from flows.weather import forecast_cycle
+    from flows.operations import forecast_cycle
 
     state = forecast_cycle(weather_ops["analysis"], weather_ops["store"], str(tmp_path / "empty-registry"),
                            lead=LEAD, return_state=True)
@@ -69,14 +69,14 @@ def test_extend_simulation_appends_consistent_times(weather_ops) -> None:
     import numpy as np
     import xarray as xr
 
-    from flows.common import store_fingerprint
-    from flows.weather import ingest
+    from flows.operations import ingest
+    from pipeline.weather.operations import analysis_fingerprint
     from pipeline.weather.simulate.extend import extend_simulation
     from pipeline.weather.store import load_stats, open_training_store
 
     before = open_training_store(weather_ops["analysis"])
     n = before.sizes["time"]
-    fingerprint = store_fingerprint(weather_ops["analysis"])
+    fingerprint = analysis_fingerprint(weather_ops["analysis"])
     result = ingest(weather_ops["analysis"], extend_hours=6)
     assert result["fingerprint"] != fingerprint
     after = open_training_store(weather_ops["analysis"])
@@ -89,3 +89,22 @@ def test_extend_simulation_appends_consistent_times(weather_ops) -> None:
     assert 0 < step < 3.0  # a 6-hour change, not a restart from rest
     with pytest.raises(Exception, match="whole number"):
         extend_simulation(weather_ops["analysis"], hours=5)
+
+
+def test_the_cycle_runs_in_this_process_without_prefect(weather_ops, capsys) -> None:
+    """`velocast run cycle --runner local` runs the same operation with LocalSteps: it commits the newest
+    analysis as one cycle, and a second run with no new analysis adds nothing."""
+    import json
+
+    from pipeline.cli import main
+    from pipeline.forecast_store import ForecastStore
+
+    args = ["run", "cycle", "--runner", "local", "--analysis", weather_ops["analysis"], "--store", weather_ops["store"],
+            "--registry", weather_ops["registry"], "--lead", LEAD, "--members", "2", "--sampler", "euler", "--steps", "1"]
+    for expected in ("written", "up-to-date"):
+        with pytest.raises(SystemExit) as exit_info:
+            main(args)
+        assert exit_info.value.code == 0
+        summary = json.loads(capsys.readouterr().out)
+        assert summary["cycle"]["action"] == expected and summary["model"] == "tiny"
+    assert len(ForecastStore.open(weather_ops["store"]).init_times()) == 1
