@@ -37,7 +37,12 @@ def __getattr__(name: str) -> Any:
 
 @runtime_checkable
 class Codec(Protocol):
-    """A domain sample ↔ the core's tensor: ``decode(encode(x)) ≈ x``; ``to_json`` rebuilds it from a checkpoint."""
+    """A domain sample ↔ the core's array: ``decode(encode(x)) ≈ x``; ``to_json`` is what a checkpoint stores to
+    rebuild it."""
+
+    def encode(self, samples: Any) -> Any: ...
+
+    def decode(self, z: Any) -> Any: ...
 
     def to_json(self) -> Any: ...
 
@@ -53,10 +58,11 @@ class Generator(Protocol):
 
 @runtime_checkable
 class Store(Protocol):
-    """Where a domain's generated data are kept; written atomically, read without the writer."""
+    """Where a domain's generated data are kept (a forecast store, a structure store): written atomically, read
+    without the writer, opened from its ``location``."""
 
     @property
-    def attrs(self) -> Mapping[str, Any]: ...
+    def location(self) -> str: ...
 
 
 class Evaluator(Protocol):

@@ -1,10 +1,23 @@
-"""Shared test fixtures."""
+"""Shared test fixtures, and the environment every test runs in.
+
+Retries are made quick (``VELOCAST_RETRY_BACKOFF``, ``VELOCAST_FLOW_RETRIES``) and Prefect's home is a
+temporary directory; both are set here, before any velocast module reads them, and flow-run and worker
+subprocesses inherit them.
+"""
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 import pytest
+
+os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix="velocast-prefect-home-")
+os.environ.setdefault("VELOCAST_RETRY_BACKOFF", "0.2")
+os.environ.setdefault("VELOCAST_FLOW_RETRIES", "2")
+os.environ["PREFECT_LOGGING_LEVEL"] = "WARNING"
+os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
@@ -16,3 +29,17 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip("../shared/data is not present (a user's fresh clone has none)")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def prefect_server():
+    """A real local Prefect server (SQLite in a temp dir) for every test that needs one; yields its API URL.
+    PREFECT_API_URL is exported so worker and flow-run subprocesses talk to it."""
+    from prefect.settings import PREFECT_API_URL
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        url = PREFECT_API_URL.value()
+        os.environ["PREFECT_API_URL"] = url
+        yield url
+        os.environ.pop("PREFECT_API_URL", None)

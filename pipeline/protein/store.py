@@ -58,6 +58,10 @@ class StructureStore:
     attrs: dict[str, Any] = field(default_factory=dict)
 
     @property
+    def location(self) -> str:
+        return str(self.path)
+
+    @property
     def n_atoms(self) -> int:
         return int(self.coordinates.shape[-2])
 

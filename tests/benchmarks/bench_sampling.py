@@ -93,7 +93,7 @@ class WeatherCases:
         self.history = np.stack([stack_channels(store.sel(time=(self.init_times - step).values), channels),
                                  stack_channels(store.sel(time=self.init_times.values), channels)], axis=1)
         norm = self.teacher.normalisation
-        truth = [norm.normalise(stack_channels(store.sel(time=(self.init_times + (k + 1) * step).values), channels))
+        truth = [norm.encode(stack_channels(store.sel(time=(self.init_times + (k + 1) * step).values), channels))
                  for k in range(lead_steps)]
         self.truth_z = np.stack(truth, axis=1)  # (N, L, C, H, W)
         self.latitude = self.teacher.latitude
@@ -114,7 +114,7 @@ class WeatherCases:
                          noise_scale=noise[0], noise_memory=noise[1])
         seconds = time.perf_counter() - start
         norm = forecaster.normalisation
-        z = np.stack([[norm.normalise(result.states[n, k]) for k in range(self.lead_steps)]
+        z = np.stack([[norm.encode(result.states[n, k]) for k in range(self.lead_steps)]
                       for n in range(len(self.init_times))])  # (N, L, M, C, H, W)
         dims = ("init_time", "lead_time", "member", "channel", "latitude", "longitude")
         fc = xr.DataArray(z, dims=dims, coords={"latitude": self.latitude})

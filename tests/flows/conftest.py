@@ -1,25 +1,14 @@
-"""Fixtures for the flow tests: ONE real temporary Prefect server for the whole session, a tiny simulated
-analysis store and a tiny trained model promoted in a registry.
-
-Retries are made quick (``VELOCAST_RETRY_BACKOFF``) and Prefect's home is a temporary directory; both are
-set before ``flows`` is imported, and flow-run subprocesses inherit them.
-"""
+"""Fixtures for the flow tests (the session's one real Prefect server is ``prefect_server`` of
+``tests/conftest.py``): a tiny end-to-end weather run, its analysis store and a tiny trained model promoted in
+a registry."""
 
 from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import pytest
-
-_HOME = Path(tempfile.mkdtemp(prefix="velocast-prefect-home-"))
-os.environ["PREFECT_HOME"] = str(_HOME)
-os.environ.setdefault("VELOCAST_RETRY_BACKOFF", "0.2")
-os.environ.setdefault("VELOCAST_FLOW_RETRIES", "2")
-os.environ["PREFECT_LOGGING_LEVEL"] = "WARNING"
-os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
 
 LEAD = "12h"
 
@@ -38,20 +27,6 @@ def tiny_run_config() -> dict:
         "train": train, "deterministic_train": {**train, "steps": 2},
         "validation": {"init_times": 1, "members": 2, "lead_steps": 1, "sampler_steps": 1},
     }).model_dump(mode="json")
-
-
-@pytest.fixture(scope="session")
-def prefect_server():
-    """A real local Prefect server (SQLite in a temp dir) for every flow test; yields its API URL.
-    PREFECT_API_URL is exported so worker and flow-run subprocesses talk to it."""
-    from prefect.settings import PREFECT_API_URL
-    from prefect.testing.utilities import prefect_test_harness
-
-    with prefect_test_harness(server_startup_timeout=120):
-        url = PREFECT_API_URL.value()
-        os.environ["PREFECT_API_URL"] = url
-        yield url
-        os.environ.pop("PREFECT_API_URL", None)
 
 
 @pytest.fixture(scope="session")

@@ -82,7 +82,8 @@ def stack_channels(dataset: xr.Dataset, channels: Sequence[Channel]) -> np.ndarr
 
 @dataclass(frozen=True)
 class Normalisation:
-    """Per-channel ``mean``, ``std`` and k-step-difference ``diff_std`` (physical units)."""
+    """Per-channel ``mean``, ``std`` and k-step-difference ``diff_std`` (physical units); the weather domain's
+    codec (:class:`pipeline.base.Codec`): ``encode`` standardises, ``decode`` undoes it."""
 
     channels: tuple[str, ...]
     mean: np.ndarray
@@ -110,10 +111,12 @@ class Normalisation:
     def _shape(self, values: np.ndarray) -> np.ndarray:
         return values.reshape(-1, 1, 1).astype(np.float32)
 
-    def normalise(self, states: np.ndarray) -> np.ndarray:
+    def encode(self, states: np.ndarray) -> np.ndarray:
+        """Physical states ``(..., C, H, W)`` → standardised ``z = (x - μ)/σ`` per channel."""
         return (states - self._shape(self.mean)) / self._shape(self.std)
 
-    def denormalise(self, z: np.ndarray) -> np.ndarray:
+    def decode(self, z: np.ndarray) -> np.ndarray:
+        """Standardised ``z`` → physical states, ``x = z·σ + μ``."""
         return z * self._shape(self.std) + self._shape(self.mean)
 
     @property
@@ -155,7 +158,7 @@ class WeatherWindows:
         if not np.isfinite(states).all():
             raise ValueError("the training data contain NaNs in a dynamic channel")
         normalisation = normalisation or Normalisation.compute(states, channels, stride=stride)
-        z = normalisation.normalise(states)
+        z = normalisation.encode(states)
         index = np.arange(stride, len(times) - stride)
         contiguous = (times[index] - times[index - stride] == step) & (times[index + stride] - times[index] == step)
         statics = [dataset[name].transpose("latitude", "longitude").values for name in static_variables(dataset)]

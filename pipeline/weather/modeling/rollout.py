@@ -150,7 +150,7 @@ def rollout(
     if history.shape[0] != len(init) or history.shape[1] != 2:
         raise ValueError(f"history must be (N_init={len(init)}, 2, C, H, W), got {history.shape}")
     norm = forecaster.normalisation
-    z0 = np.stack([norm.normalise(history[:, 0]), norm.normalise(history[:, 1])], axis=1).astype(np.float32)
+    z0 = np.stack([norm.encode(history[:, 0]), norm.encode(history[:, 1])], axis=1).astype(np.float32)
     scale = torch.from_numpy(norm.residual_scale).reshape(1, -1, 1, 1).to(device)
     leads = pd.TimedeltaIndex([forecaster.step * (k + 1) for k in range(n_steps)])
     total = len(init) * members
@@ -174,7 +174,7 @@ def rollout(
                 generator=generator, noise_scale=noise_scale, noise=noise,
             )
             previous, current = current, current + scale * residual
-            out[rows, k] = norm.denormalise(current.cpu().numpy())
+            out[rows, k] = norm.decode(current.cpu().numpy())
             if on_step is not None:
                 on_step(1)
     states = out.reshape((len(init), members, n_steps) + history.shape[2:]).transpose(0, 2, 1, 3, 4, 5)

@@ -78,7 +78,7 @@ def _validation_callback(forecaster: Forecaster, windows: WeatherWindows, config
     if usable.size == 0:
         return None
     picks = usable[np.linspace(0, usable.size - 1, min(config.init_times, usable.size)).astype(int)]
-    physical = windows.normalisation.denormalise
+    physical = windows.normalisation.decode
     history = np.stack([physical(windows.z[picks - stride]), physical(windows.z[picks])], axis=1)
     truth_z = np.stack([windows.z[picks + (k + 1) * stride] for k in range(steps)], axis=1)  # (N, L, C, H, W)
 
@@ -87,7 +87,7 @@ def _validation_callback(forecaster: Forecaster, windows: WeatherWindows, config
         result = rollout(forecaster, history=history, init_times=windows.times[picks], n_steps=steps,
                          members=1 if forecaster.deterministic else config.members, sampler=config.sampler,
                          sampler_steps=config.sampler_steps, seed=12345)
-        z = np.stack([[windows.normalisation.normalise(result.states[n, k]) for k in range(steps)]
+        z = np.stack([[windows.normalisation.encode(result.states[n, k]) for k in range(steps)]
                       for n in range(len(picks))])  # (N, L, M, C, H, W)
         dims = ("init_time", "lead_time", "member", "channel", "latitude", "longitude")
         fc = xr.DataArray(z, dims=dims, coords={"latitude": windows.latitude})

@@ -31,7 +31,7 @@ def test_normalisation_round_trips_and_serialises() -> None:
     windows = WeatherWindows.from_dataset(store, channels, step=STEP)
     norm = windows.normalisation
     restored = Normalisation.from_json(norm.to_json())
-    physical = norm.denormalise(windows.z)
+    physical = norm.decode(windows.z)
     np.testing.assert_allclose(physical[:, 2], store["surface_pressure"].values, rtol=1e-5)
     np.testing.assert_allclose(restored.diff_std, norm.diff_std)
     assert abs(windows.z[:, 0].mean()) < 1e-4 and abs(windows.z[:, 0].std() - 1) < 1e-3
@@ -73,7 +73,7 @@ def test_zero_residual_model_is_persistence_in_physical_units() -> None:
     store = small_store()
     windows = WeatherWindows.from_dataset(store, dynamic_channels(store), step=STEP)
     forecaster = make_forecaster(windows, RegressionObjective())
-    physical = windows.normalisation.denormalise(windows.z)
+    physical = windows.normalisation.decode(windows.z)
     history = np.stack([physical[[3, 7]], physical[[4, 8]]], axis=1)
     init = store["time"].values[[4, 8]]
     result = rollout(forecaster, history=history, init_times=init, n_steps=3, members=1)
@@ -94,7 +94,7 @@ def test_flow_model_members_differ_and_are_reproducible() -> None:
     store = small_store()
     windows = WeatherWindows.from_dataset(store, dynamic_channels(store), step=STEP)
     forecaster = make_forecaster(windows, make_objective("fm"))
-    physical = windows.normalisation.denormalise(windows.z)
+    physical = windows.normalisation.decode(windows.z)
     history = np.stack([physical[[3]], physical[[4]]], axis=1)
     kwargs = dict(history=history, init_times=store["time"].values[[4]], n_steps=2, members=3,
                   sampler="euler", sampler_steps=2, seed=7)

@@ -44,5 +44,11 @@ def test_resume_continues_the_same_run(store_path, fm_run, tmp_path) -> None:
 
 
 def test_deterministic_model_trains_with_mse(mse_run) -> None:
-    forecaster, _ = load_forecaster(mse_run)
+    """An mse run is deterministic, and everything it records says mse (one objective field)."""
+    import json
+
+    forecaster, ckpt = load_forecaster(mse_run)
     assert forecaster.deterministic
+    state = json.loads((ckpt / "state.json").read_text())
+    assert state["config"]["objective"] == "mse" and state["extra"]["objective"] == "mse"
+    assert json.loads((mse_run / "train_config.json").read_text())["train"]["objective"] == "mse"
