@@ -84,7 +84,7 @@ def test_ddp_two_cpu_processes_match_one_process(tmp_path: Path) -> None:
         import sys, torch
         sys.path.insert(0, {str(PROJECT)!r})
         torch.set_num_threads(1)
-        from tests.models.test_training import config, small_net, source
+        from tests.models.training.test_loop import config, small_net, source
         from models.training import train
         res = train(net=small_net(), data=source(), config=config(steps=12, checkpoint_every=0),
                     run_dir=sys.argv[1])
