@@ -72,6 +72,9 @@ def configure_logging(verbose: bool) -> None:
     # Third-party chatter stays at WARNING unless asked for.
     for noisy in ("distributed", "asyncio", "urllib3", "fsspec", "numcodecs", "httpx", "matplotlib", "numexpr"):
         logging.getLogger(noisy).setLevel(logging.DEBUG if verbose else logging.WARNING)
+    # cfgrib logs every message it skips with a traceback; velocast checks GRIB files itself and says why in
+    # one line, so cfgrib's own reports are shown only with --verbose.
+    logging.getLogger("cfgrib").setLevel(logging.DEBUG if verbose else logging.CRITICAL)
 
 
 @app.callback()

@@ -10,7 +10,11 @@ only when everything succeeded (temp dir + rename).
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import math
+import os
+import tempfile
 import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -26,6 +30,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 CHUNK_FRAMES = 2000
+MDCRD = (".mdcrd", ".crd")
 # formats that carry their own topology (so --top may be omitted)
 SELF_DESCRIBING = (".pdb", ".pdb.gz", ".h5", ".cif", ".pdbx", ".gro", ".mol2")
 # formats whose frames carry no time (mdtraj reports the frame index): their time step is unknown
@@ -49,17 +54,39 @@ def is_builtin(source: str) -> bool:
     return str(source).startswith("builtin:")
 
 
+@contextlib.contextmanager
+def readable_path(path: str | Path) -> Iterator[str]:
+    """``path`` as mdtraj's C readers can open it: itself, or for a name with non-ASCII characters (which
+    they cannot encode) a symbolic link with an ASCII name to it in a temporary directory."""
+    text = str(path)
+    if text.isascii():
+        yield text
+        return
+    with tempfile.TemporaryDirectory(prefix="velocast-ascii-") as folder:
+        suffix = "".join(Path(text).suffixes[-2:]) if text.lower().endswith(".gz") else Path(text).suffix
+        alias = Path(folder) / f"input{suffix}"
+        os.symlink(Path(text).resolve(), alias)
+        yield str(alias)
+
+
+def _existing_file(path: Path, what: str) -> None:
+    """A UserError unless ``path`` is a file (a directory is named as one, not as missing)."""
+    if path.is_dir():
+        raise UserError(f"is a directory, not a {what} file; give the file inside it", path=path)
+    if not path.is_file():
+        raise UserError(f"{what} file not found", path=path)
+
+
 def load_topology(path: str | Path) -> mdtraj.Topology:
     """mdtraj Topology from a file (PDB, prmtop, PSF, GRO, H5, …); unreadable files are UserErrors."""
     import mdtraj
 
     path = Path(path)
-    if not path.is_file():
-        raise UserError("topology file not found", path=path)
+    _existing_file(path, "topology")
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), readable_path(path) as readable:
             warnings.simplefilter("ignore")
-            top = mdtraj.load_topology(str(path))
+            top = mdtraj.load_topology(readable)
     except Exception as exc:  # noqa: BLE001 - any parser failure means the file is bad
         raise UserError(
             f"cannot read topology ({_why(exc)}); is it a complete PDB/prmtop/PSF/GRO/H5 file?", path=path
@@ -211,8 +238,7 @@ def _resolve_input(source: str, top: str | Path | None) -> dict[str, Any]:
             "attrs": store.attrs,
         }
     path = Path(source)
-    if not path.is_file():
-        raise UserError("trajectory file not found", path=path)
+    _existing_file(path, "trajectory")
     if top is None:
         if not str(path).lower().endswith(SELF_DESCRIBING):
             raise UserError(
@@ -262,13 +288,15 @@ def _iter_file(
             "give the matching --top",
             path=path,
         )
+    if path.suffix.lower() in MDCRD:
+        check_mdcrd(path, topology.n_atoms)
     expected = _declared_frames(path)
     n_read = 0
     frame0 = 0
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), readable_path(path) as readable, readable_path(top) as readable_top:
             warnings.simplefilter("ignore")
-            chunks = mdtraj.iterload(str(path), top=top, chunk=CHUNK_FRAMES, stride=stride)
+            chunks = mdtraj.iterload(readable, top=readable_top, chunk=CHUNK_FRAMES, stride=stride)
             for chunk in chunks:
                 xyz = np.asarray(chunk.xyz, dtype=np.float32)
                 bad = ~np.isfinite(xyz).all(axis=(1, 2))
@@ -307,10 +335,15 @@ def _iter_file(
             path=path,
         ) from None
     if expected is not None and n_read < -(-expected // stride):
-        raise UserError(
-            f"truncated: the header declares {expected} frames but only {n_read * stride} could be read",
-            path=path,
-        )
+        whole = dcd_whole_frames(path)
+        if whole is None or n_read != -(-whole // stride):
+            raise UserError(
+                f"truncated: the header declares {expected} frames but only {n_read * stride} could be read "
+                "and the last one is incomplete", path=path,
+            )
+        # a stale header (a run that was stopped, a concatenation): every frame present is whole
+        log.warning("%s: the DCD header declares %d frames but the file holds %d whole frames; reading those",
+                    path, expected, whole)
 
 
 def _file_atom_count(path: Path) -> int | None:
@@ -321,9 +354,9 @@ def _file_atom_count(path: Path) -> int | None:
     if suffix not in (".dcd", ".xtc", ".trr", ".nc", ".netcdf", ".ncdf", ".h5"):
         return None
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), readable_path(path) as readable:
             warnings.simplefilter("ignore")
-            with mdtraj.open(str(path)) as handle:
+            with mdtraj.open(readable) as handle:
                 if suffix in (".xtc", ".trr"):
                     xyz = handle.read(n_frames=1)[0]
                     return int(xyz.shape[1]) if len(xyz) else None
@@ -341,16 +374,58 @@ def _declared_frames(path: Path) -> int | None:
     """Frame count in a CHARMM/NAMD DCD header (NSET), used to detect truncated DCDs."""
     if path.suffix.lower() != ".dcd":
         return None
+    header = _dcd_header(path)
+    return header[1][0] if header is not None and header[1][0] > 0 else None
+
+
+def _dcd_header(path: Path) -> tuple[str, list[int]] | None:
+    """(byte order, the 20 control integers) of a CHARMM/NAMD DCD file, or None."""
     with open(path, "rb") as handle:
-        head = handle.read(12)
-    if len(head) < 12:
+        head = handle.read(92)
+    if len(head) < 92:
         return None
     for order in ("<", ">"):
-        marker = int(np.frombuffer(head[:4], dtype=f"{order}i4")[0])
-        if marker == 84 and head[4:8] == b"CORD":
-            nset = int(np.frombuffer(head[8:12], dtype=f"{order}i4")[0])
-            return nset if nset > 0 else None
+        if int(np.frombuffer(head[:4], dtype=f"{order}i4")[0]) == 84 and head[4:8] == b"CORD":
+            return order, [int(v) for v in np.frombuffer(head[8:88], dtype=f"{order}i4")]
     return None
+
+
+def dcd_whole_frames(path: Path) -> int | None:
+    """How many whole frames a DCD file holds, from its size and its header's layout (None for a layout this
+    does not know: fixed atoms, 4-D coordinates)."""
+    header = _dcd_header(path)
+    if header is None:
+        return None
+    order, control = header
+    fixed, unit_cell, four_d = control[8], control[10], control[11]
+    if fixed or four_d:
+        return None
+    with open(path, "rb") as handle:
+        handle.seek(92)
+        title_bytes = int(np.frombuffer(handle.read(4), dtype=f"{order}i4")[0])
+        handle.seek(92 + 4 + title_bytes + 4 + 4)
+        n_atoms = int(np.frombuffer(handle.read(4), dtype=f"{order}i4")[0])
+    start = 92 + (8 + title_bytes) + 12
+    frame = (56 if unit_cell and control[19] else 0) + 3 * (8 + 4 * n_atoms)
+    size = path.stat().st_size - start
+    return size // frame if size >= 0 and size % frame == 0 else None
+
+
+def check_mdcrd(path: Path, n_atoms: int) -> None:
+    """An ASCII AMBER trajectory (10 coordinates of 8 characters per line) must hold whole frames of
+    ``n_atoms`` atoms (with or without a box line each); mdtraj silently drops an incomplete last frame."""
+    numbers = 0
+    with open(path, "rb") as handle:
+        next(handle, None)  # the title line
+        for line in handle:
+            numbers += len(line.rstrip(b"\r\n")) // 8
+    per_frame = 3 * n_atoms
+    lines_per_frame = math.ceil(per_frame / 10)
+    if numbers == 0 or any(numbers % size == 0 for size in (per_frame, per_frame + 3)):
+        return
+    raise UserError(f"holds {numbers} coordinates, not a whole number of frames of the topology's {n_atoms} atoms "
+                    f"({per_frame} each, {lines_per_frame} lines): the file is truncated mid-frame, or --top does not "
+                    "match it", path=path)
 
 
 def _is_file_ref(align_to: str | int | None) -> bool:

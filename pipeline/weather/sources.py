@@ -61,6 +61,8 @@ def open_raw(spec: SourceSpec) -> xr.Dataset:
             for f in files:
                 _check_classic_netcdf(f)
         if engine == "grib":
+            for f in files:
+                check_grib_messages(f)
             parts = [
                 xr.open_dataset(
                     f, engine="cfgrib", chunks={"time": READ_TIME_CHUNK},
@@ -105,6 +107,72 @@ def _check_classic_netcdf(path: str) -> None:
         scipy.io.netcdf_file(path, mmap=True).close()
     except Exception as exc:  # noqa: BLE001 (scipy reports a short file as a reshape/buffer error)
         raise UserError(f"truncated or corrupt NetCDF-3 file ({_short(exc)})", path=path) from None
+
+
+def check_grib_messages(path: str) -> int:
+    """Walk the GRIB messages of a file by their headers (no data read) and return how many there are; a
+    message that runs past the end of the file (a truncated download) or lacks its ``7777`` end marker (a
+    corrupt file) is a UserError naming the message, where cfgrib would skip it and keep the rest."""
+    size = Path(path).stat().st_size
+    count, offset = 0, 0
+    with open(path, "rb") as handle:
+        while offset < size:
+            handle.seek(offset)
+            head = handle.read(16)
+            if head[:4] != b"GRIB":
+                found = _next_grib(handle, offset)
+                if found is None:
+                    break  # trailing bytes after the last message (padding, an index): not data
+                offset = found
+                continue
+            edition = head[7]
+            length = int.from_bytes(head[8:16], "big") if edition == 2 else int.from_bytes(head[4:7], "big")
+            if edition == 1 and length & 0x800000:
+                return _count_with_eccodes(path)  # ECMWF's large-GRIB1 length convention: let eccodes walk it
+            if length < 16 or offset + length > size:
+                raise UserError(f"truncated GRIB file: message {count + 1} (at byte {offset}) declares {length} bytes "
+                                f"but the file ends {size - offset} bytes after its start; download it again",
+                                path=path)
+            handle.seek(offset + length - 4)
+            if handle.read(4) != b"7777":
+                raise UserError(f"corrupt GRIB file: message {count + 1} (at byte {offset}) has no end marker where "
+                                f"its length ({length} bytes) puts it", path=path)
+            count += 1
+            offset += length
+    if count == 0:
+        raise UserError("no GRIB message in this file", path=path)
+    return count
+
+
+def _next_grib(handle: Any, offset: int, window: int = 1 << 20) -> int | None:
+    """The byte offset of the next ``GRIB`` marker after ``offset``, or None."""
+    handle.seek(offset)
+    carried = b""
+    while block := handle.read(window):
+        data = carried + block
+        at = data.find(b"GRIB")
+        if at >= 0:
+            return offset - len(carried) + at
+        offset += len(block)
+        carried = data[-3:]
+    return None
+
+
+def _count_with_eccodes(path: str) -> int:
+    import eccodes
+
+    count = 0
+    with open(path, "rb") as handle:
+        while True:
+            try:
+                message = eccodes.codes_grib_new_from_file(handle)
+            except Exception as exc:  # noqa: BLE001 (eccodes reports a short file as an error)
+                raise UserError(f"truncated or corrupt GRIB file after message {count} ({_short(exc)})",
+                                path=path) from None
+            if message is None:
+                return count
+            eccodes.codes_release(message)
+            count += 1
 
 
 def _short(exc: BaseException) -> str:

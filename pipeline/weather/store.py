@@ -33,6 +33,7 @@ import xarray as xr
 
 from pipeline.errors import UserError
 from pipeline.weather import schema
+from pipeline.weather.plausibility import check_plausible
 
 STATS_ATTR = "normalization"
 BLOCK_BYTES = 64 * 2**20  # bytes of output computed per write block (bounds memory)
@@ -128,7 +129,10 @@ def write_training_store(
         ds.to_zarr(tmp, mode="w-", zarr_format=3, compute=False, consolidated=False)
         static = [v for v in ds.data_vars if "time" not in ds[v].dims]
         if static:
-            ds[static].compute().to_zarr(tmp, mode="a", zarr_format=3, consolidated=False)
+            fields = ds[static].compute()
+            for name in static:
+                _check_static(fields[name], name, path=(variable_sources or {}).get(name, "input"))
+            fields.to_zarr(tmp, mode="a", zarr_format=3, consolidated=False)
         tvars = time_variables(ds)
         n_time = ds.sizes.get("time", 0)
         per_step = sum(ds[v].isel(time=0).nbytes for v in tvars) if n_time else 0
@@ -218,6 +222,9 @@ class StreamingStats:
         self.values: dict[str, list[np.ndarray]] = {}
         self.diffs: dict[str, list[np.ndarray]] = {}
         self.nans: dict[str, np.ndarray] = {}
+        self.infs: dict[str, np.ndarray] = {}
+        self.low: dict[str, np.ndarray] = {}
+        self.high: dict[str, np.ndarray] = {}
 
     @staticmethod
     def _moments(da: xr.DataArray) -> tuple[Any, Any, Any]:
@@ -235,18 +242,25 @@ class StreamingStats:
         for name in self.variables:
             x = block[name].astype(np.float64)
             new = x if first else x.isel(time=slice(1, None))
+            dims = [d for d in ("time", "latitude", "longitude") if d in new.dims]
+            finite = new.where(np.isfinite(new))
             lazy.append(self._moments(new))
             lazy.append(self._moments(x.diff("time")) if x.sizes["time"] > 1 else None)
-            lazy.append(new.isnull().sum([d for d in ("time", "latitude", "longitude") if d in new.dims]).data)
+            lazy.append((new.isnull() & ~np.isinf(new)).sum(dims).data)
+            lazy.append((np.isinf(new).sum(dims).data, finite.min(dims).data, finite.max(dims).data))
         flat = [a for item in lazy if item is not None for a in (item if isinstance(item, tuple) else (item,))]
         got = iter(client.compute(flat, sync=True) if client is not None else dask.compute(*flat))
         for i, name in enumerate(self.variables):
             v = tuple(np.atleast_1d(np.asarray(next(got), np.float64)) for _ in range(3))
             self.values[name] = _merge(self.values.get(name), v)
-            if lazy[3 * i + 1] is not None:
+            if lazy[4 * i + 1] is not None:
                 d = tuple(np.atleast_1d(np.asarray(next(got), np.float64)) for _ in range(3))
                 self.diffs[name] = _merge(self.diffs.get(name), d)
             self.nans[name] = self.nans.get(name, 0) + np.atleast_1d(np.asarray(next(got)))
+            self.infs[name] = self.infs.get(name, 0) + np.atleast_1d(np.asarray(next(got)))
+            low, high = (np.atleast_1d(np.asarray(next(got), np.float64)) for _ in range(2))
+            self.low[name] = low if name not in self.low else np.fmin(self.low[name], low)
+            self.high[name] = high if name not in self.high else np.fmax(self.high[name], high)
 
     def finish(
         self, ds: xr.Dataset, *, masked: set[str] | frozenset[str] = frozenset(),
@@ -261,12 +275,19 @@ class StreamingStats:
             for j, lv in enumerate(levels):
                 ch = schema.channel_name(name, lv)
                 n_nan = int(self.nans.get(name, np.zeros(len(levels)))[j])
+                where = (variable_sources or {}).get(name, "input")
+                n_inf = int(self.infs.get(name, np.zeros(len(levels)))[j])
+                if n_inf:
+                    raise UserError(f"variable {name!r} ({ch}) has {n_inf} infinite values (±inf); fix the source, "
+                                    "or declare them missing (`_FillValue`) and the variable `masked: true`",
+                                    path=where)
                 if n_nan and name not in masked:
-                    where = (variable_sources or {}).get(name, "input")
                     raise UserError(
                         f"variable {name!r} ({ch}) has {n_nan} NaN values; declare it `masked: true` in the "
                         "recipe if they are expected (a truncated GRIB file also reads as NaNs)", path=where,
                     )
+                if name in self.low and np.isfinite(self.low[name][j]):
+                    check_plausible(name, ch, lv, float(self.low[name][j]), float(self.high[name][j]), path=where)
                 stats["channels"].append(ch)
                 stats["mean"][ch] = _finite(mean[j]) if n[j] else None
                 stats["std"][ch] = _finite(np.sqrt(m2[j] / n[j])) if n[j] else None
@@ -280,6 +301,16 @@ class StreamingStats:
             stats["time_step"] = None
         stats["weighting"] = "unweighted over time, latitude, longitude; NaNs skipped"
         return stats
+
+
+def _check_static(field: xr.DataArray, name: str, *, path: str) -> None:
+    """A static field: no ±inf, and plausible values (NaN is allowed: a static field may be masked)."""
+    values = np.asarray(field.values, dtype=np.float64)
+    if np.isinf(values).any():
+        raise UserError(f"static field {name!r} has {int(np.isinf(values).sum())} infinite values (±inf)", path=path)
+    finite = values[np.isfinite(values)]
+    if finite.size:
+        check_plausible(name, name, None, float(finite.min()), float(finite.max()), path=path)
 
 
 def _merge(

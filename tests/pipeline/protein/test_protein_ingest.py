@@ -176,6 +176,11 @@ def _bad_inputs(tmp: Path, ala_traj, ala_pdb: Path) -> dict[str, tuple[list[str]
     (tmp / "trunc.nc").write_bytes(blob[: len(blob) // 2])
     (tmp / "garbage.xtc").write_bytes(os.urandom(2000))
     (tmp / "garbage.pdb").write_text("this is not a PDB\n" * 5)
+    ala_traj.save_mdcrd(str(tmp / "full.mdcrd"))
+    lines = (tmp / "full.mdcrd").read_text().splitlines(keepends=True)
+    (tmp / "trunc.mdcrd").write_text("".join(lines[: len(lines) // 2]))
+    few.save_mdcrd(str(tmp / "few.mdcrd"))
+    (tmp / "a_folder.dcd").mkdir()
     nan = ala_traj.xyz.copy()
     nan[5, 3, 1] = np.nan
     mdtraj.Trajectory(nan, ala_traj.topology).save(str(tmp / "nan.nc"))
@@ -202,6 +207,10 @@ def _bad_inputs(tmp: Path, ala_traj, ala_pdb: Path) -> dict[str, tuple[list[str]
         ),
         "nan coordinates": (["--traj", str(tmp / "nan.nc"), *top], "non-finite"),
         "no topology": (["--traj", str(tmp / "full.dcd")], "give --top"),
+        "truncated mdcrd": (["--traj", str(tmp / "trunc.mdcrd"), *top], "truncated mid-frame"),
+        "atom count mdcrd": (["--traj", str(tmp / "few.mdcrd"), *top], "not a whole number of frames of the "
+                                                                         "topology's 22 atoms"),
+        "directory as trajectory": (["--traj", str(tmp / "a_folder.dcd"), *top], "is a directory"),
     }
 
 
@@ -230,6 +239,9 @@ CASES = [
     "bad selection",
     "nan coordinates",
     "no topology",
+    "truncated mdcrd",
+    "atom count mdcrd",
+    "directory as trajectory",
 ]
 
 
@@ -285,3 +297,36 @@ def test_cli_exits_2_with_one_line_for_each_error_case(tmp_path: Path, ala_traj,
         assert len(lines) == 1 and fragment in " ".join(proc.stderr.split()), (name, proc.stderr)
         assert "Traceback" not in proc.stderr, name
         assert not (tmp_path / "o.zarr").exists(), name
+
+
+def test_a_dcd_whose_header_declares_more_frames_than_it_holds_is_read_with_a_warning(
+        tmp_path: Path, ala_traj, ala_pdb: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A stale DCD header (NSET 40, 12 whole frames on disk: a stopped run, a concatenation) is valid input:
+    the 12 frames are read, with one warning giving both counts; a DCD cut inside a frame stays refused."""
+    import struct
+
+    ala_traj.save(str(tmp_path / "run.dcd"))
+    blob = bytearray((tmp_path / "run.dcd").read_bytes())
+    blob[8:12] = struct.pack("<i", 40)
+    (tmp_path / "stale.dcd").write_bytes(bytes(blob))
+    with caplog.at_level("WARNING"):
+        store = open_structure_store(ingest_protein(traj=[str(tmp_path / "stale.dcd")], top=ala_pdb,
+                                                    out=tmp_path / "s.zarr", progress=False))
+    assert store.coordinates.shape[0] == 12
+    assert "declares 40 frames but the file holds 12 whole frames" in caplog.text
+    (tmp_path / "cut.dcd").write_bytes(bytes(blob[:-100]))
+    with pytest.raises(UserError, match="the last one is incomplete"):
+        ingest_protein(traj=[str(tmp_path / "cut.dcd")], top=ala_pdb, out=tmp_path / "c.zarr", progress=False)
+
+
+def test_a_trajectory_under_a_non_ascii_path_is_read(tmp_path: Path, ala_traj, ala_pdb: Path) -> None:
+    folder = tmp_path / "dür"
+    folder.mkdir()
+    ala_traj.save(str(tmp_path / "a.dcd"))  # mdtraj cannot write there either: written beside, then moved
+    ala_traj.save_mdcrd(str(tmp_path / "a.mdcrd"))
+    (tmp_path / "a.dcd").rename(folder / "läuft.dcd")
+    (tmp_path / "a.mdcrd").rename(folder / "läuft.mdcrd")
+    for name in ("läuft.dcd", "läuft.mdcrd"):
+        store = open_structure_store(ingest_protein(traj=[str(folder / name)], top=ala_pdb,
+                                                    out=tmp_path / f"{name}.zarr", progress=False))
+        assert store.coordinates.shape == (12, 22, 3)

@@ -196,13 +196,70 @@ def test_real_grib_ensemble_needs_a_member(shared_data, tmp_path, write_recipe):
     assert 200 < stats["mean"]["temperature_850"] < 300
 
 
-def test_real_grib_truncated_copy_is_refused(shared_data, tmp_path, write_recipe):
-    """A truncated copy of the real GRIB is refused (one line, the copy named)."""
+@pytest.mark.parametrize("fraction", [1 / 3, 0.77, 0.999])
+def test_real_grib_truncated_copy_is_refused(shared_data, tmp_path, write_recipe, fraction):
+    """A copy of the real GRIB cut inside a message is refused as truncated, naming the message and the copy
+    (cfgrib alone would skip the broken message and keep part of the times)."""
     data = (shared_data / "era5-levels-members.grib").read_bytes()
     path = tmp_path / "cut.grib"
-    path.write_bytes(data[: len(data) // 3])
+    path.write_bytes(data[: int(len(data) * fraction)])
     recipe = write_recipe([{"path": str(path), "member": 0}], {"temperature": {"levels": [500, 850]}})
-    with pytest.raises(UserError) as info:
-        _run(recipe, tmp_path / "o.zarr")
-    assert "cut.grib" in str(info.value)
+    _assert_fails(recipe, tmp_path / "o.zarr", r"cut\.grib: truncated GRIB file: message \d+ \(at byte \d+\) declares")
+
+
+def test_corrupt_grib_is_refused_in_one_line_without_cfgrib_logs(shared_data, tmp_path, write_recipe):
+    """The zoo's corrupted ERA5 GRIB: one `error:` line on stderr, exit 2, no traceback from cfgrib's logger."""
+    import subprocess
+    import sys
+
+    recipe = write_recipe([{"path": str(shared_data / "grib-zoo" / "era5-levels-corrupted.grib"), "member": 0}],
+                          {"temperature": {"levels": [500, 850]}})
+    proc = subprocess.run([sys.executable, "-m", "pipeline", "ingest", "weather", str(recipe), "--out",
+                           str(tmp_path / "o.zarr"), "--no-progress"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1 and "corrupt GRIB file: message 1" in proc.stderr, proc.stderr
     assert not (tmp_path / "o.zarr").exists()
+
+
+@pytest.mark.parametrize("value, pattern", [
+    (np.inf, r"'temperature' \(temperature_850\) has 1 infinite values"),
+    (-np.inf, r"'temperature' \(temperature_850\) has 1 infinite values"),
+    (1e30, r"'temperature' \(temperature_850\): values up to 1e\+30 look like a fill value"),
+])
+def test_infinite_and_fill_values_are_refused_before_anything_is_written(tmp_path, write_nc, write_recipe, value,
+                                                                         pattern):
+    ds = era5_like()
+    ds["t"][2, 1, 3, 4] = value
+    path = write_nc(ds)
+    assert str(path) in _assert_fails(write_recipe([path]), tmp_path / "out.zarr", pattern)
+
+
+def test_celsius_labelled_kelvin_is_refused_with_what_it_looks_like(tmp_path, write_nc, write_recipe):
+    ds = era5_like()
+    ds["t2m"] = ds["t2m"] - 273.15  # the attribute still says K
+    ds["t2m"].attrs["units"] = "K"
+    path = write_nc(ds)
+    _assert_fails(write_recipe([path]), tmp_path / "out.zarr", r"'2m_temperature' \(2m_temperature\): values "
+                  r"-?\d.*look like °C, not K")
+
+
+def test_geopotential_height_labelled_geopotential_is_refused(tmp_path, write_nc, write_recipe):
+    ds = era5_like()
+    height = xr.DataArray([5500.0, 1450.0], dims="level", coords={"level": ds["level"]})  # Z500, Z850 in metres
+    ds["z"] = (height + 30 * xr.ones_like(ds["z"])).astype("f4").transpose(*ds["z"].dims)
+    ds["z"].attrs["units"] = "m**2 s**-2"
+    path = write_nc(ds)
+    recipe = write_recipe([path], {"geopotential": {"levels": [500, 850]}})
+    _assert_fails(recipe, tmp_path / "out.zarr", r"'geopotential' \(geopotential_500\): values .* look like "
+                  r"geopotential height in metres")
+
+
+def test_plausible_ranges_accept_the_real_atmosphere() -> None:
+    """ERA5-like extremes pass: Z at 1000 hPa below sea level, 200 hPa jets, polar T, tropical humidity."""
+    from pipeline.weather.plausibility import check_plausible
+
+    for variable, level, low, high in [("geopotential", 1000, -5000.0, 4000.0), ("geopotential", 500, 4.6e4, 5.95e4),
+                                       ("geopotential", 50, 1.9e5, 2.15e5), ("temperature", 50, 180.0, 240.0),
+                                       ("u_component_of_wind", 200, -60.0, 120.0), ("specific_humidity", 1000, 0.0, 0.03),
+                                       ("surface_pressure", None, 5.0e4, 1.06e5), ("2m_temperature", None, 200.0, 330.0)]:
+        check_plausible(variable, f"{variable}_{level}", level, low, high, path=None)
