@@ -19,6 +19,7 @@ from models.distillation import DistillResult, ReflowConfig, reflow_distill
 from models.objectives import Objective
 from models.training import BatchSource
 from pipeline.console import make_progress
+from pipeline.files import clean_stale, temp_beside
 from pipeline.provenance import file_sha256
 
 
@@ -53,9 +54,8 @@ def distill_run(
     meta = dict(metadata)
     meta["teacher_checkpoint"] = f"sha256:{file_sha256(Path(teacher_checkpoint) / 'weights.safetensors')}"
     meta["teacher_model"] = str(teacher_model)
-    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    clean_stale(out)
+    tmp = temp_beside(out, directory=True)
     try:
         with make_progress(enabled=progress) as bar:
             tasks = {"pairs": bar.add_task("teacher pairs", total=config.pairs),

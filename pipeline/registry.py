@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import uuid
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -59,7 +58,9 @@ def _read(registry: Path) -> dict:
 
 def _write(registry: Path, data: dict) -> None:
     registry.mkdir(parents=True, exist_ok=True)
-    tmp = registry / f".{REGISTRY_FILE}.tmp-{uuid.uuid4().hex[:8]}"
+    from pipeline.files import temp_beside
+
+    tmp = temp_beside(registry / REGISTRY_FILE)
     tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
     os.replace(tmp, registry / REGISTRY_FILE)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -57,10 +56,16 @@ def _emit(result, fmt: str, out: Path | None) -> None:
         if not body.endswith(b"\n"):
             sys.stdout.write("\n")
         return
+    from pipeline.files import clean_stale, temp_beside
+
     out = out.expanduser()
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    tmp.write_bytes(body)
-    tmp.replace(out)
+    clean_stale(out)
+    tmp = temp_beside(out)
+    try:
+        tmp.write_bytes(body)
+        tmp.replace(out)
+    finally:
+        tmp.unlink(missing_ok=True)
     from pipeline.console import err_console
 
     err_console.print(f"wrote {out}", highlight=False)

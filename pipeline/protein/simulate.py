@@ -21,7 +21,6 @@ import importlib.util
 import json
 import os
 import shutil
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -217,8 +216,10 @@ def run_and_cache_replica(
     """:func:`run_replica`, then store the result in the per-replica cache (atomically)."""
     result = run_replica(params, replica, platform_name, report)
     folder = replica_cache_dir(params, replica, platform_name)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=folder.parent))
+    from pipeline.files import clean_stale, temp_beside
+
+    clean_stale(folder)
+    tmp = temp_beside(folder, directory=True)
     np.save(tmp / "coordinates.npy", result["coordinates"], allow_pickle=False)
     np.save(tmp / "time_ps.npy", result["time_ps"], allow_pickle=False)
     meta = {k: v for k, v in result.items() if k not in ("coordinates", "time_ps")}

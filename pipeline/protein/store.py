@@ -25,7 +25,6 @@ reader never sees a half-written store.
 from __future__ import annotations
 
 import shutil
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from pipeline.errors import UserError
+from pipeline.files import clean_stale, replace_into, temp_beside
 from pipeline.protein.topology import topology_from_dict, topology_to_dict
 
 if TYPE_CHECKING:
@@ -89,19 +89,14 @@ class StructureStore:
 
 
 def _tmp_beside(out: Path) -> Path:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    """A fresh temporary directory beside ``out``; what an interrupted write left there is removed first."""
+    clean_stale(out)
+    return temp_beside(out, directory=True)
 
 
 def _replace(tmp: Path, out: Path) -> None:
     """Rename ``tmp`` onto ``out`` (an existing store is moved aside first, then removed)."""
-    old = None
-    if out.exists():
-        old = out.parent / f".{out.name}.old-{tmp.name[-8:]}"
-        out.rename(old)
-    tmp.rename(out)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+    replace_into(tmp, out)
 
 
 class StructureStoreWriter:

@@ -56,7 +56,10 @@ class RunRecord:
             self.write()
 
     def write(self) -> None:
-        tmp = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}")
+        from pipeline.files import clean_stale, temp_beside
+
+        clean_stale(self.path)
+        tmp = temp_beside(self.path)
         tmp.write_text(json.dumps(self.data, indent=1, default=str) + "\n")
         os.replace(tmp, self.path)
 

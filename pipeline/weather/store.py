@@ -21,9 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-import os
 import shutil
-import uuid
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -32,6 +30,7 @@ import numpy as np
 import xarray as xr
 
 from pipeline.errors import UserError
+from pipeline.files import clean_stale, replace_into, temp_beside
 from pipeline.weather import schema
 from pipeline.weather.plausibility import check_plausible
 
@@ -95,10 +94,6 @@ def stack_channels(ds: xr.Dataset) -> xr.DataArray:
 # -- writing --------------------------------------------------------------------------------------------
 
 
-def temp_path_beside(out: Path) -> Path:
-    return out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
-
-
 def write_training_store(
     ds: xr.Dataset,
     out: str | Path,
@@ -122,8 +117,8 @@ def write_training_store(
     out = Path(out)
     if out.exists() and not overwrite:
         raise UserError("output already exists; choose another path or pass --overwrite", path=out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temp_path_beside(out)
+    clean_stale(out)
+    tmp = temp_beside(out)
     ds = _prepare(ds, time_chunk)
     try:
         ds.to_zarr(tmp, mode="w-", zarr_format=3, compute=False, consolidated=False)
@@ -173,13 +168,7 @@ def write_training_store(
         root = zarr.open_group(str(tmp), mode="r+")
         root.attrs.update({**dict(attrs or {}), STATS_ATTR: stats, "time_step": stats.get("time_step")})
         consolidate(tmp)
-        if out.exists():
-            trash = temp_path_beside(out)
-            os.replace(out, trash)
-            os.replace(tmp, out)
-            shutil.rmtree(trash, ignore_errors=True)
-        else:
-            os.replace(tmp, out)
+        replace_into(tmp, out)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)

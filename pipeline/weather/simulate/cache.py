@@ -16,7 +16,6 @@ import json
 import os
 import shutil
 import time as timer
-import uuid
 from importlib.metadata import version as pkg_version
 from pathlib import Path
 
@@ -80,8 +79,10 @@ def simulate(
     path = cache_path(config, compiled=compile)
     if path.exists() and not refresh:
         return path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex[:8]}"
+    from pipeline.files import clean_stale, temp_beside
+
+    clean_stale(path)
+    tmp = temp_beside(path)
     try:
         run_to_store(config, tmp, compile=compile, progress=progress)
         if path.exists() and refresh:

@@ -26,7 +26,6 @@ on the truth and the spread/skill ratio would be far above 1.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -273,13 +272,14 @@ def write_forecast_zarr(parts: xr.Dataset | Iterable[xr.Dataset], out: str | Pat
     by one part) as a plain Zarr v3 store, atomically (temp dir, then rename).
 
     Chunks: one init time, all lead times, all members and levels, full fields."""
-    from pipeline.weather.store import consolidate, temp_path_beside
+    from pipeline.files import clean_stale, replace_into, temp_beside
+    from pipeline.weather.store import consolidate
 
     out = Path(out)
     if out.exists() and not overwrite:
         raise UserError("output already exists; choose another path or pass --overwrite", path=out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temp_path_beside(out)
+    clean_stale(out)
+    tmp = temp_beside(out)
     try:
         for k, part in enumerate([parts] if isinstance(parts, xr.Dataset) else parts):
             chunks = {d: -1 for d in part.dims}
@@ -287,9 +287,7 @@ def write_forecast_zarr(parts: xr.Dataset | Iterable[xr.Dataset], out: str | Pat
             mode = {"mode": "w-"} if k == 0 else {"append_dim": "init_time"}
             part.chunk(chunks).to_zarr(tmp, zarr_format=3, consolidated=False, **mode)
         consolidate(tmp)
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
+        replace_into(tmp, out)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)

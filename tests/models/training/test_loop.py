@@ -21,7 +21,7 @@ from models.training.checkpoint import list_checkpoints
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
-PROJECT = Path(__file__).resolve().parents[2]
+PROJECT = Path(__file__).resolve().parents[3]
 
 
 def small_net() -> MLPDenoiser:

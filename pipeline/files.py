@@ -1,0 +1,87 @@
+"""Writing beside and renaming into place, and cleaning up what a killed writer left.
+
+Every output velocast writes (a training or structure store, a report directory, a query result, a run
+record, a student run) is first written to a hidden sibling ``.NAME.tmp-PID-RANDOM`` and renamed into place,
+so neither a reader nor a crash ever sees half an output. A writer killed before its rename leaves that
+sibling behind: :func:`clean_stale` removes the siblings of an output whose writer process is gone, and
+every writer calls it before it writes, so the next run on the same output cleans up after the last one.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shutil
+import time
+import uuid
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+LEGACY_AGE_S = 3600.0  # temporaries named before the writer's pid was part of the name: stale after an hour
+
+
+def temp_beside(out: str | Path, *, directory: bool = False) -> Path:
+    """A fresh hidden sibling of ``out`` for this process (created as a directory if ``directory``)."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    if directory:
+        tmp.mkdir()
+    return tmp
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process ``pid`` exists on this machine."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def stale_temps(out: str | Path) -> list[Path]:
+    """The temporaries beside ``out`` whose writer is gone (see the module doc)."""
+    out = Path(out)
+    if not out.parent.is_dir():
+        return []
+    pattern = re.compile(rf"^\.{re.escape(out.name)}\.tmp-(?:(\d+)-[0-9a-f]{{8}}|[0-9a-z_]+)$")
+    found = []
+    for entry in out.parent.iterdir():
+        match = pattern.match(entry.name)
+        if match is None:
+            continue
+        pid = match.group(1)
+        if pid is not None:
+            if int(pid) != os.getpid() and not pid_alive(int(pid)):
+                found.append(entry)
+        elif time.time() - entry.lstat().st_mtime > LEGACY_AGE_S:
+            found.append(entry)
+    return found
+
+
+def clean_stale(out: str | Path) -> int:
+    """Remove the stale temporaries beside ``out``; returns how many (logged)."""
+    removed = 0
+    for entry in stale_temps(out):
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+        removed += 1
+        log.info("removed %s, left by an interrupted write", entry)
+    return removed
+
+
+def replace_into(tmp: Path, out: Path) -> None:
+    """Move ``tmp`` to ``out`` atomically; an existing ``out`` directory is moved aside first, then removed."""
+    if out.is_dir() and not out.is_symlink():
+        trash = temp_beside(out)
+        os.replace(out, trash)
+        os.replace(tmp, out)
+        shutil.rmtree(trash, ignore_errors=True)
+    else:
+        os.replace(tmp, out)
