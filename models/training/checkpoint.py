@@ -7,7 +7,10 @@ free-form ``extra`` metadata and the SHA-256 of the weights file. A directory is
 final name and renamed into place, so a checkpoint is either complete or absent.
 
 Loading refuses anything that is not a well-formed safetensors file (pickle / ``torch.save`` payloads,
-other suffixes, corrupt headers) with :class:`CheckpointError`.
+other suffixes, corrupt headers), weights whose SHA-256 differs from the one ``state.json`` recorded
+(modified or damaged since they were saved), and weights that are not finite (a diverged run), with
+:class:`CheckpointError`. A write interrupted before its rename leaves ``.step_*.tmp-PID``; the next save
+removes those whose writer is gone.
 """
 
 from __future__ import annotations
@@ -118,6 +121,7 @@ def save_checkpoint(
 
     root = Path(run_dir) / "checkpoints"
     root.mkdir(parents=True, exist_ok=True)
+    _remove_abandoned_writes(root)
     final = root / f"step_{step:08d}"
     tmp = root / f".{final.name}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
@@ -159,6 +163,20 @@ def save_checkpoint(
     return final
 
 
+def _remove_abandoned_writes(root: Path) -> None:
+    """Delete ``.step_*.tmp-PID`` directories whose writing process no longer exists."""
+    for entry in root.glob(".step_*.tmp-*"):
+        pid = entry.name.rpartition("-")[2]
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(entry, ignore_errors=True)
+        except PermissionError:
+            pass
+
+
 def list_checkpoints(run_dir: str | Path) -> list[Path]:
     """Complete checkpoint directories of a run, oldest first."""
     root = Path(run_dir) / "checkpoints"
@@ -185,6 +203,14 @@ def resolve_checkpoint(path: str | Path) -> Path:
         return path
     latest = latest_checkpoint(path)
     if latest is None:
+        partial = sorted((path / "checkpoints").glob("step_*")) if (path / "checkpoints").is_dir() else []
+        if partial:
+            missing = [name for name in (STATE, WEIGHTS) if not (partial[-1] / name).is_file()]
+            raise CheckpointError(f"{partial[-1]}: incomplete checkpoint (no {' and no '.join(missing)}); it was "
+                                  "damaged after it was written — train again, or restore the file")
+        if not path.exists():
+            raise CheckpointError(f"{path}: no checkpoint found: the path does not exist (give a run directory, a "
+                                  f"checkpoint directory or its {WEIGHTS})")
         raise CheckpointError(f"{path}: no checkpoint found (expected {path}/checkpoints/step_*/{WEIGHTS})")
     return latest
 
@@ -199,12 +225,22 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         raise CheckpointError(f"{ckpt_dir / STATE}: not a readable JSON state file: {exc}") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"{ckpt_dir / STATE}: not a {FORMAT} state file")
+    recorded = state.get("weights_sha256")
+    if recorded is not None and recorded != _sha256(ckpt_dir / WEIGHTS):
+        raise CheckpointError(f"{ckpt_dir / WEIGHTS}: SHA-256 differs from the one state.json recorded when it was "
+                              "saved; the weights were modified or damaged since")
     parts: dict[str, dict[str, Tensor]] = {"model": {}, "ema": {}, "optim": {}, "rng": {}}
     for key, value in tensors.items():
         kind, _, name = key.partition("/")
         if kind not in parts:
             raise CheckpointError(f"{ckpt_dir / WEIGHTS}: unexpected tensor {key!r}")
         parts[kind][name] = value
+    broken = [name for kind in ("model", "ema") for name, value in parts[kind].items()
+              if value.is_floating_point() and not bool(torch.isfinite(value).all())]
+    if broken:
+        raise CheckpointError(f"{ckpt_dir / WEIGHTS}: {len(broken)} weight tensors hold NaN or inf (e.g. {broken[0]!r}); "
+                              "the training diverged — resume from an earlier checkpoint or train again with a lower "
+                              "learning rate")
     optimizer = None
     if state.get("optimizer") is not None:
         per_param: dict[int, dict[str, Any]] = {}

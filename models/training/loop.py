@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
@@ -157,6 +158,7 @@ def train(
     metrics_file = None
     if run is not None and info.is_main:
         run.mkdir(parents=True, exist_ok=True)
+        _truncate_metrics(run / "metrics.jsonl", step)
         metrics_file = open(run / "metrics.jsonl", "a")
         if config.tensorboard:
             try:
@@ -297,6 +299,26 @@ def train(
         stopped=stopped,
         checkpoint=last_ckpt,
     )
+
+
+def _truncate_metrics(path: Path, step: int) -> None:
+    """Drop the rows logged after ``step`` (the checkpoint a run resumes from): a run killed after its last
+    checkpoint logged steps it will now train again, which must not appear twice. Rewritten atomically."""
+    if not path.is_file():
+        return
+    lines = path.read_text().splitlines()
+    keep = []
+    for line in lines:
+        try:
+            row_step = int(json.loads(line).get("step", 0))
+        except (ValueError, AttributeError):
+            continue  # a line cut by the kill
+        if row_step <= step:
+            keep.append(line)
+    if len(keep) != len(lines):
+        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+        tmp.write_text("".join(f"{line}\n" for line in keep))
+        os.replace(tmp, path)
 
 
 def _ema_copy(net: nn.Module, ema: EMA) -> nn.Module:
