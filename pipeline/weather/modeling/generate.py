@@ -3,7 +3,9 @@
 Each init time needs the truth at ``init - step`` and ``init`` (the two conditioning states). Init times
 are rolled out in chunks with all members batched; every init time is then one atomic commit with
 provenance (source, config, code version, checkpoint hash, data fingerprint). Re-running an init time that
-the store already has is a no-op (``on_exists="skip"``).
+the store already has is a no-op (``on_exists="skip"``). A member's noise depends on ``(seed, init time,
+member)`` only, so a resumed or re-ordered run writes the same members; a cycle with a non-finite value
+is never committed, and the store is created with its first committed cycle.
 """
 
 from __future__ import annotations
@@ -12,12 +14,14 @@ import logging
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from pydantic import Field
 
 from models.distillation import recorded_sampler
 from pipeline.config import StrictModel
 from pipeline.console import make_progress
+from pipeline.errors import UserError
 from pipeline.provenance import file_sha256
 from pipeline.weather.modeling.data import parse_init_times, parse_lead
 from pipeline.weather.modeling.model import load_forecaster
@@ -111,8 +115,9 @@ def forecast_weather(config: ForecastConfig, *, out: str | Path, progress: bool 
     members = 1 if forecaster.deterministic else config.members
     check_can_start(forecaster, truth, init_times)  # before the store exists: a bad request leaves nothing
     channel_noise_scales(forecaster.channels, noise_scale)  # a λ for an unknown variable, likewise
-    store = ForecastStore.open_or_create(out)
-    done = {pd.Timestamp(t) for t in store.init_times()}
+    existing = Path(out).exists() or "://" in str(out)
+    store = ForecastStore.open(out) if existing else None  # created with the first cycle that is committed
+    done = {pd.Timestamp(t) for t in store.init_times()} if store is not None else set()
     todo = pd.DatetimeIndex([t for t in init_times if t not in done])
     skipped = [t.isoformat() for t in init_times if t in done]
     provenance = {
@@ -132,21 +137,27 @@ def forecast_weather(config: ForecastConfig, *, out: str | Path, progress: bool 
         chunks = [todo[b : b + per_chunk] for b in range(0, len(todo), per_chunk)]
         total = sum(-(-len(c) * members // config.batch_size) for c in chunks) * n_steps
         task = bar.add_task("forecast", total=total)
-        for number, chunk in enumerate(chunks):
-            begin = number * per_chunk
+        for chunk in chunks:
             history = initial_history(forecaster, truth, chunk)
             result = rollout(
                 forecaster, history=history, init_times=chunk, n_steps=n_steps, members=members,
                 sampler=config.sampler, sampler_steps=config.sampler_steps, guidance=config.guidance,
-                seed=config.seed + begin, batch_size=config.batch_size, device=config.device,
+                seed=config.seed, batch_size=config.batch_size, device=config.device,
                 noise_scale=noise_scale, noise_memory=noise_memory, on_step=lambda k: bar.advance(task, k),
             )
             nfe = result.nfe_per_step
             if factors is not None:
                 result = replace(result, states=scale_spread(result.states, factors))
             dataset = forecast_dataset(result, forecaster, init_times=chunk)
-            for init in chunk:
+            for i, init in enumerate(chunk):
+                bad = int(np.count_nonzero(~np.isfinite(result.states[i])))
+                if bad:
+                    raise UserError(f"the forecast from {init:%Y-%m-%dT%H:%M} has {bad} non-finite values (the model "
+                                    f"diverged?); it was not committed ({len(written)} cycles were)",
+                                    path=str(ckpt_dir))
                 cycle = dataset.sel(init_time=[init.to_datetime64()])
+                if store is None:
+                    store = ForecastStore.open_or_create(out)
                 store.append_cycle(
                     cycle,
                     message=f"forecast cycle {init:%Y-%m-%dT%H} ({members} members, {config.sampler} x{config.sampler_steps})",

@@ -158,15 +158,20 @@ def rollout(
     init_of_sample = np.repeat(np.arange(len(init)), members)
     nfe = 0
     forecaster.net.to(device).eval()
+    member_of_sample = np.tile(np.arange(members), len(init))
     for begin in range(0, total, batch_size):
         rows = np.arange(begin, min(begin + batch_size, total))
-        generator = torch.Generator(device=device).manual_seed(seed * 1_000_003 + begin)
+        streams = [member_generator(seed, init[init_of_sample[r]], int(member_of_sample[r]), device=device)
+                   for r in rows]
+        generator = member_generator(seed, init[init_of_sample[rows[0]]], -1 - int(member_of_sample[rows[0]]),
+                                     device=device)  # a stochastic sampler's own noise
         previous = torch.from_numpy(z0[init_of_sample[rows], 0]).to(device)
         current = torch.from_numpy(z0[init_of_sample[rows], 1]).to(device)
         noise = None
         for k in range(n_steps):
             valid = init[init_of_sample[rows]] + leads[k]
-            fresh = torch.randn(current.shape, generator=generator, dtype=current.dtype, device=current.device)
+            fresh = torch.stack([torch.randn(current.shape[1:], generator=g, dtype=current.dtype,
+                                             device=current.device) for g in streams])
             # AR(1) in the step index: each step's ε is still N(0, I), consecutive ones correlate by ρ
             noise = fresh if noise is None else noise_memory * noise + (1 - noise_memory**2) ** 0.5 * fresh
             residual, nfe = forecaster.residual(
@@ -179,6 +184,16 @@ def rollout(
                 on_step(1)
     states = out.reshape((len(init), members, n_steps) + history.shape[2:]).transpose(0, 2, 1, 3, 4, 5)
     return RolloutResult(states=np.ascontiguousarray(states), lead_times=leads, nfe_per_step=nfe)
+
+
+def member_generator(seed: int, init_time: pd.Timestamp, member: int, *, device: str | torch.device = "cpu"
+                     ) -> torch.Generator:
+    """The random stream of one member of one cycle, from ``(seed, init time, member)`` alone: a cycle's members
+    are the same whichever other cycles share its batch, and whether the run was resumed or re-ordered."""
+    entropy = [int(seed) & 0xFFFFFFFF, int(pd.Timestamp(init_time).value) & 0xFFFFFFFF,
+               (int(pd.Timestamp(init_time).value) >> 32) & 0xFFFFFFFF, int(member) & 0xFFFFFFFF]
+    state = np.random.SeedSequence(entropy).generate_state(2, dtype=np.uint32)
+    return torch.Generator(device=device).manual_seed(int(state[0]) << 32 | int(state[1]))
 
 
 def scale_spread(states: np.ndarray, factors: np.ndarray) -> np.ndarray:

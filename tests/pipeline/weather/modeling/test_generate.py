@@ -60,3 +60,43 @@ def test_noise_scale_for_an_unknown_variable_is_refused_before_the_store_exists(
     with pytest.raises(ValueError, match="vorticity"):
         forecast_weather(cfg, out=tmp_path / "f", progress=False)
     assert not (tmp_path / "f").exists()
+
+
+def test_a_cycles_members_do_not_depend_on_the_other_cycles_or_the_batch(store_path, fm_run, tmp_path) -> None:
+    """Forecasting 3 init times at once, or one then the other two with another batch size (a resumed or
+    re-ordered run), writes identical members: each member's noise is (seed, init time, member)."""
+    common = dict(model=str(fm_run), data=store_path, members=3, lead="12h", sampler="heun", sampler_steps=2,
+                  noise_memory=0.5)
+    forecast_weather(ForecastConfig(**common, init_times=["2000-01-02T00/2000-01-02T12/6h"], batch_size=9),
+                     out=tmp_path / "all", progress=False)
+    forecast_weather(ForecastConfig(**common, init_times=["2000-01-02T12"], batch_size=2), out=tmp_path / "parts",
+                     progress=False)
+    forecast_weather(ForecastConfig(**common, init_times=["2000-01-02T00,2000-01-02T06"], batch_size=4),
+                     out=tmp_path / "parts", progress=False)
+    whole = ForecastStore.open(tmp_path / "all").dataset().sortby("init_time").load()
+    parts = ForecastStore.open(tmp_path / "parts").dataset().sortby("init_time").load()
+    for name in whole.data_vars:
+        np.testing.assert_array_equal(whole[name].values, parts[name].values)
+    assert float(whole["temperature"].std("member").mean()) > 0  # the members do differ from each other
+
+
+def test_a_cycle_that_is_not_finite_is_never_committed(store_path, fm_run, tmp_path) -> None:
+    """A model whose (finite) weights blow the state up to inf: the cycle is refused in one line, and no store
+    is created."""
+    import torch
+
+    from models.training.checkpoint import load_checkpoint, save_checkpoint
+    from pipeline.errors import UserError
+
+    ckpt = load_checkpoint(fm_run)
+    blown = {k: v * 1e30 if v.is_floating_point() and v.ndim > 1 else v for k, v in ckpt.ema.items()}
+    run = tmp_path / "blown"
+    save_checkpoint(run, step=ckpt.step, model={k: v.clone() for k, v in blown.items()}, ema=blown, optimizer=None,
+                    rng={}, config=ckpt.config,
+                    extra=ckpt.extra)
+    assert all(torch.isfinite(v).all() for v in blown.values())
+    cfg = ForecastConfig(model=str(run), data=store_path, init_times=["2000-01-02T00"], members=2, lead="12h",
+                         sampler="euler", sampler_steps=1)
+    with pytest.raises(UserError, match=r"the forecast from 2000-01-02T00:00 has \d+ non-finite values"):
+        forecast_weather(cfg, out=tmp_path / "f.icechunk", progress=False)
+    assert not (tmp_path / "f.icechunk").exists()
