@@ -7,6 +7,7 @@ its traceback.
 
 from __future__ import annotations
 
+import errno
 from pathlib import Path
 
 
@@ -42,3 +43,27 @@ class user_errors:  # noqa: N801 (used as a context manager)
             message = value.args[0] if isinstance(value, KeyError) and value.args else str(value)
             raise UserError(str(message)) from None
         return False
+
+
+#: Operating-system errors that are the user's situation (a full disk, a read-only or missing place), not a bug.
+USER_ERRNOS: dict[int, str] = {
+    errno.ENOSPC: "no space left on the device; free some and run again (nothing was half-written)",
+    errno.EDQUOT: "disk quota exceeded; free some space and run again (nothing was half-written)",
+    errno.EROFS: "read-only file system; write the output somewhere writable",
+    errno.EACCES: "permission denied; write the output somewhere you may write, or fix the permissions",
+    errno.EPERM: "operation not permitted; write the output somewhere you may write",
+    errno.ENOTDIR: "a part of this path is a file, not a directory",
+    errno.EISDIR: "is a directory where a file was expected",
+    errno.ENAMETOOLONG: "the file name is too long",
+    errno.ENOENT: "no such file or directory",
+    errno.EFBIG: "file too large (a size limit of this system or shell); free space or raise the limit",
+}
+
+
+def os_error_message(exc: OSError) -> str | None:
+    """One line for an operating-system error a user can act on (see :data:`USER_ERRNOS`), else None."""
+    what = USER_ERRNOS.get(exc.errno or -1)
+    if what is None:
+        return None
+    where = exc.filename if exc.filename is not None else None
+    return f"{where}: {what}" if where else what

@@ -17,14 +17,32 @@ import time
 import uuid
 from pathlib import Path
 
+from pipeline.errors import UserError
+
 log = logging.getLogger(__name__)
 
 LEGACY_AGE_S = 3600.0  # temporaries named before the writer's pid was part of the name: stale after an hour
 
 
+def check_writable(folder: str | Path) -> None:
+    """A UserError unless files can be created in ``folder`` (or, when it does not exist yet, in the nearest
+    existing folder above it): a part of the path that is a file, a read-only file system, no permission."""
+    probe = Path(folder).expanduser().absolute()
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        raise UserError("is a file, so nothing can be written below it; choose another output path", path=probe)
+    if not os.access(probe, os.W_OK):
+        read_only = bool(os.statvfs(probe).f_flag & os.ST_RDONLY)
+        raise UserError("read-only file system; write the output somewhere writable" if read_only else
+                        "permission denied; write the output somewhere you may write", path=probe)
+
+
 def temp_beside(out: str | Path, *, directory: bool = False) -> Path:
-    """A fresh hidden sibling of ``out`` for this process (created as a directory if ``directory``)."""
+    """A fresh hidden sibling of ``out`` for this process (created as a directory if ``directory``); a place
+    that cannot be written is a UserError (:func:`check_writable`)."""
     out = Path(out)
+    check_writable(out.parent)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.parent / f".{out.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     if directory:
@@ -74,6 +92,16 @@ def clean_stale(out: str | Path) -> int:
         removed += 1
         log.info("removed %s, left by an interrupted write", entry)
     return removed
+
+
+def remove_tree(path: Path, *, tries: int = 10, wait_s: float = 0.1) -> None:
+    """Remove a temporary directory for good: writer tasks that an error abandoned (zarr writes asynchronously)
+    may still create files in it for a moment, so remove until it stays gone."""
+    for _ in range(tries):
+        shutil.rmtree(path, ignore_errors=True)
+        time.sleep(wait_s)
+        if not path.exists():
+            return
 
 
 def replace_into(tmp: Path, out: Path) -> None:

@@ -43,3 +43,32 @@ def prefect_server():
         os.environ["PREFECT_API_URL"] = url
         yield url
         os.environ.pop("PREFECT_API_URL", None)
+
+
+def _tmpfs(path: Path, options: str):
+    """Mount a tmpfs at ``path`` (needs root and a kernel that lets this sandbox mount); skip otherwise."""
+    import shutil
+    import subprocess
+
+    if shutil.which("mount") is None or os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    path.mkdir(parents=True, exist_ok=True)
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)], capture_output=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here ({done.stderr.decode().strip()})")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], capture_output=True)
+
+
+@pytest.fixture
+def read_only_dir(tmp_path: Path):
+    """A real read-only file system (a read-only tmpfs)."""
+    yield from _tmpfs(tmp_path / "read-only", "ro,size=64k")
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path):
+    """A real 512 KiB file system, to fill up (ENOSPC)."""
+    yield from _tmpfs(tmp_path / "small-disk", "size=512k")

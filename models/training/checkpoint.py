@@ -144,7 +144,12 @@ def save_checkpoint(
         ]
     tensors.update({f"rng/{k}": v for k, v in rng.items()})
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
-    save_file(tensors, str(tmp / WEIGHTS), metadata={"format": FORMAT})
+    try:
+        save_file(tensors, str(tmp / WEIGHTS), metadata={"format": FORMAT})
+    except Exception as exc:  # noqa: BLE001 (safetensors reports a full disk as its own error type)
+        shutil.rmtree(tmp, ignore_errors=True)
+        reason = " ".join(str(exc).split())
+        raise CheckpointError(f"{final}: cannot write the checkpoint ({reason}); nothing was written") from None
     state = {
         "format": FORMAT,
         "step": int(step),
@@ -153,7 +158,11 @@ def save_checkpoint(
         "extra": extra or {},
         "weights_sha256": _sha256(tmp / WEIGHTS),
     }
-    (tmp / STATE).write_text(json.dumps(state, indent=1, sort_keys=True))
+    try:
+        (tmp / STATE).write_text(json.dumps(state, indent=1, sort_keys=True))
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise CheckpointError(f"{final}: cannot write the checkpoint ({exc.strerror}); nothing was written") from None
     if final.exists():
         shutil.rmtree(final)
     os.replace(tmp, final)

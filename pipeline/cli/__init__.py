@@ -16,7 +16,7 @@ from importlib.metadata import entry_points
 
 from pipeline.cli import root
 from pipeline.cli.root import app, group
-from pipeline.errors import UserError
+from pipeline.errors import UserError, os_error_message
 
 log = logging.getLogger(__name__)
 
@@ -61,14 +61,31 @@ def main(argv: list[str] | None = None) -> None:
     try:
         root.app(args=argv, prog_name="velocast")
     except UserError as exc:
-        from rich.markup import escape
-
-        from pipeline.console import err_console
-
-        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
-        sys.exit(UserError.exit_code)
+        _fail(str(exc))
     except KeyboardInterrupt:
         sys.exit(130)
+    except BaseException as exc:  # noqa: BLE001 (Icechunk's Rust panics are BaseExceptions)
+        if isinstance(exc, SystemExit):
+            raise
+        message = os_error_message(exc) if isinstance(exc, OSError) else None
+        if message is None:
+            from pipeline.forecast_store.store import store_error_message
+
+            reason = store_error_message(exc)
+            message = None if reason is None else (f"a store could not be read or written ({reason}); it may be "
+                                                   "damaged or unreachable")
+        if message is None:
+            raise
+        _fail(message)
+
+
+def _fail(message: str) -> None:
+    from rich.markup import escape
+
+    from pipeline.console import err_console
+
+    err_console.print(f"[bold red]error:[/] {escape(' '.join(message.split()))}", highlight=False, soft_wrap=True)
+    sys.exit(UserError.exit_code)
 
 
 __all__ = ["app", "group", "load_commands", "load_plugins", "main"]

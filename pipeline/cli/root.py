@@ -75,6 +75,9 @@ def configure_logging(verbose: bool) -> None:
     # cfgrib logs every message it skips with a traceback; velocast checks GRIB files itself and says why in
     # one line, so cfgrib's own reports are shown only with --verbose.
     logging.getLogger("cfgrib").setLevel(logging.DEBUG if verbose else logging.CRITICAL)
+    # zarr's writer tasks that an error (a full disk) abandoned are reported by asyncio at shutdown: the one
+    # line that says what happened is velocast's.
+    logging.getLogger("asyncio").setLevel(logging.DEBUG if verbose else logging.CRITICAL)
 
 
 @app.callback()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -178,24 +179,61 @@ def info(store: StoreArg, snapshot: SnapshotOpt = None, anonymous: AnonOpt = Fal
 @app.command("serve")
 def serve(
     store: StoreArg,
-    host: Annotated[str, typer.Option("--host", help="Interface to listen on.")] = "127.0.0.1",
+    host: Annotated[str, typer.Option("--host", help="Interface to listen on (default: loopback only).")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", "-p", help="TCP port.")] = 8000,
-    token: Annotated[str | None, typer.Option("--token", envvar="VELOCAST_TOKEN",
-                                                 help="Require 'Authorization: Bearer TOKEN' on /v1 (env VELOCAST_TOKEN).")] = None,
+    token_file: Annotated[Path | None, typer.Option(
+        "--token-file", help="File holding the token that /v1 requires as 'Authorization: Bearer TOKEN' (or set "
+                             "VELOCAST_TOKEN; never on the command line, where `ps` shows it).")] = None,
+    allow_host: Annotated[list[str], typer.Option(
+        "--allow-host", help="Without a token, the Host names besides loopback that requests may use (repeatable), "
+                             "e.g. the machine's name when --host 0.0.0.0.")] = [],  # noqa: B006 (typer)
     poll_seconds: Annotated[float, typer.Option("--poll-seconds", help="How often to check for a new cycle.")] = 1.0,
     cache_mb: Annotated[int, typer.Option("--cache-mb", help="Decoded-chunk cache size per snapshot (MiB).")] = 1024,
     anonymous: AnonOpt = False,
 ) -> None:
     """Serve read-only HTTP queries (and the map page at /) on a forecast store."""
-    import uvicorn
-
     from pipeline.console import err_console
     from pipeline.forecast_store.service import create_app
+    from pipeline.forecast_store.service import serve as run_server
     from pipeline.forecast_store.store import StorageOptions
 
     if not 0 < port < 65536:
         raise UserError(f"--port must be in 1..65535, got {port}")
+    check_host(host, port)
+    token = read_token(token_file)
     web = create_app(store, token=token, poll_seconds=poll_seconds, cache_bytes=cache_mb << 20,
-                     storage=StorageOptions(anonymous=anonymous))
-    err_console.print(f"serving {store} on http://{host}:{port}/ (docs at /docs)", highlight=False)
-    uvicorn.run(web, host=host, port=port, log_level="warning", access_log=False)
+                     storage=StorageOptions(anonymous=anonymous), allowed_hosts=(host, *allow_host))
+    err_console.print(f"serving {store} on http://{host}:{port}/ (docs at /docs)"
+                      + ("" if token else "; no token: requests must name this host"), highlight=False)
+    run_server(web, host=host, port=port)
+
+
+def check_host(host: str, port: int) -> None:
+    """A UserError unless ``host`` is an address this machine can listen on."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise UserError(f"--host {host!r} is not an address or name this machine can resolve ({exc.strerror})") from None
+    for family, kind, proto, _, address in infos:
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(address)
+                return
+            except OSError as exc:
+                reason = exc.strerror
+    raise UserError(f"cannot listen on {host}:{port} ({reason}); choose another --host or --port")
+
+
+def read_token(path: Path | None) -> str | None:
+    """The service token: the first line of ``path``, else ``$VELOCAST_TOKEN``, else None (no token)."""
+    if path is not None:
+        if not path.is_file():
+            raise UserError("token file not found", path=path)
+        token = path.read_text().strip().splitlines()[0].strip() if path.read_text().strip() else ""
+        if not token:
+            raise UserError("the token file is empty", path=path)
+        return token
+    return os.environ.get("VELOCAST_TOKEN") or None

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 Method = Literal["nearest", "bilinear"]
 Direction = Literal["exceed", "below"]
 OutputFormat = Literal["json", "csv", "netcdf"]
+NETCDF_LOCK = threading.Lock()
 MAX_QUANTILES = 20
 
 
@@ -151,7 +152,8 @@ class QueryResult:
         fd, tmp = tempfile.mkstemp(suffix=".nc")
         os.close(fd)
         try:
-            ds.to_netcdf(tmp, engine="netcdf4")
+            with NETCDF_LOCK:  # libnetcdf/libhdf5 are not thread-safe: one writer at a time in this process
+                ds.to_netcdf(tmp, engine="netcdf4")
             with open(tmp, "rb") as handle:
                 return handle.read()
         finally:

@@ -10,7 +10,12 @@
 * Every data response has ``ETag: "<snapshot id>"``, ``X-Snapshot-Id`` and ``Cache-Control``
   (``no-cache`` for "latest" queries, ``public, max-age=300`` when ``init_time`` is given);
   ``If-None-Match`` with the current snapshot → 304 without computing.
-* Optional bearer token (``Authorization: Bearer TOKEN``) on every ``/v1`` endpoint.
+* Optional bearer token (``Authorization: Bearer TOKEN``, nothing else) on every ``/v1`` endpoint. Without
+  one, only requests whose ``Host`` header names this machine's loopback (or an ``allowed_hosts`` entry) are
+  answered, so a web page cannot reach the service through DNS rebinding.
+* ``/docs`` is rendered here from the OpenAPI schema (no script or style from a CDN); ``/openapi.json``.
+* :func:`serve` runs it with uvicorn and a header-read timeout: a connection that has not sent a complete
+  request head within ``header_timeout_s`` is closed (slow or half-open connections cannot pile up).
 """
 
 from __future__ import annotations
@@ -180,6 +185,9 @@ def _split_quantiles(text: str | None) -> list[float]:
     return out
 
 
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
+
+
 def create_app(
     location: str,
     *,
@@ -187,8 +195,13 @@ def create_app(
     poll_seconds: float = 1.0,
     cache_bytes: int = 1 << 30,
     storage: StorageOptions | None = None,
+    allowed_hosts: tuple[str, ...] = (),
 ) -> FastAPI:
-    """The FastAPI app serving the store at ``location`` (opened now; UserError if it is not a store)."""
+    """The FastAPI app serving the store at ``location`` (opened now; UserError if it is not a store).
+
+    Without a ``token``, requests must name a loopback host or one of ``allowed_hosts`` in ``Host``."""
+    from starlette.middleware.trustedhost import TrustedHostMiddleware
+
     store = ForecastStore.open(location, storage=storage)
     state = StoreState(store, poll_seconds=poll_seconds, cache_bytes=cache_bytes)
     app = FastAPI(
@@ -196,7 +209,10 @@ def create_app(
         version="1",
         description="Read-only queries on a velocast forecast store: point plumes, regional statistics and "
         "threshold probabilities of the ensemble, with units. All times UTC; lead times in hours.",
+        docs_url=None, redoc_url=None,
     )
+    if token is None:
+        app.add_middleware(TrustedHostMiddleware, allowed_hosts=[*LOOPBACK_HOSTS, *allowed_hosts])
     app.state.forecast = state
     with contextlib.suppress(EmptyStoreError):  # serve an empty store too: 503 until a cycle lands
         state.reader()  # open the head now, so the first request does not pay for it
@@ -208,8 +224,8 @@ def create_app(
     async def auth(authorization: Annotated[str | None, Header(include_in_schema=False)] = None) -> None:
         if token is None:
             return
-        given = (authorization or "").removeprefix("Bearer ").strip()
-        if not hmac.compare_digest(given.encode(), token.encode()):
+        scheme, _, given = (authorization or "").partition(" ")
+        if scheme != "Bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
             raise _HTTPError(401, "missing or wrong bearer token (send 'Authorization: Bearer TOKEN')")
 
     @app.exception_handler(QueryError)
@@ -388,7 +404,87 @@ def create_app(
     def page_css() -> Response:
         return Response(static["page.css"], media_type="text/css; charset=utf-8")
 
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> Response:
+        return Response(docs_html(app.openapi()), media_type="text/html; charset=utf-8")
+
     return app
+
+
+def docs_html(schema: dict[str, Any]) -> str:
+    """The API reference as one self-contained HTML page (no script, no style sheet from elsewhere)."""
+    from html import escape
+
+    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{escape(schema['info']['title'])}</title>",
+             "<style>body{font:15px/1.4 system-ui,sans-serif;max-width:60em;margin:2em auto;padding:0 1em}"
+             "code{background:#f3f3f3;padding:0 .2em}table{border-collapse:collapse;margin:.5em 0 1.5em}"
+             "td,th{border:1px solid #ccc;padding:.2em .5em;text-align:left;vertical-align:top}</style></head><body>",
+             f"<h1>{escape(schema['info']['title'])}</h1><p>{escape(schema['info'].get('description', ''))}</p>",
+             "<p>Machine-readable: <a href='openapi.json'>openapi.json</a>.</p>"]
+    for path, methods in schema.get("paths", {}).items():
+        for method, operation in methods.items():
+            parts.append(f"<h2><code>{escape(method.upper())} {escape(path)}</code></h2>")
+            text = operation.get("description") or operation.get("summary") or ""
+            parts.append(f"<p>{escape(text)}</p>")
+            params = operation.get("parameters", [])
+            if params:
+                parts.append("<table><tr><th>parameter</th><th>type</th><th>required</th><th>description</th></tr>")
+                for param in params:
+                    kind = param.get("schema", {})
+                    shown = kind.get("type") or " | ".join(k.get("type", "") for k in kind.get("anyOf", []))
+                    if "enum" in kind:
+                        shown += " (" + ", ".join(map(str, kind["enum"])) + ")"
+                    parts.append(f"<tr><td><code>{escape(param['name'])}</code></td><td>{escape(str(shown))}</td>"
+                                 f"<td>{'yes' if param.get('required') else ''}</td>"
+                                 f"<td>{escape(param.get('description', ''))}</td></tr>")
+                parts.append("</table>")
+    parts.append("</body></html>")
+    return "".join(parts)
+
+
+HEADER_TIMEOUT_S = 10.0
+
+
+def _timed_protocol(base: type, timeout_s: float) -> type:
+    """``base`` (a uvicorn HTTP protocol) that closes a connection whose first request head is not complete
+    within ``timeout_s`` (uvicorn itself waits for it forever)."""
+
+    class TimedHeaders(base):  # type: ignore[misc, valid-type]
+        def connection_made(self, transport: Any) -> None:
+            super().connection_made(transport)
+            self._head_timer = self.loop.call_later(timeout_s, self._head_timeout)
+
+        def _head_timeout(self) -> None:
+            if self.cycle is None and not self.transport.is_closing():
+                self.transport.close()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._head_timer.cancel()
+            super().connection_lost(exc)
+
+    TimedHeaders.__name__ = f"TimedHeaders{base.__name__}"
+    return TimedHeaders
+
+
+def server_config(app: FastAPI, *, host: str, port: int, header_timeout_s: float = HEADER_TIMEOUT_S,
+                  log_level: str = "warning") -> Any:
+    """The uvicorn configuration velocast serves with: ``app`` on ``host:port``, the header-read timeout,
+    5 s keep-alive, no access log."""
+    import uvicorn
+
+    try:
+        from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol as protocol
+    except ImportError:  # httptools is optional
+        from uvicorn.protocols.http.h11_impl import H11Protocol as protocol
+    return uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=False,
+                          http=_timed_protocol(protocol, header_timeout_s), timeout_keep_alive=5)
+
+
+def serve(app: FastAPI, *, host: str, port: int, header_timeout_s: float = HEADER_TIMEOUT_S) -> None:
+    """Run ``app`` on ``host:port`` (see :func:`server_config`); blocks until interrupted."""
+    import uvicorn
+
+    uvicorn.Server(server_config(app, host=host, port=port, header_timeout_s=header_timeout_s)).run()
 
 
 class _HTTPError(Exception):

@@ -24,6 +24,8 @@ import contextlib
 import fcntl
 import logging
 import os
+import re
+import traceback
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -104,6 +106,8 @@ def make_storage(location: str | Path, *, options: StorageOptions | None = None)
     if "://" in text and not text.startswith("file://"):
         raise UserError(f"{text}: unsupported store URL (use a local path, s3://BUCKET/PREFIX or gs://BUCKET/PREFIX)")
     path = Path(text.removeprefix("file://")).expanduser().resolve()
+    if path.is_file():
+        raise UserError(f"{path}: is a file, not a forecast store (an Icechunk repository is a directory)")
     return icechunk.local_filesystem_storage(str(path)), path
 
 
@@ -179,7 +183,12 @@ class ForecastStore:
             raise UserError(f"{path}: already exists and is not empty; open it or choose another path")
         if path is None and icechunk.Repository.exists(st):
             raise UserError(f"{location}: a repository already exists there")
-        repo = icechunk.Repository.create(st)
+        if path is not None:
+            from pipeline.files import check_writable
+
+            check_writable(path)
+        with store_errors(location, "create the store"):
+            repo = icechunk.Repository.create(st)
         from pipeline.provenance import provenance_record
 
         session = repo.writable_session(BRANCH)
@@ -203,13 +212,18 @@ class ForecastStore:
         st, path = make_storage(location, options=storage)
         if path is not None and not path.exists():
             raise UserError(f"{path}: no forecast store there (create one with ForecastStore.create)")
+        if path is not None and (path / "snapshots").is_dir() and not any((path / "refs").glob("*")):
+            raise UserError(f"{path}: a damaged Icechunk repository: its branch references (refs/) are gone; restore "
+                            "the store from a copy")
         try:
-            repo = icechunk.Repository.open(st)
-        except icechunk.IcechunkError as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise UserError(f"{location}: not an Icechunk repository ({first})") from None
+            with store_errors(location, "open the store"):
+                repo = icechunk.Repository.open(st)
+        except UserError as exc:
+            raise UserError(f"{location}: not an Icechunk repository ({str(exc).partition('open the store: ')[2]})") \
+                from None
         store = cls(repo, location=str(location), local_path=path)
-        attrs = store._root_attrs()
+        with store_errors(location, "read the store"):
+            attrs = store._root_attrs()
         if attrs.get("velocast_store") != STORE_KIND:
             raise UserError(f"{location}: an Icechunk repository but not a velocast forecast store")
         return store
@@ -387,8 +401,9 @@ class ForecastStore:
                 if len(hits):
                     if on_exists == "skip":
                         log.info("cycle %s is already in %s; skipped", iso(init), self.location)
+                        repaired = self._repair_tag(init) if tag else None
                         return CycleResult(init_time=init, action="skipped", snapshot_id=session.snapshot_id,
-                                           tag=None, tries=attempt)
+                                           tag=repaired, tries=attempt)
                     if on_exists == "error":
                         raise UserError(f"{self.location}: cycle {iso(init)} is already in the store")
                     index = int(hits[-1])
@@ -404,13 +419,26 @@ class ForecastStore:
             if action == "replaced":  # region writes leave attrs alone
                 _set_root_attrs(session, cycle.attrs)
             metadata = {"velocast": "cycle", "init_time": iso(init), "action": action, "provenance": record}
-            snapshot_id = self._commit(session, message, metadata)
+            with store_errors(self.location, f"commit the cycle {iso(init)}"):
+                snapshot_id = self._commit(session, message, metadata)
             if snapshot_id is None:
                 continue
             tag_name = self._tag_cycle(init, snapshot_id) if tag else None
             log.info("cycle %s %s in %s (snapshot %s)", iso(init), action, self.location, snapshot_id)
             return CycleResult(init_time=init, action=action, snapshot_id=snapshot_id, tag=tag_name, tries=attempt)
         raise RuntimeError(f"{self.location}: could not commit cycle {iso(init)} after {max_tries} tries")
+
+    def _repair_tag(self, init: np.datetime64) -> str | None:
+        """Tag the commit that wrote cycle ``init`` when no tag of it exists (a writer killed between its commit
+        and its tag); returns the tag made, or None when the cycle was tagged already."""
+        base = cycle_tag(init)
+        if any(name == base or name.startswith(f"{base}-v") for name in self.repo.list_tags()):
+            return None
+        for record in self.snapshots():
+            if record.metadata.get("velocast") == "cycle" and np.datetime64(record.metadata["init_time"], "ns") == init:
+                log.info("cycle %s was committed but never tagged; tagged it now", iso(init))
+                return self._tag_cycle(init, record.id)
+        return None
 
     def _tag_cycle(self, init: np.datetime64, snapshot_id: str) -> str:
         """Tag the cycle's snapshot; a replaced cycle gets ``-v2``, ``-v3`` ... (tags are immutable)."""
@@ -463,6 +491,40 @@ class ForecastStore:
                                 decode_timedelta=True)
         except (FileNotFoundError, KeyError):
             raise UserError(f"{self.location}: no table '{name}'") from None
+
+
+def store_error_message(exc: BaseException) -> str | None:
+    """One line for an error of Icechunk or Zarr reading a store (a damaged or unreachable repository, a
+    missing or truncated chunk), or None for any other error."""
+    module = type(exc).__module__ or ""
+    name = type(exc).__name__
+    if name == "GroupNotFoundError" and module.startswith("zarr"):
+        return "its root group cannot be read (a damaged or truncated snapshot file?)"
+    if any("numcodecs" in frame.filename for frame in traceback.extract_tb(exc.__traceback__)):
+        return f"a chunk cannot be decoded, the file is truncated or damaged ({' '.join(str(exc).split())[:120]})"
+    if module.startswith("icechunk") or name == "PanicException" or name.endswith("NotFoundError") and \
+            module.startswith("zarr"):
+        text = str(exc)
+        os_error = re.search(r"([A-Z][a-z][^\"(]*) \(os error \d+\)", text)
+        first = next((line.strip().lstrip("x").strip() for line in text.splitlines() if line.strip()), "")
+        reason = os_error.group(1) if os_error else first
+        return reason[:240] or name
+    return None
+
+
+@contextlib.contextmanager
+def store_errors(location: str | Path, action: str) -> Iterator[None]:
+    """Turn Icechunk and Zarr failures (and Icechunk's Rust panics, which are not Exceptions) inside the block
+    into one UserError line naming the store and the action."""
+    try:
+        yield
+    except UserError:
+        raise
+    except BaseException as exc:  # noqa: BLE001 (PanicException derives from BaseException)
+        reason = store_error_message(exc)
+        if reason is None:
+            raise
+        raise UserError(f"{location}: cannot {action}: {reason}") from None
 
 
 def _parse_time(value: str | np.datetime64) -> np.datetime64:

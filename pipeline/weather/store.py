@@ -29,8 +29,8 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from pipeline.errors import UserError
-from pipeline.files import clean_stale, replace_into, temp_beside
+from pipeline.errors import UserError, os_error_message
+from pipeline.files import clean_stale, remove_tree, replace_into, temp_beside
 from pipeline.weather import schema
 from pipeline.weather.plausibility import check_plausible
 
@@ -147,6 +147,10 @@ def write_training_store(
                         delayed.compute()
                 except UserError:
                     raise
+                except OSError as exc:
+                    if os_error_message(exc) is None:
+                        raise
+                    raise UserError(f"cannot write the store: {os_error_message(exc)}", path=out) from None
                 except Exception as exc:  # noqa: BLE001 (a reader failing mid-way: corrupt input)
                     srcs = ", ".join(sorted(set((variable_sources or {}).values()))) or None
                     detail = " ".join(str(exc).split())[:200]
@@ -171,7 +175,7 @@ def write_training_store(
         replace_into(tmp, out)
     finally:
         if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+            remove_tree(tmp)
     return out
 
 

@@ -34,6 +34,7 @@ from pipeline.weather.modeling.rollout import (
     rollout,
     scale_spread,
 )
+from pipeline.forecast_store.store import store_errors
 from pipeline.weather.store import data_fingerprint
 
 log = logging.getLogger(__name__)
@@ -156,16 +157,38 @@ def forecast_weather(config: ForecastConfig, *, out: str | Path, progress: bool 
                                     f"diverged?); it was not committed ({len(written)} cycles were)",
                                     path=str(ckpt_dir))
                 cycle = dataset.sel(init_time=[init.to_datetime64()])
-                if store is None:
-                    store = ForecastStore.open_or_create(out)
-                store.append_cycle(
-                    cycle,
-                    message=f"forecast cycle {init:%Y-%m-%dT%H} ({members} members, {config.sampler} x{config.sampler_steps})",
-                    provenance={**provenance, "nfe_per_step": nfe},
-                    on_exists="skip",
-                )
+                created = store is None
+                try:
+                    with store_errors(out, f"write the cycle {init:%Y-%m-%dT%H:%M}"):
+                        if store is None:
+                            store = ForecastStore.open_or_create(out)
+                        store.append_cycle(
+                            cycle, provenance={**provenance, "nfe_per_step": nfe}, on_exists="skip",
+                            message=f"forecast cycle {init:%Y-%m-%dT%H} ({members} members, {config.sampler} "
+                                    f"x{config.sampler_steps})")
+                except BaseException:
+                    if created and not written:
+                        _remove_empty_store(out)  # a store this run created and could not fill: nothing stays
+                    raise
                 written.append(init.isoformat())
     seconds = time.monotonic() - started
     log.info("wrote %d cycles (%d skipped) in %.1f s", len(written), len(skipped), seconds)
     return ForecastSummary(written=written, skipped=skipped, nfe_per_step=nfe, seconds=seconds, members=members,
                            lead_steps=n_steps)
+
+
+def _remove_empty_store(out: str | Path) -> None:
+    """Delete a local forecast store that holds no cycle (created by a run whose first commit failed)."""
+    import shutil
+
+    path = Path(out)
+    if "://" in str(out) or not path.is_dir():
+        return
+    try:
+        from pipeline.forecast_store import ForecastStore
+
+        if ForecastStore.open(path).init_times():
+            return
+    except UserError:
+        pass
+    shutil.rmtree(path, ignore_errors=True)

@@ -55,21 +55,24 @@ def small_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 class ServerThread:
-    """A real uvicorn server for ``app`` on a free loopback port, in a background thread."""
+    """The real server ``velocast serve`` runs (uvicorn with the service's configuration) for ``app`` on a free
+    loopback port, in a background thread."""
 
-    def __init__(self, app) -> None:
+    def __init__(self, app, *, header_timeout_s: float | None = None) -> None:
         import socket
         import threading
 
         import uvicorn
+
+        from pipeline.forecast_store.service import HEADER_TIMEOUT_S, server_config
 
         sock = socket.socket()
         sock.bind(("127.0.0.1", 0))
         self.port = sock.getsockname()[1]
         sock.close()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="error",
-                                                    access_log=False))
+        self.server = uvicorn.Server(server_config(app, host="127.0.0.1", port=self.port, log_level="error",
+                                                   header_timeout_s=header_timeout_s or HEADER_TIMEOUT_S))
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     def __enter__(self) -> Self:

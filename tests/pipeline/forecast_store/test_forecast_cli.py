@@ -55,13 +55,16 @@ def test_query_commands_print_json_csv_and_write_netcdf(small_store: Path, tmp_p
     assert info.returncode == 0 and len(json.loads(info.stdout)["cycles"]) == 2
 
 
-def test_serve_command_answers_over_http(small_store: Path) -> None:
-    """`velocast serve STORE --port P --token T` serves health and token-protected queries."""
+def test_serve_command_answers_over_http(small_store: Path, tmp_path: Path) -> None:
+    """`velocast serve STORE --port P --token-file F` serves health and token-protected queries (the token
+    never on the command line)."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
+    (tmp_path / "token").write_text("t0k\n")
     proc = subprocess.Popen([sys.executable, "-m", "pipeline", "serve", str(small_store), "--port", str(port),
-                             "--token", "t0k"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                             "--token-file", str(tmp_path / "token")], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
     try:
         url = f"http://127.0.0.1:{port}"
         deadline = time.time() + 60
