@@ -27,6 +27,8 @@ class StrictModel(BaseModel):
 def read_yaml(path: str | Path) -> dict[str, Any]:
     """Read a YAML mapping with ``safe_load``; a missing, unreadable or non-mapping file is a UserError."""
     path = Path(path)
+    if path.is_dir():
+        raise UserError("is a directory, not a YAML file", path=path)
     if not path.is_file():
         raise UserError("config file not found", path=path)
     try:

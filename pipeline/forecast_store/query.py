@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from pipeline.errors import UserError
+from pipeline.forecast_store.schema import parse_instant
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -244,12 +245,10 @@ def parse_time(value: str) -> np.datetime64:
     text = str(value).strip().removesuffix("Z").removesuffix("z")
     if not text or len(text) > 40:
         raise QueryError(f"bad init_time {value!r}; use ISO 8601 like 2020-01-01T06:00", param="init_time")
-    try:
-        out = np.datetime64(text, "ns")
-    except (ValueError, TypeError, OverflowError):
-        raise QueryError(f"bad init_time {value!r}; use ISO 8601 like 2020-01-01T06:00", param="init_time") from None
-    if np.isnat(out):
-        raise QueryError(f"bad init_time {value!r}; use ISO 8601 like 2020-01-01T06:00", param="init_time")
+    out = parse_instant(text)
+    if out is None:
+        raise QueryError(f"bad init_time {value!r}; use ISO 8601 like 2020-01-01T06:00 (years 1678–2262)",
+                         param="init_time")
     return out
 
 

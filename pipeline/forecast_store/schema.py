@@ -169,3 +169,18 @@ def check_same_layout(store_ds: xr.Dataset, cycle: xr.Dataset) -> None:
         other = new["coords"].get(name)
         if other is None or other.shape != values.shape or not np.array_equal(other, values):
             _fail(f"the cycle's '{name}' coordinate differs from the store's; the first cycle defines the layout")
+
+
+def parse_instant(value: str | np.datetime64) -> np.datetime64 | None:
+    """An instant (UTC) as ``datetime64[ns]``, or None when it is not a time or lies outside the years
+    1678–2262 that nanoseconds can hold (numpy alone would wrap ``99999-01-01`` round to 1793)."""
+    import pandas as pd
+
+    text = str(value).strip().removesuffix("Z").removesuffix("z")
+    try:
+        stamp = pd.Timestamp(text)
+    except (ValueError, TypeError, OverflowError):
+        return None
+    if stamp is pd.NaT:
+        return None
+    return np.datetime64(stamp.tz_localize(None) if stamp.tzinfo else stamp, "ns")

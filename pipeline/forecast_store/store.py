@@ -40,6 +40,7 @@ from pipeline.forecast_store.schema import (
     ChunkSpec,
     check_same_layout,
     normalise_cycle,
+    parse_instant,
 )
 
 if TYPE_CHECKING:
@@ -528,10 +529,10 @@ def store_errors(location: str | Path, action: str) -> Iterator[None]:
 
 
 def _parse_time(value: str | np.datetime64) -> np.datetime64:
-    try:
-        return np.datetime64(value, "ns")
-    except (ValueError, TypeError):
-        raise UserError(f"bad time {value!r}; use ISO 8601 like 2020-01-01T00:00") from None
+    out = parse_instant(value)
+    if out is None:
+        raise UserError(f"bad time {value!r}; use ISO 8601 like 2020-01-01T00:00 (years 1678–2262)")
+    return out
 
 
 def _open_dataset(session: icechunk.Session) -> xr.Dataset:

@@ -43,10 +43,28 @@ TASK_BYTES = 8 * 2**20  # bytes per variable in one Dask task when writing (a mu
 
 
 def open_training_store(path: str | Path) -> xr.Dataset:
-    """The training store as a lazy dataset (Dask, one chunk per stored chunk)."""
-    if not Path(path).exists() and "://" not in str(path):
+    """The training store as a lazy dataset (Dask, one chunk per stored chunk); a UserError when the path is
+    missing, is not a Zarr store, or is another kind of velocast store."""
+    local = "://" not in str(path)
+    if local and not Path(path).exists():
         raise UserError("training store not found", path=path)
-    return xr.open_zarr(path, chunks={})
+    if local and not Path(path).is_dir():
+        raise UserError("is a file, not a Zarr training store (a directory written by `velocast ingest weather`)",
+                        path=path)
+    if local and (Path(path) / "refs").is_dir() and (Path(path) / "snapshots").is_dir():
+        raise UserError("is a forecast store (Icechunk), not a training store; give the analyses the forecasts "
+                        "start from (`velocast ingest weather` writes them)", path=path)
+    try:
+        ds = xr.open_zarr(path, chunks={})
+    except (FileNotFoundError, KeyError, ValueError) as exc:
+        raise UserError(f"not a Zarr store ({' '.join(str(exc).split())[:160]})", path=path) from None
+    kind = str(ds.attrs.get("kind", ""))
+    if "structure store" in kind:
+        raise UserError("is a protein structure store, not a weather training store", path=path)
+    if "time" not in ds.dims:
+        raise UserError(f"has no time dimension (dimensions: {', '.join(map(str, ds.dims)) or 'none'}); not a "
+                        "weather training store", path=path)
+    return ds
 
 
 def load_stats(ds_or_path: xr.Dataset | str | Path) -> dict[str, Any]:
