@@ -12,6 +12,10 @@ surrounding points (longitude periodic; beyond the first/last latitude row the e
 Regions: a bounding box ``lat_min..lat_max``, ``lon_min..lon_max`` in degrees; ``lon_min > lon_max``
 (after wrapping to [0, 360)) means the box crosses 0° (e.g. 350..10).
 
+A limited-area (regional) store answers only inside its domain, the grid's extent plus half a grid
+spacing: a point or a box outside it is a :class:`QueryError` naming the domain (HTTP 422), never the
+nearest corner point. Its longitudes are not periodic (bilinear clamps at the edge columns).
+
 :class:`SnapshotReader` opens one snapshot once and keeps decoded chunks in an LRU cache, so repeated
 point queries cost an in-memory index plus the statistics.
 """
@@ -52,6 +56,47 @@ class QueryError(UserError):
 
 class EmptyStoreError(UserError):
     """The store has no cycles yet (HTTP 503 until the first cycle lands)."""
+
+
+@dataclass(frozen=True)
+class GridExtent:
+    """Where a store's grid answers: global (longitude periodic) or a lat/lon box with half-cell margins."""
+
+    lat_min: float
+    lat_max: float
+    lon_west: float
+    lon_span: float  # degrees eastwards from lon_west; 360 for a periodic grid
+    periodic: bool
+
+    @classmethod
+    def of(cls, lat: np.ndarray, lon: np.ndarray) -> GridExtent:
+        dlat = float(np.median(np.abs(np.diff(lat)))) if len(lat) > 1 else 180.0
+        steps = np.diff(lon) % 360.0 if len(lon) > 1 else np.array([360.0])
+        dlon = float(np.median(steps))
+        covered = float(steps.sum()) + dlon
+        periodic = len(lon) > 1 and covered >= 360.0 - 0.5 * dlon
+        lat_lo, lat_hi = float(np.min(lat)), float(np.max(lat))
+        reaches_poles = lat_lo - 1.5 * dlat <= -90.0 and lat_hi + 1.5 * dlat >= 90.0
+        if periodic and reaches_poles:
+            return cls(-90.0, 90.0, float(lon[0]), 360.0, True)
+        return cls(max(-90.0, lat_lo - dlat / 2), min(90.0, lat_hi + dlat / 2),
+                   float(lon[0]) - (0.0 if periodic else dlon / 2),
+                   360.0 if periodic else float(steps.sum()) + dlon, periodic)
+
+    @property
+    def is_global(self) -> bool:
+        return self.periodic and self.lat_min <= -90.0 and self.lat_max >= 90.0
+
+    def describe(self) -> str:
+        lon_east = self.lon_west + self.lon_span
+        lon = "all longitudes" if self.periodic else f"lon {self.lon_west:g}…{lon_east:g}"
+        return f"lat {self.lat_min:g}…{self.lat_max:g}, {lon}"
+
+    def contains_lon(self, lon: float) -> bool:
+        return self.periodic or (lon - self.lon_west) % 360.0 <= self.lon_span + 1e-9
+
+    def contains(self, lat: float, lon: float) -> bool:
+        return self.lat_min - 1e-9 <= lat <= self.lat_max + 1e-9 and self.contains_lon(lon)
 
 
 @dataclass(frozen=True)
@@ -321,6 +366,7 @@ class SnapshotReader:
         self.levels = ds["level"].values if "level" in ds.coords else np.array([])
         self.lat = ds["latitude"].values.astype("float64")
         self.lon = ds["longitude"].values.astype("float64")
+        self.extent = GridExtent.of(self.lat, self.lon)
         self.attrs = dict(ds.attrs)
         self.variables = {
             str(name): VarInfo(str(name), tuple(str(d) for d in var.dims), str(var.attrs.get("units", "")),
@@ -420,6 +466,9 @@ class SnapshotReader:
     # ---------------------------------------------------------------- geometry
     def _weights(self, lat: float, lon: float, method: Method) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Grid indices (ilat, ilon) and weights for a point; weights sum to 1."""
+        if not self.extent.contains(lat, lon):
+            raise QueryError(f"lat={lat:g}, lon={lon:g} lies outside this store's domain "
+                             f"({self.extent.describe()}); ask for a point inside it", param="lat")
         lon = lon % 360.0
         nlon = len(self.lon)
         if method == "nearest":
@@ -438,10 +487,19 @@ class SnapshotReader:
             i1 = int(np.searchsorted(self.lat, lat))
             i0 = i1 - 1
             wy = (lat - self.lat[i0]) / (self.lat[i1] - self.lat[i0])
-        step = np.diff(np.append(self.lon, self.lon[0] + 360.0))
-        j0 = int(np.searchsorted(self.lon, lon, side="right") - 1) % nlon
-        j1 = (j0 + 1) % nlon
-        wx = ((lon - self.lon[j0]) % 360.0) / step[j0]
+        if self.extent.periodic:
+            step = np.diff(np.append(self.lon, self.lon[0] + 360.0))
+            j0 = int(np.searchsorted(self.lon, lon, side="right") - 1) % nlon
+            j1 = (j0 + 1) % nlon
+            wx = ((lon - self.lon[j0]) % 360.0) / step[j0]
+        else:  # limited area: eastward offsets from the west column, clamped at the edge columns
+            east = (self.lon - self.lon[0]) % 360.0
+            x = (lon - self.lon[0]) % 360.0
+            if x > east[-1]:  # in a half-cell margin: east of the last column or west of the first
+                x = float(east[-1]) if x - east[-1] < 360.0 - x else 0.0
+            j1 = min(int(np.searchsorted(east, x, side="right")), nlon - 1)
+            j0 = max(j1 - 1, 0)
+            wx = 0.0 if j0 == j1 else float(np.clip((x - east[j0]) / (east[j1] - east[j0]), 0.0, 1.0))
         ilat = np.array([i0, i0, i1, i1])
         ilon = np.array([j0, j1, j0, j1])
         w = np.array([(1 - wy) * (1 - wx), (1 - wy) * wx, wy * (1 - wx), wy * wx])
@@ -458,13 +516,14 @@ class SnapshotReader:
         ilat = np.nonzero((self.lat >= lat_min) & (self.lat <= lat_max))[0]
         if lon_max - lon_min >= 360.0:
             ilon = np.arange(len(self.lon))
-        else:
-            a, b = lon_min % 360.0, lon_max % 360.0
-            if a <= b:
-                ilon = np.nonzero((self.lon >= a) & (self.lon <= b))[0]
-            else:  # crosses 0°: west part first so longitudes run continuously eastwards
-                ilon = np.concatenate([np.nonzero(self.lon >= a)[0], np.nonzero(self.lon <= b)[0]])
+        else:  # eastward offsets from lon_min, so a box crossing 0° runs continuously eastwards
+            offset = (self.lon - lon_min) % 360.0
+            ilon = np.nonzero(offset <= (lon_max - lon_min) % 360.0 + 1e-9)[0]
+            ilon = ilon[np.argsort(offset[ilon], kind="stable")]
         if len(ilat) == 0 or len(ilon) == 0:
+            if not self.extent.is_global:
+                raise QueryError(f"the box holds no grid point of this store's domain ({self.extent.describe()}); "
+                                 "ask for a box that overlaps it", param="lat_min" if len(ilat) == 0 else "lon_min")
             raise QueryError("the box contains no grid points; widen it (grid spacing "
                              f"{abs(self.lat[1] - self.lat[0]):.3g}° × {self.lon[1] - self.lon[0]:.3g}°)",
                              param="lat_min" if len(ilat) == 0 else "lon_min")

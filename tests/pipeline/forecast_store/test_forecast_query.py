@@ -103,3 +103,50 @@ def test_outputs_carry_units_in_json_csv_and_netcdf(reader: SnapshotReader, tmp_
     (tmp_path / "p.nc").write_bytes(res.to_netcdf())
     nc = xr.open_dataset(tmp_path / "p.nc")
     assert nc["mean"].attrs["units"] == "m**2 s**-2" and nc.sizes["member"] == 5
+
+
+@pytest.fixture(scope="module")
+def regional_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A limited-area SYNTHETIC store: latitudes 10…60, longitudes 0…25 cut from a 5° global cycle."""
+    from pipeline.forecast_store import synthetic_forecast
+
+    from fs_helpers import PROV
+
+    ds = synthetic_forecast("2020-01-01T00", members=3, leads=2, grid=(72, 36), levels=(500,))
+    ds = ds.sel(latitude=slice(10, 60), longitude=slice(0, 25))
+    path = tmp_path_factory.mktemp("regional") / "regional.icechunk"
+    ForecastStore.create(path).append_cycle(ds, provenance=PROV)
+    return path
+
+
+def test_regional_store_refuses_points_and_boxes_outside_its_domain(regional_store: Path) -> None:
+    """A limited-area store answers inside its grid (plus half a cell) and refuses a point or box outside
+    with a message naming the domain — never the nearest corner point; global stores keep answering everywhere."""
+    reader = SnapshotReader(ForecastStore.open(regional_store))
+    assert not reader.extent.is_global and not reader.extent.periodic
+    lats, lons = reader.lat, reader.lon
+    inside = reader.point(variable="2m_temperature", lat=float(lats[2]), lon=float(lons[1]))
+    assert inside.meta["grid_lat"] == [float(lats[2])]
+    edge = reader.point(variable="2m_temperature", lat=float(lats[-1]) + 1.0, lon=float(lons[-1]) + 1.0)
+    assert edge.meta["grid_lon"] == [float(lons[-1])]  # inside the half-cell margin
+    for lat, lon in ((0.0, 10.0), (30.0, 100.0), (30.0, -20.0), (80.0, 10.0)):
+        for method in ("nearest", "bilinear"):
+            with pytest.raises(QueryError, match=r"outside this store's domain \(lat .*lon"):
+                reader.point(variable="2m_temperature", lat=lat, lon=lon, method=method)
+    with pytest.raises(QueryError, match="holds no grid point of this store's domain"):
+        reader.region(variable="2m_temperature", lat_min=-40, lat_max=-20, lon_min=0, lon_max=20, lead="6h")
+
+
+def test_regional_bilinear_clamps_at_the_edge_columns_instead_of_wrapping(regional_store: Path) -> None:
+    """Bilinear on a limited-area grid interpolates between its own columns; just west of the first column
+    it uses that column (a global grid would wrap round to 355°, which this store does not hold)."""
+    reader = SnapshotReader(ForecastStore.open(regional_store))
+    truth = ForecastStore.open(regional_store).dataset().load()["2m_temperature"].isel(init_time=0)
+    lat, lon = float(reader.lat[3]), float(reader.lon[0]) - 1.0
+    res = reader.point(variable="2m_temperature", lat=lat, lon=lon, method="bilinear")
+    assert set(res.meta["grid_lon"]) <= {float(reader.lon[0]), float(reader.lon[1])}  # never 355°
+    col = truth.sel(latitude=lat, longitude=float(reader.lon[0])).values.mean(axis=1)
+    np.testing.assert_allclose(res.fields["mean"][1], col, rtol=1e-6)
+    mid = reader.point(variable="2m_temperature", lat=lat, lon=float(reader.lon[1]) + 2.5, method="bilinear")
+    pair = truth.sel(latitude=lat).isel(longitude=[1, 2]).values.mean(axis=1).mean(axis=-1)
+    np.testing.assert_allclose(mid.fields["mean"][1], pair, rtol=1e-5)
