@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
 
 
-
 def __getattr__(name: str) -> Any:
     # DataSource is the core's BatchSource, re-exported lazily: importing this module must not import torch.
     if name == "DataSource":

@@ -11,7 +11,6 @@ from rich.table import Table
 
 from models.progress import progress_bar
 
-
 console = Console()
 err_console = Console(stderr=True)
 

@@ -25,7 +25,7 @@ class UserError(Exception):
         super().__init__(f"{self.path}: {text}" if self.path else text)
 
 
-class user_errors:  # noqa: N801 (used as a context manager)
+class user_errors:
     """Turn the given exception types into :class:`UserError` (one line, exit 2) at a CLI boundary.
 
     ``with user_errors(FileNotFoundError, ValueError): ...`` — use only around calls whose exceptions of

@@ -33,7 +33,7 @@ def code_version() -> str:
 
 def utc_now() -> str:
     """The current UTC time as an ISO 8601 string with a ``Z`` suffix."""
-    return dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+    return dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
 def file_sha256(path: str | Path, *, chunk_bytes: int = 1 << 20) -> str:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from pipeline.errors import UserError
@@ -80,7 +80,7 @@ def promote(run: str | Path, *, registry: str | Path, name: str | None = None, n
     entry = ModelEntry(
         name=name, run=str(Path(run).resolve()), checkpoint=str(ckpt.resolve()),
         sha256=f"sha256:{file_sha256(ckpt / 'weights.safetensors')}", step=int(state.get("step", 0)),
-        promoted=datetime.now(timezone.utc).isoformat(timespec="seconds"), note=note,
+        promoted=datetime.now(UTC).isoformat(timespec="seconds"), note=note,
     )
     data = _read(registry)
     data["models"][name] = asdict(entry)

@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> None:
         _fail(str(exc))
     except KeyboardInterrupt:
         sys.exit(130)
-    except BaseException as exc:  # noqa: BLE001 (Icechunk's Rust panics are BaseExceptions)
+    except BaseException as exc:
         if isinstance(exc, SystemExit):
             raise
         message = os_error_message(exc) if isinstance(exc, OSError) else None

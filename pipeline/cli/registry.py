@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -16,8 +15,8 @@ REGISTRY_HELP = "Model registry directory (default $VELOCAST_REGISTRY or ./model
 @group("model").command("promote")
 def promote_command(
     run: Path = typer.Argument(..., help="Run directory (its newest checkpoint) or a checkpoint directory."),
-    registry: Optional[Path] = typer.Option(None, "--registry", help=REGISTRY_HELP),
-    name: Optional[str] = typer.Option(None, "--name", help="Registry name (default RUN-stepN)."),
+    registry: Path | None = typer.Option(None, "--registry", help=REGISTRY_HELP),
+    name: str | None = typer.Option(None, "--name", help="Registry name (default RUN-stepN)."),
     note: str = typer.Option("", "--note", help="Free-text note kept with the entry."),
 ) -> None:
     """Register a trained model's newest checkpoint and mark it current for the forecast cycle."""
@@ -30,7 +29,7 @@ def promote_command(
 
 @group("model").command("list")
 def list_command(
-    registry: Optional[Path] = typer.Option(None, "--registry", help=REGISTRY_HELP),
+    registry: Path | None = typer.Option(None, "--registry", help=REGISTRY_HELP),
 ) -> None:
     """List the registered models; the current one is starred."""
     from rich.table import Table

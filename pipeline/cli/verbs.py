@@ -17,8 +17,8 @@ from typing import Any, Optional
 
 import typer
 
-from pipeline.cli.root import group
 from pipeline.base import Domain, Flag, Verb
+from pipeline.cli.root import group
 from pipeline.domains import domains, resolve
 
 log = logging.getLogger(__name__)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -174,6 +175,48 @@ def info(store: StoreArg, snapshot: SnapshotOpt = None, anonymous: AnonOpt = Fal
     doc["cycles"] = [{"init_time": str(c.init_time)[:19], "snapshot": c.snapshot_id, "tag": c.tag,
                       "written_at": c.written_at} for c in fs.cycles()]
     sys.stdout.write(json.dumps(doc, indent=2) + "\n")
+
+
+store_app = typer.Typer(
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    help="Maintain a forecast store (garbage collection).",
+)
+app.add_typer(store_app, name="store")
+
+
+def parse_age(text: str) -> timedelta:
+    """``30m``, ``12h``, ``7d`` or ``0`` → a timedelta."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    value = text.strip().lower()
+    try:
+        if value == "0":
+            return timedelta(0)
+        return timedelta(seconds=float(value[:-1]) * units[value[-1]])
+    except (KeyError, ValueError, IndexError):
+        raise UserError(f"an age must be a number and a unit (s, m, h, d), e.g. 12h or 7d; got {text!r}") from None
+
+
+@store_app.command("gc")
+def gc(
+    store: StoreArg,
+    grace: Annotated[str, typer.Option("--grace", help="Keep unreferenced objects younger than this (a writer "
+                                       "may still be committing them): e.g. 1d, 6h, 0.")] = "1d",
+    expire_older_than: Annotated[str | None, typer.Option(
+        "--expire-older-than", help="Also drop untagged history older than this age (tagged cycles stay).")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Report what would be deleted; delete nothing.")] = False,
+    anonymous: AnonOpt = False,
+) -> None:
+    """Delete what killed writers left in a store (chunks no commit references) and, optionally, old history."""
+    from datetime import UTC, datetime
+
+    from pipeline.forecast_store.store import ForecastStore, StorageOptions
+
+    fs = ForecastStore.open(store, storage=StorageOptions(anonymous=anonymous))
+    before = None if expire_older_than is None else datetime.now(UTC) - parse_age(expire_older_than)
+    report = fs.collect_garbage(grace=parse_age(grace), expire_before=before, dry_run=dry_run)
+    typer.echo(f"{store}: {report.summary()}")
 
 
 @app.command("serve")

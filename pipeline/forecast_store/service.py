@@ -416,9 +416,9 @@ def docs_html(schema: dict[str, Any]) -> str:
     from html import escape
 
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{escape(schema['info']['title'])}</title>",
-             "<style>body{font:15px/1.4 system-ui,sans-serif;max-width:60em;margin:2em auto;padding:0 1em}"
-             "code{background:#f3f3f3;padding:0 .2em}table{border-collapse:collapse;margin:.5em 0 1.5em}"
-             "td,th{border:1px solid #ccc;padding:.2em .5em;text-align:left;vertical-align:top}</style></head><body>",
+             ("<style>body{font:15px/1.4 system-ui,sans-serif;max-width:60em;margin:2em auto;padding:0 1em}"
+              "code{background:#f3f3f3;padding:0 .2em}table{border-collapse:collapse;margin:.5em 0 1.5em}"
+              "td,th{border:1px solid #ccc;padding:.2em .5em;text-align:left;vertical-align:top}</style></head><body>"),
              f"<h1>{escape(schema['info']['title'])}</h1><p>{escape(schema['info'].get('description', ''))}</p>",
              "<p>Machine-readable: <a href='openapi.json'>openapi.json</a>.</p>"]
     for path, methods in schema.get("paths", {}).items():

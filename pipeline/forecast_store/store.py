@@ -15,7 +15,8 @@ Contract
   leaves the store unchanged and reports ``action="skipped"``; ``"replace"`` overwrites that cycle's
   values in one atomic commit; ``"error"`` raises.
 * Readers open a read-only session on a snapshot, so they see the last complete commit, never a
-  cycle being written. A writer killed mid-write leaves only unreferenced chunks behind.
+  cycle being written. A writer killed mid-write leaves only unreferenced chunks behind;
+  :meth:`ForecastStore.collect_garbage` (``velocast store gc``) deletes those older than a grace period.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import re
 import traceback
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -462,6 +464,27 @@ class ForecastStore:
             raise UserError(f"{self.location}: cannot create tag '{name}' ({first})") from None
         return name
 
+    # ------------------------------------------------------------------ maintenance
+    def collect_garbage(self, *, grace: timedelta = timedelta(days=1), expire_before: datetime | None = None,
+                        dry_run: bool = False) -> GarbageReport:
+        """Delete the objects no branch or tag reaches (the chunks of writers killed before their commit) once
+        they are older than ``grace``, so a cycle still being written keeps its chunks. With ``expire_before``,
+        first drop the untagged history older than that instant (tagged cycles stay readable by tag).
+
+        Commits wait while this runs (the commit lock is held)."""
+        if grace < timedelta(0):
+            raise UserError(f"the grace period must not be negative, got {grace}")
+        now = datetime.now(UTC)
+        with self._commit_lock(), store_errors(self.location, "collect garbage"):
+            expired: set[str] = set()
+            if expire_before is not None and not dry_run:
+                expired = self.repo.expire_snapshots(expire_before.astimezone(UTC))
+            summary = self.repo.garbage_collect(now - grace, dry_run=dry_run)
+        return GarbageReport(dry_run=dry_run, expired_snapshots=len(expired), chunks=summary.chunks_deleted,
+                             manifests=summary.manifests_deleted, snapshots=summary.snapshots_deleted,
+                             transaction_logs=summary.transaction_logs_deleted,
+                             attributes=summary.attributes_deleted, bytes=summary.bytes_deleted)
+
     # ------------------------------------------------------------------ side tables
     def write_table(self, name: str, ds: xr.Dataset, *, message: str, provenance: Mapping[str, Any],
                     max_tries: int = 20) -> str:
@@ -494,6 +517,26 @@ class ForecastStore:
             raise UserError(f"{self.location}: no table '{name}'") from None
 
 
+@dataclass(frozen=True)
+class GarbageReport:
+    """What :meth:`ForecastStore.collect_garbage` deleted (or, with ``dry_run``, would delete)."""
+
+    dry_run: bool
+    expired_snapshots: int
+    chunks: int
+    manifests: int
+    snapshots: int
+    transaction_logs: int
+    attributes: int
+    bytes: int
+
+    def summary(self) -> str:
+        verb = "would delete" if self.dry_run else "deleted"
+        expired = f"expired {self.expired_snapshots} snapshots; " if self.expired_snapshots else ""
+        return (f"{expired}{verb} {self.chunks} chunks, {self.manifests} manifests, {self.snapshots} snapshots, "
+                f"{self.transaction_logs} transaction logs ({self.bytes / 1e6:.2f} MB)")
+
+
 def store_error_message(exc: BaseException) -> str | None:
     """One line for an error of Icechunk or Zarr reading a store (a damaged or unreachable repository, a
     missing or truncated chunk), or None for any other error."""
@@ -521,7 +564,7 @@ def store_errors(location: str | Path, action: str) -> Iterator[None]:
         yield
     except UserError:
         raise
-    except BaseException as exc:  # noqa: BLE001 (PanicException derives from BaseException)
+    except BaseException as exc:
         reason = store_error_message(exc)
         if reason is None:
             raise

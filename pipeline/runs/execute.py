@@ -19,7 +19,7 @@ from pydantic import BaseModel
 from pipeline.errors import UserError
 from pipeline.runs.layout import Layout
 from pipeline.runs.record import CONFIG_FILE, RunRecord
-from pipeline.runs.spec import RunSpec, Stage, StageContext, RunSummary
+from pipeline.runs.spec import RunSpec, RunSummary, Stage, StageContext
 
 log = logging.getLogger(__name__)
 

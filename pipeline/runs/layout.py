@@ -41,7 +41,7 @@ class Artefact:
     description: str
 
 
-class artefact:  # noqa: N801 (a declaration, used like a field)
+class artefact:
     """Declare an artefact on a :class:`Layout`: its path on an instance, its :class:`Artefact` on the class."""
 
     def __init__(self, path: str, kind: ArtefactKind, description: str) -> None:

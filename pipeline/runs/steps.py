@@ -80,7 +80,7 @@ class LocalSteps:
             try:
                 result = fn(*args, **kwargs)
                 break
-            except Exception as exc:  # noqa: BLE001 (re-raised named, after the retries)
+            except Exception as exc:
                 if attempt >= retries:
                     self.timings.append({"step": name, "input": label, "seconds": round(time.monotonic() - start, 2),
                                          "status": "failed"})

@@ -8,7 +8,6 @@ from typing import Any
 from pipeline.base import SEED, Domain, Flag, Verb, train_verb
 
 
-
 def sample_summary(drawn: Any, config: Any, out: Any) -> str:
     from pipeline.toy.modeling.evaluate import toy_metrics
 

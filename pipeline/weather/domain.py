@@ -8,7 +8,6 @@ from typing import Any
 from pipeline.base import SEED, Domain, Flag, Verb, comma_floats, comma_list, distill_verb, sampler_flag, train_verb
 
 
-
 def parse_noise_scale(text: str) -> float | dict[str, float]:
     """``--noise-scale``: ``0.6`` → 0.6; ``geopotential=0.45,temperature=0.6`` → a mapping."""
     try:

@@ -113,9 +113,9 @@ def pending_verification(*, analysis: str | Path, store: str | Path) -> list[str
 
 def score_cycle(*, analysis: str | Path, store: str | Path, init_time: str) -> dict[str, Any]:
     """Scores of one cycle (see module) as JSON-able lists ``[channel][lead]``."""
-    from pipeline.weather.metrics import score_system
     from pipeline.forecast_store import ForecastStore
     from pipeline.weather import baselines
+    from pipeline.weather.metrics import score_system
     from pipeline.weather.store import open_training_store
 
     forecast = ForecastStore.open(store).dataset(init_time=init_time)

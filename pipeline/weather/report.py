@@ -13,13 +13,13 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import xarray as xr  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import xarray as xr
 
-from pipeline.weather.metrics import channel_arrays, truth_at_valid_times  # noqa: E402
-from pipeline.weather.schema import short_channel_name  # noqa: E402
+from pipeline.weather.metrics import channel_arrays, truth_at_valid_times
+from pipeline.weather.schema import short_channel_name
 
 SYSTEM_STYLE: dict[str, dict] = {
     "velocast": {"color": "tab:red", "lw": 2.2},

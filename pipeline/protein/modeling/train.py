@@ -97,7 +97,7 @@ def train_protein(config: ProteinTrainConfig, *, out: str | Path, progress: bool
         "featuriser": featuriser.to_json(),
         "topology": topology_to_dict(store.topology),
         "data": str(config.data),
-        "n_training_frames": int(len(frames)),
+        "n_training_frames": len(frames),
         "time_step_ps": store.time_step_ps,
     }
     condition = None

@@ -16,7 +16,6 @@ from pipeline.errors import UserError
 from pipeline.toy.modeling.model import ToyNetwork, build_network
 
 
-
 class ToyTrainConfig(StrictModel):
     """Train an MLP on the 8-Gaussian mixture; ``conditional`` adds the mode (one-hot) as the condition."""
 

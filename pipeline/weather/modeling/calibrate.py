@@ -52,8 +52,8 @@ from pydantic import Field
 
 from models.distillation import recorded_sampler
 from pipeline.config import StrictModel
-from pipeline.provenance import file_sha256
 from pipeline.evaluation.ensemble import channel_scores
+from pipeline.provenance import file_sha256
 from pipeline.weather.modeling.data import parse_init_times, stack_channels
 from pipeline.weather.modeling.model import load_forecaster
 from pipeline.weather.modeling.rollout import NoiseScale, describe_noise_scale, initial_history, rollout, scale_spread

@@ -63,9 +63,9 @@ def distill_weather(config: DistillWeatherConfig, *, out: str | Path, progress: 
     from models.training.checkpoint import load_checkpoint
     from pipeline.distillation import check_new_run_dir, distill_run
     from pipeline.weather.modeling.calibrate import CALIBRATION_FILE, recorded_noise
-    from pipeline.weather.modeling.rollout import channel_noise_scales
     from pipeline.weather.modeling.data import WeatherWindows
     from pipeline.weather.modeling.model import load_forecaster
+    from pipeline.weather.modeling.rollout import channel_noise_scales
     from pipeline.weather.modeling.train import split_times
     from pipeline.weather.store import open_training_store
 

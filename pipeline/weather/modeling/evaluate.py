@@ -23,9 +23,9 @@ import xarray as xr
 from pydantic import Field
 
 from pipeline.config import StrictModel
+from pipeline.weather import baselines
 from pipeline.weather.metrics import score_systems
 from pipeline.weather.report import write_report
-from pipeline.weather import baselines
 
 log = logging.getLogger(__name__)
 
