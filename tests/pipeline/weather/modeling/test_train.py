@@ -43,6 +43,39 @@ def test_resume_continues_the_same_run(store_path, fm_run, tmp_path) -> None:
     assert resumed.step == 4
 
 
+def test_two_runs_of_one_config_are_identical(store_path, fm_run, tmp_path) -> None:
+    """Same config, same result: a second clean run has bitwise the same weights and the same logged losses."""
+    train_weather(tiny_config(store_path, 4), out=tmp_path / "again", progress=False)
+    first, _ = load_forecaster(fm_run)
+    second, _ = load_forecaster(tmp_path / "again")
+    for name, p in first.net.state_dict().items():
+        assert torch.equal(p, second.net.state_dict()[name]), name
+
+    def losses(run):
+        return [json.loads(line).get("loss") for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+    assert losses(fm_run) == losses(tmp_path / "again")
+
+
+def test_a_resume_reuses_the_thread_count_its_run_started_with(store_path, fm_run, tmp_path) -> None:
+    """The CPU thread count changes reduction order, so checkpoints record it and a resume in a process
+    with another count goes back to it: the resumed weights still equal the uninterrupted run's."""
+    recorded = json.loads((fm_run / "checkpoints" / "step_00000002" / "state.json").read_text())["config"]["threads"]
+    assert recorded == torch.get_num_threads()
+    shutil.copytree(fm_run, tmp_path / "b")
+    shutil.rmtree(tmp_path / "b" / "checkpoints" / "step_00000004")
+    torch.set_num_threads(recorded + 1)
+    try:
+        train_weather(tiny_config(store_path, 4), out=tmp_path / "b", progress=False)
+        assert torch.get_num_threads() == recorded
+    finally:
+        torch.set_num_threads(recorded)
+    straight, _ = load_forecaster(fm_run)
+    again, _ = load_forecaster(tmp_path / "b")
+    for name, p in straight.net.state_dict().items():
+        assert torch.equal(p, again.net.state_dict()[name]), name
+
+
 def test_deterministic_model_trains_with_mse(mse_run) -> None:
     """An mse run is deterministic, and everything it records says mse (one objective field)."""
     import json
