@@ -1,4 +1,7 @@
-"""Configuration: pydantic models loaded from YAML (``yaml.safe_load``) and overridden from the CLI.
+"""Configuration: pydantic models loaded from YAML (a ``yaml.SafeLoader``) and overridden from the CLI.
+
+Dates and times in YAML stay strings (``end: 2020-12-31`` is the text the config fields parse), rather than
+YAML's own date objects.
 
 Precedence, lowest to highest: the model's defaults, a preset (``--quick``), the YAML file,
 ``--set dotted.key=value`` pairs, then explicit CLI flags. Any validation problem becomes one
@@ -19,6 +22,21 @@ from pipeline.errors import UserError
 ConfigT = TypeVar("ConfigT", bound=BaseModel)
 
 
+class TextDatesLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` without the timestamp resolver: ``2020-01-01`` loads as the string."""
+
+
+TextDatesLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+def load_yaml_text(text: str) -> Any:
+    """Parse YAML safely (no Python objects), dates kept as text."""
+    return yaml.load(text, Loader=TextDatesLoader)
+
+
 class StrictModel(BaseModel):
     """Base for every velocast config: unknown keys are errors (a typo should never pass silently)."""
 
@@ -33,7 +51,7 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise UserError("config file not found", path=path)
     try:
-        data = yaml.safe_load(path.read_text())
+        data = load_yaml_text(path.read_text())
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
@@ -55,7 +73,7 @@ def parse_set_overrides(pairs: Sequence[str]) -> dict[str, Any]:
         if not sep or not key.strip():
             raise UserError(f"--set expects KEY=VALUE, got {pair!r}")
         try:
-            value = yaml.safe_load(raw) if raw.strip() else None
+            value = load_yaml_text(raw) if raw.strip() else None
         except yaml.YAMLError:
             value = raw
         cursor = nested

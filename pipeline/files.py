@@ -104,9 +104,32 @@ def remove_tree(path: Path, *, tries: int = 10, wait_s: float = 0.1) -> None:
             return
 
 
+RENAME_EXCHANGE = 2  # linux/fs.h
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths in one step (Linux ``renameat2(RENAME_EXCHANGE)``); False where unsupported."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd = -100
+    done = renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), RENAME_EXCHANGE)
+    return done == 0
+
+
 def replace_into(tmp: Path, out: Path) -> None:
-    """Move ``tmp`` to ``out`` atomically; an existing ``out`` directory is moved aside first, then removed."""
+    """Move ``tmp`` to ``out`` atomically. An existing ``out`` directory is swapped with ``tmp`` in one step
+    where the kernel can (then removed), so a reader or a kill never finds ``out`` missing; elsewhere it is
+    moved aside first (a kill in between leaves both as temporaries the next write removes)."""
     if out.is_dir() and not out.is_symlink():
+        if _exchange(tmp, out):
+            shutil.rmtree(tmp, ignore_errors=True)
+            return
         trash = temp_beside(out)
         os.replace(out, trash)
         os.replace(tmp, out)

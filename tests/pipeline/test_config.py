@@ -89,3 +89,16 @@ def test_quick_preset_composes_with_config_and_set(tmp_path: Path) -> None:
     assert (cfg.members, cfg.train.steps, cfg.lead_days) == (6, 11, 0.5)
     assert cfg.train.batch_size == quick.train.batch_size and cfg.network == quick.network
     assert cfg.train_days == quick.train_days != RUN.config().train_days
+
+
+def test_dates_in_yaml_and_set_stay_the_text_written(tmp_path: Path) -> None:
+    """``end: 2020-12-31`` unquoted (file or --set) reaches a string field as that text, not YAML's date."""
+
+    class Window(StrictModel):
+        start: str
+        end: str | None = None
+
+    path = tmp_path / "w.yaml"
+    path.write_text("start: 2020-01-01\nend: 2020-12-31T18:00\n")
+    assert load_config(Window, path) == Window(start="2020-01-01", end="2020-12-31T18:00")
+    assert parse_set_overrides(["time.end=2020-01-20"]) == {"time": {"end": "2020-01-20"}}

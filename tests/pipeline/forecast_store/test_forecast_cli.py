@@ -12,6 +12,8 @@ from pathlib import Path
 import httpx
 import xarray as xr
 
+from tests.killing import leftovers, run_killed_at
+
 
 def velocast(*args: str) -> subprocess.CompletedProcess[str]:
     """Run ``velocast ARGS`` in this process (the real CLI entry point; stdout/stderr captured)."""
@@ -83,3 +85,16 @@ def test_serve_command_answers_over_http(small_store: Path, tmp_path: Path) -> N
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_a_killed_query_output_keeps_the_previous_file(tmp_path: Path, small_store: Path) -> None:
+    """``query --out``: SIGKILL before the rename leaves the previous answer intact and a temporary the next
+    query removes."""
+    out = tmp_path / "plume.json"
+    args = ("query", "point", str(small_store), "-V", "temperature", "-l", "500", "--lat", "10", "--lon", "20",
+            "--out", str(out))
+    assert velocast(*args).returncode == 0
+    previous = out.read_bytes()
+    run_killed_at("os:replace", args)
+    assert out.read_bytes() == previous and len(leftovers(tmp_path)) == 1
+    assert velocast(*args).returncode == 0 and leftovers(tmp_path) == []

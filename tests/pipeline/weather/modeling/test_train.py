@@ -76,6 +76,37 @@ def test_a_resume_reuses_the_thread_count_its_run_started_with(store_path, fm_ru
         assert torch.equal(p, again.net.state_dict()[name]), name
 
 
+def test_training_killed_while_writing_a_checkpoint_resumes_to_the_uninterrupted_result(store_path, tmp_path) -> None:
+    """``velocast train weather`` SIGKILLed with its step-4 checkpoint half written (weights saved, no state
+    file, not renamed): rerun, it removes the abandoned write, logs no step twice and ends bitwise equal
+    to an uninterrupted run."""
+    import yaml
+
+    from tests.killing import leftovers, run_killed_at, velocast
+
+    path = tmp_path / "tiny.yaml"
+    config = tiny_config(store_path, 6).model_dump(mode="json")
+    config["train"]["threads"] = 1
+    path.write_text(yaml.safe_dump(config))
+    straight = velocast("train", "weather", "--config", str(path), "--out", str(tmp_path / "straight"), "--no-progress")
+    assert straight.returncode == 0, straight.stderr[-2000:]
+    args = ("train", "weather", "--config", str(path), "--out", str(tmp_path / "killed"), "--no-progress")
+    run_killed_at("safetensors.torch:save_file", args, when="after", nth=2)
+    assert len(leftovers(tmp_path / "killed")) == 1
+    again = velocast(*args)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert leftovers(tmp_path / "killed") == []
+    a, _ = load_forecaster(tmp_path / "straight")
+    b, _ = load_forecaster(tmp_path / "killed")
+    for name, p in a.net.state_dict().items():
+        assert torch.equal(p, b.net.state_dict()[name]), name
+
+    def steps(run):
+        return [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+    assert steps(tmp_path / "killed") == steps(tmp_path / "straight")
+
+
 def test_deterministic_model_trains_with_mse(mse_run) -> None:
     """An mse run is deterministic, and everything it records says mse (one objective field)."""
     import json
