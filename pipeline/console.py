@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import contextlib
+import os
+import sys
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from rich.console import Console
@@ -11,8 +14,10 @@ from rich.table import Table
 
 from models.progress import progress_bar
 
-console = Console()
-err_console = Console(stderr=True)
+# soft_wrap: a line is never broken at the console's width (80 columns where the output is not a terminal),
+# so paths and summaries stay whole in logs and pipes.
+console = Console(soft_wrap=True)
+err_console = Console(stderr=True, soft_wrap=True)
 
 
 def make_progress(*, transient: bool = False, enabled: bool = True) -> Progress:
@@ -38,3 +43,28 @@ def rows_table(rows: Sequence[Mapping[str, Any]], *, title: str) -> Table:
     for row in rows:
         table.add_row(*(format_value(row.get(c)) for c in columns))
     return table
+
+
+@contextlib.contextmanager
+def native_output_silenced() -> Iterator[None]:
+    """Silence what C libraries print on the process's own stdout and stderr inside the block (mdtraj's DCD
+    plugin announces every file it opens; xdrfile prints "Undocumented error" before Python sees the error),
+    so a user sees velocast's one line. Only for short library calls: velocast's own output in the block is
+    silenced too."""
+    import ctypes
+
+    sys.stdout.flush()
+    sys.stderr.flush()
+    libc = ctypes.CDLL(None)
+    saved = [os.dup(1), os.dup(2)]
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, 1)
+        os.dup2(null, 2)
+        yield
+    finally:
+        libc.fflush(None)  # what C buffered goes to /dev/null, not to the restored streams
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for fd in (*saved, null):
+            os.close(fd)

@@ -9,12 +9,14 @@ every writer calls it before it writes, so the next run on the same output clean
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
 import shutil
 import time
 import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from pipeline.errors import UserError
@@ -136,3 +138,42 @@ def replace_into(tmp: Path, out: Path) -> None:
         shutil.rmtree(trash, ignore_errors=True)
     else:
         os.replace(tmp, out)
+
+
+@contextlib.contextmanager
+def run_directory(out: str | Path, *, resumable: Callable[[Path], bool]) -> Iterator[Path]:
+    """A work directory that a later run resumes (a training run): checked writable before any work, created,
+    and removed again when the body fails having created it and left nothing ``resumable`` in it (so a
+    failure before the first checkpoint leaves no half run behind; one after it keeps the work)."""
+    out = Path(out)
+    check_writable(out)
+    created = not out.exists()
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        yield out
+    except BaseException:
+        if created and not resumable(out):
+            remove_tree(out)
+        raise
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` beside and rename (a reader or a kill never sees half of it)."""
+    clean_stale(path)
+    tmp = temp_beside(path)
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def training_directory(out: str | Path, *, config_json: str) -> Iterator[Path]:
+    """The run directory of a training run (:func:`run_directory`; resumable once it holds a checkpoint), with
+    the run's ``train_config.json`` written into it."""
+    from models.training import latest_checkpoint
+
+    with run_directory(out, resumable=lambda run: latest_checkpoint(run) is not None) as run:
+        write_text_atomic(run / "train_config.json", config_json)
+        yield run

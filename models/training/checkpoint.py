@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import struct
 from dataclasses import dataclass, field
@@ -149,6 +150,9 @@ def save_checkpoint(
     except Exception as exc:  # noqa: BLE001 (safetensors reports a full disk as its own error type)
         shutil.rmtree(tmp, ignore_errors=True)
         reason = " ".join(str(exc).split())
+        os_error = re.search(r"\(os error (\d+)\)", reason)  # safetensors' Rust I/O errors carry the errno
+        if os_error:
+            reason = os.strerror(int(os_error.group(1))).lower()
         raise CheckpointError(f"{final}: cannot write the checkpoint ({reason}); nothing was written") from None
     state = {
         "format": FORMAT,

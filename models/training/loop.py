@@ -41,24 +41,24 @@ class TrainConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     objective: ObjectiveSpec | str = "fm"
-    steps: int = 1000
-    batch_size: int = 256
-    lr: float = 1e-3
-    weight_decay: float = 0.0
+    steps: int = Field(1000, ge=1)
+    batch_size: int = Field(256, ge=1)
+    lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
     betas: tuple[float, float] = (0.9, 0.999)
-    warmup_steps: int = 100
-    min_lr_ratio: float = 0.0
-    grad_clip: float | None = 1.0
-    ema_decay: float = 0.999
-    cond_dropout: float = 0.0
-    seed: int = 0
+    warmup_steps: int = Field(100, ge=0)
+    min_lr_ratio: float = Field(0.0, ge=0, le=1)
+    grad_clip: float | None = Field(1.0, gt=0)
+    ema_decay: float = Field(0.999, ge=0, lt=1)
+    cond_dropout: float = Field(0.0, ge=0, lt=1)
+    seed: int = Field(0, ge=0)
     amp: Literal["auto", "bf16", "off"] = "auto"
     device: str = "auto"
-    log_every: int = 50
-    checkpoint_every: int = 500
-    keep_checkpoints: int = 3
-    validate_every: int = 0
-    max_minutes: float | None = None
+    log_every: int = Field(50, ge=1)
+    checkpoint_every: int = Field(500, ge=0)  # 0: only the final checkpoint
+    keep_checkpoints: int = Field(3, ge=0)
+    validate_every: int = Field(0, ge=0)
+    max_minutes: float | None = Field(None, ge=0)
     tensorboard: bool = False
     threads: int | None = Field(default=None, ge=1)
     """CPU threads torch uses (None: the process's setting). The count a run used is recorded in its

@@ -58,14 +58,19 @@ def _emit(result, fmt: str, out: Path | None) -> None:
         if not body.endswith(b"\n"):
             sys.stdout.write("\n")
         return
+    from pipeline.errors import USER_ERRNOS
     from pipeline.files import clean_stale, temp_beside
 
     out = out.expanduser()
+    if out.is_dir():
+        raise UserError("is a directory; give --out a file name (e.g. answer.nc)", path=out)
     clean_stale(out)
     tmp = temp_beside(out)
     try:
         tmp.write_bytes(body)
         tmp.replace(out)
+    except OSError as exc:
+        raise UserError(f"cannot write the answer: {USER_ERRNOS.get(exc.errno or -1, exc.strerror)}", path=out) from None
     finally:
         tmp.unlink(missing_ok=True)
     from pipeline.console import err_console

@@ -215,9 +215,16 @@ class ForecastStore:
         st, path = make_storage(location, options=storage)
         if path is not None and not path.exists():
             raise UserError(f"{path}: no forecast store there (create one with ForecastStore.create)")
-        if path is not None and (path / "snapshots").is_dir() and not any((path / "refs").glob("*")):
-            raise UserError(f"{path}: a damaged Icechunk repository: its branch references (refs/) are gone; restore "
-                            "the store from a copy")
+        if path is not None and (path / "snapshots").is_dir():
+            if not any((path / "refs").glob("*")):
+                raise UserError(f"{path}: a damaged Icechunk repository: its branch references (refs/) are gone; "
+                                "restore the store from a copy")
+            if not (path / "refs" / f"branch.{BRANCH}").is_dir():
+                tags = sorted(ref.name.removeprefix("tag.") for ref in (path / "refs").glob("tag.*"))
+                hint = f"; its tags survive (newest {tags[-1]}): restore the branch from a copy" if tags else \
+                    "; restore the store from a copy"
+                raise UserError(f"{path}: a damaged Icechunk repository: its '{BRANCH}' branch reference "
+                                f"(refs/branch.{BRANCH}) is gone{hint}")
         try:
             with store_errors(location, "open the store"):
                 repo = icechunk.Repository.open(st)

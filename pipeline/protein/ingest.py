@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from pipeline.console import native_output_silenced
 from pipeline.errors import UserError
 
 if TYPE_CHECKING:
@@ -86,7 +87,8 @@ def load_topology(path: str | Path) -> mdtraj.Topology:
     try:
         with warnings.catch_warnings(), readable_path(path) as readable:
             warnings.simplefilter("ignore")
-            top = mdtraj.load_topology(readable)
+            with native_output_silenced():
+                top = mdtraj.load_topology(readable)
     except Exception as exc:  # noqa: BLE001 - any parser failure means the file is bad
         raise UserError(
             f"cannot read topology ({_why(exc)}); is it a complete PDB/prmtop/PSF/GRO/H5 file?", path=path
@@ -296,8 +298,13 @@ def _iter_file(
     try:
         with warnings.catch_warnings(), readable_path(path) as readable, readable_path(top) as readable_top:
             warnings.simplefilter("ignore")
-            chunks = mdtraj.iterload(readable, top=readable_top, chunk=CHUNK_FRAMES, stride=stride)
-            for chunk in chunks:
+            with native_output_silenced():
+                chunks = iter(mdtraj.iterload(readable, top=readable_top, chunk=CHUNK_FRAMES, stride=stride))
+            while True:
+                with native_output_silenced():
+                    chunk = next(chunks, None)
+                if chunk is None:
+                    break
                 xyz = np.asarray(chunk.xyz, dtype=np.float32)
                 bad = ~np.isfinite(xyz).all(axis=(1, 2))
                 if bad.any():
@@ -356,7 +363,7 @@ def _file_atom_count(path: Path) -> int | None:
     try:
         with warnings.catch_warnings(), readable_path(path) as readable:
             warnings.simplefilter("ignore")
-            with mdtraj.open(readable) as handle:
+            with native_output_silenced(), mdtraj.open(readable) as handle:
                 if suffix in (".xtc", ".trr"):
                     xyz = handle.read(n_frames=1)[0]
                     return int(xyz.shape[1]) if len(xyz) else None
@@ -450,7 +457,8 @@ def _reference_file(
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            ref = mdtraj.load_frame(str(path), 0) if path.suffix.lower() in SELF_DESCRIBING else None
+            with native_output_silenced():
+                ref = mdtraj.load_frame(str(path), 0) if path.suffix.lower() in SELF_DESCRIBING else None
     except Exception as exc:  # noqa: BLE001
         raise UserError(f"cannot read the alignment reference ({_why(exc)})", path=path) from None
     if ref is None:

@@ -200,6 +200,16 @@ def open_builtin(path: str) -> xr.Dataset:
     return ds
 
 
+def _valid_time_axis(ds: xr.Dataset) -> xr.Dataset:
+    """``time`` as the instants the fields are valid at: GRIB's ``valid_time`` (reference time + step) where it
+    has one, and a time axis of length one for a file of a single instant (one GRIB message per file)."""
+    if "valid_time" in ds.coords and ds["valid_time"].dims in ((), ("time",)) and "time" in ds.coords:
+        ds = ds.assign_coords(time=(ds["time"].dims, ds["valid_time"].values))
+    if "time" in ds.coords and "time" not in ds.dims and ds["time"].ndim == 0:
+        ds = ds.expand_dims("time")
+    return ds
+
+
 def open_source(spec: SourceSpec) -> xr.Dataset:
     """Open, rename to canonical variable names, select an ensemble member, normalise coordinates."""
     ds = open_raw(spec)
@@ -227,6 +237,7 @@ def open_source(spec: SourceSpec) -> xr.Dataset:
         if ds.sizes["step"] != 1:
             raise UserError("has a forecast `step` dimension; ingest analyses (one step) only", path=path)
         ds = ds.isel(step=0)
+    ds = _valid_time_axis(ds)
     ds = norm.normalise(ds, path=path)
     keep = {"time", "level", "latitude", "longitude"}
     ds = ds.drop_vars([c for c in ds.coords if c not in keep and c not in ds.dims])

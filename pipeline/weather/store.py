@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -54,12 +55,16 @@ def open_training_store(path: str | Path) -> xr.Dataset:
         raise UserError("is a forecast store (Icechunk), not a training store; give the analyses the forecasts "
                         "start from (`velocast ingest weather` writes them)", path=path)
     try:
-        ds = xr.open_zarr(path, chunks={})
+        with warnings.catch_warnings():  # a store without consolidated metadata is read all the same
+            warnings.simplefilter("ignore", RuntimeWarning)
+            ds = xr.open_zarr(path, chunks={})
     except (FileNotFoundError, KeyError, ValueError) as exc:
         raise UserError(f"not a Zarr store ({' '.join(str(exc).split())[:160]})", path=path) from None
     kind = str(ds.attrs.get("kind", ""))
-    if "structure store" in kind:
-        raise UserError("is a protein structure store, not a weather training store", path=path)
+    if kind.startswith("velocast."):  # other velocast stores say what they are (velocast.structures ...)
+        what = "a protein structure store" if "structure" in kind else f"a {kind} store"
+        raise UserError(f"is {what}, not a weather training store (`velocast ingest weather` writes those)",
+                        path=path)
     if "time" not in ds.dims:
         raise UserError(f"has no time dimension (dimensions: {', '.join(map(str, ds.dims)) or 'none'}); not a "
                         "weather training store", path=path)
@@ -177,6 +182,7 @@ def write_training_store(
                 # the previous time step for the differences): one pass, memory bounded by a block.
                 written = xr.open_zarr(tmp, chunks={"time": task_steps}, consolidated=False)[tvars]
                 acc.update(written.isel(time=slice(max(start - 1, 0), sl.stop)), first=start == 0, client=client)
+                acc.check(ds, masked=masked, variable_sources=variable_sources)
                 bar.advance(task, sl.stop - sl.start)
         stats = acc.finish(ds, masked=masked, variable_sources=variable_sources)
         for name, group in (groups or {}).items():
@@ -198,8 +204,6 @@ def write_training_store(
 
 def consolidate(path: str | Path) -> None:
     """Consolidate a Zarr v3 store's metadata (fast remote opens); zarr's 'not in the v3 spec' note is muted."""
-    import warnings
-
     import zarr
 
     with warnings.catch_warnings():
@@ -259,7 +263,9 @@ class StreamingStats:
             lazy.append((new.isnull() & ~np.isinf(new)).sum(dims).data)
             lazy.append((np.isinf(new).sum(dims).data, finite.min(dims).data, finite.max(dims).data))
         flat = [a for item in lazy if item is not None for a in (item if isinstance(item, tuple) else (item,))]
-        got = iter(client.compute(flat, sync=True) if client is not None else dask.compute(*flat))
+        with warnings.catch_warnings(), np.errstate(invalid="ignore", over="ignore"):
+            warnings.simplefilter("ignore", RuntimeWarning)  # inf − inf in the moments: refused by check()
+            got = iter(client.compute(flat, sync=True) if client is not None else dask.compute(*flat))
         for i, name in enumerate(self.variables):
             v = tuple(np.atleast_1d(np.asarray(next(got), np.float64)) for _ in range(3))
             self.values[name] = _merge(self.values.get(name), v)
@@ -272,25 +278,21 @@ class StreamingStats:
             self.low[name] = low if name not in self.low else np.fmin(self.low[name], low)
             self.high[name] = high if name not in self.high else np.fmax(self.high[name], high)
 
-    def finish(
-        self, ds: xr.Dataset, *, masked: set[str] | frozenset[str] = frozenset(),
-        variable_sources: Mapping[str, str] | None = None,
-    ) -> dict[str, Any]:
-        """The ``normalization`` attribute; NaNs in an unmasked variable are a UserError."""
-        stats: dict[str, Any] = {"channels": [], "mean": {}, "std": {}, "diff_std": {}, "nan_count": {}}
+    def check(self, ds: xr.Dataset, *, masked: set[str] | frozenset[str] = frozenset(),
+              variable_sources: Mapping[str, str] | None = None) -> None:
+        """A UserError for the first channel seen so far with ±inf, NaN (unless ``masked``) or implausible values;
+        called after every block, so a bad input is refused as soon as it is read."""
         for name in self.variables:
             levels = [int(lv) for lv in ds[name]["level"].values] if "level" in ds[name].dims else [None]
-            n, mean, m2 = self.values.get(name, (np.zeros(len(levels)),) * 3)
-            dn, _, dm2 = self.diffs.get(name, (np.zeros(len(levels)),) * 3)
+            where = (variable_sources or {}).get(name, "input")
             for j, lv in enumerate(levels):
                 ch = schema.channel_name(name, lv)
-                n_nan = int(self.nans.get(name, np.zeros(len(levels)))[j])
-                where = (variable_sources or {}).get(name, "input")
                 n_inf = int(self.infs.get(name, np.zeros(len(levels)))[j])
                 if n_inf:
                     raise UserError(f"variable {name!r} ({ch}) has {n_inf} infinite values (±inf); fix the source, "
                                     "or declare them missing (`_FillValue`) and the variable `masked: true`",
                                     path=where)
+                n_nan = int(self.nans.get(name, np.zeros(len(levels)))[j])
                 if n_nan and name not in masked:
                     raise UserError(
                         f"variable {name!r} ({ch}) has {n_nan} NaN values; declare it `masked: true` in the "
@@ -298,11 +300,25 @@ class StreamingStats:
                     )
                 if name in self.low and np.isfinite(self.low[name][j]):
                     check_plausible(name, ch, lv, float(self.low[name][j]), float(self.high[name][j]), path=where)
+
+    def finish(
+        self, ds: xr.Dataset, *, masked: set[str] | frozenset[str] = frozenset(),
+        variable_sources: Mapping[str, str] | None = None,
+    ) -> dict[str, Any]:
+        """The ``normalization`` attribute, after :meth:`check`."""
+        self.check(ds, masked=masked, variable_sources=variable_sources)
+        stats: dict[str, Any] = {"channels": [], "mean": {}, "std": {}, "diff_std": {}, "nan_count": {}}
+        for name in self.variables:
+            levels = [int(lv) for lv in ds[name]["level"].values] if "level" in ds[name].dims else [None]
+            n, mean, m2 = self.values.get(name, (np.zeros(len(levels)),) * 3)
+            dn, _, dm2 = self.diffs.get(name, (np.zeros(len(levels)),) * 3)
+            for j, lv in enumerate(levels):
+                ch = schema.channel_name(name, lv)
                 stats["channels"].append(ch)
                 stats["mean"][ch] = _finite(mean[j]) if n[j] else None
                 stats["std"][ch] = _finite(np.sqrt(m2[j] / n[j])) if n[j] else None
                 stats["diff_std"][ch] = _finite(np.sqrt(dm2[j] / dn[j])) if dn[j] else None
-                stats["nan_count"][ch] = n_nan
+                stats["nan_count"][ch] = int(self.nans.get(name, np.zeros(len(levels)))[j])
         if "time" in ds.dims and ds.sizes["time"] > 1:
             step = np.diff(ds["time"].values).min()
             hours = step / np.timedelta64(1, "h")
@@ -354,15 +370,22 @@ def describe_store(path: str | Path) -> str:
     lines = [
         f"wrote {path}",
         (
-            f"  {ds.sizes.get('time', 0)} times ({span}, every {stats.get('time_step')}), "
+            f"  {ds.sizes.get('time', 0)} times ({span}"
+            f"{', every ' + str(stats['time_step']) if stats.get('time_step') else ''}), "
             f"grid {ds.sizes.get('latitude')}×{ds.sizes.get('longitude')}, "
             f"{len(stats.get('channels', []))} channels"
         ),
     ]
     for ch in stats.get("channels", [])[:40]:
-        mean, std, dstd = stats["mean"].get(ch), stats["std"].get(ch), stats["diff_std"].get(ch)
-        lines.append(f"  {ch:<24} mean {mean:<10.5g} std {std:<9.4g} diff_std {dstd:.4g}")
+        mean, std, dstd = (_g(stats[key].get(ch)) for key in ("mean", "std", "diff_std"))
+        lines.append(f"  {ch:<24} mean {mean:<10} std {std:<9} diff_std {dstd}")
+    if ds.sizes.get("time", 0) < 2:
+        lines.append("  (one time: enough to start a forecast from, not to train on)")
     return "\n".join(lines)
+
+
+def _g(value: float | None) -> str:
+    return "–" if value is None else f"{value:.5g}"
 
 
 def data_fingerprint(dataset: xr.Dataset, path: str | Path) -> str:

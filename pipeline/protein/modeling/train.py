@@ -21,6 +21,7 @@ from models.objectives import objective_json
 from models.training import TensorSource, TrainConfig, TrainResult, train
 from pipeline.config import StrictModel
 from pipeline.errors import UserError
+from pipeline.files import check_writable, training_directory
 from pipeline.protein.modeling.data import (
     BondModel,
     Representation,
@@ -75,6 +76,7 @@ def lag_frames(lag_ps: float, time_step_ps: float | None) -> int:
 def train_protein(config: ProteinTrainConfig, *, out: str | Path, progress: bool = True,
                   on_step: Callable[[int], None] | None = None) -> TrainResult:
     """Train (or resume) a conformation model into run directory ``out`` (``on_step(step)`` after every step)."""
+    check_writable(out)  # before any work: a run that cannot be saved never starts
     store = open_structure_store(config.data)
     if len(store.coordinates.shape) != 3:
         raise UserError("training needs an MD store with dims (frame, atom, xyz)", path=config.data)
@@ -110,7 +112,6 @@ def train_protein(config: ProteinTrainConfig, *, out: str | Path, progress: bool
     torch.manual_seed(config.train.seed)
     net = build_network(config.network, dim=dim, task=config.task)
     source = TensorSource(z, batch_size=config.train.batch_size, condition=condition, seed=config.train.seed)
-    Path(out).mkdir(parents=True, exist_ok=True)
-    (Path(out) / "train_config.json").write_text(config.model_dump_json(indent=1))
-    return train(net=net, data=source, config=config.train, run_dir=out, progress=progress, extra=metadata,
-                 on_step=on_step)
+    with training_directory(out, config_json=config.model_dump_json(indent=1)):
+        return train(net=net, data=source, config=config.train, run_dir=out, progress=progress, extra=metadata,
+                     on_step=on_step)

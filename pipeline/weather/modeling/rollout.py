@@ -243,7 +243,11 @@ def check_can_start(forecaster: Forecaster, truth: xr.Dataset, init_times: pd.Da
     available = pd.DatetimeIndex(truth["time"].values)
     missing = init_times.append(init_times - forecaster.step).difference(available)
     if len(missing):
-        raise ValueError(f"the data have no state at {missing[0]} (needed to start a forecast)")
+        first = missing[0]
+        wanted = [t for t in init_times if t == first or t - forecaster.step == first]
+        span = f"{available[0]:%Y-%m-%dT%H:%M} … {available[-1]:%Y-%m-%dT%H:%M}" if len(available) else "no times"
+        raise ValueError(f"init time {wanted[0]:%Y-%m-%dT%H:%M} needs the state at {first:%Y-%m-%dT%H:%M}, which "
+                         f"the data do not hold (they cover {span}); pick init times inside the data")
     lat, lon = truth["latitude"].values, truth["longitude"].values
     if lat.shape != forecaster.latitude.shape or not np.allclose(lat, forecaster.latitude) \
             or lon.shape != forecaster.longitude.shape or not np.allclose(lon, forecaster.longitude):

@@ -22,6 +22,7 @@ from models.objectives import objective_json
 from models.training.loop import TrainConfig, TrainResult, train
 from pipeline.config import StrictModel
 from pipeline.evaluation.ensemble import crps
+from pipeline.files import check_writable, training_directory
 from pipeline.weather.modeling.data import Normalisation, WeatherWindows, dynamic_channels
 from pipeline.weather.modeling.model import (
     NetworkConfig,
@@ -103,6 +104,7 @@ def _validation_callback(forecaster: Forecaster, windows: WeatherWindows, config
 def train_weather(config: WeatherTrainConfig, *, out: str | Path, progress: bool = True,
                   on_step: Callable[[int], None] | None = None) -> TrainResult:
     """Train (or resume) a weather model into run directory ``out`` (``on_step(step)`` after every step)."""
+    check_writable(out)  # before any work: a run that cannot be saved never starts
     store = open_training_store(config.data)
     channels = dynamic_channels(store, config.variables)
     times = pd.DatetimeIndex(store["time"].values)
@@ -130,8 +132,7 @@ def train_weather(config: WeatherTrainConfig, *, out: str | Path, progress: bool
         forecaster = Forecaster(net=net, objective=objective, normalisation=normalisation, static=windows.static,
                                 latitude=windows.latitude, longitude=windows.longitude, channels=channels, step=step)
         validate = _validation_callback(forecaster, valid_windows, config.validation)
-    Path(out).mkdir(parents=True, exist_ok=True)
-    (Path(out) / "train_config.json").write_text(config.model_dump_json(indent=1))
     source = windows.source(batch_size=config.train.batch_size, seed=config.train.seed)
-    return train(net=net, data=source, config=config.train, run_dir=out, objective=objective, validate=validate,
-                 progress=progress, extra=metadata, on_step=on_step)
+    with training_directory(out, config_json=config.model_dump_json(indent=1)):
+        return train(net=net, data=source, config=config.train, run_dir=out, objective=objective, validate=validate,
+                     progress=progress, extra=metadata, on_step=on_step)

@@ -98,3 +98,20 @@ def test_a_killed_query_output_keeps_the_previous_file(tmp_path: Path, small_sto
     run_killed_at("os:replace", args)
     assert out.read_bytes() == previous and len(leftovers(tmp_path)) == 1
     assert velocast(*args).returncode == 0 and leftovers(tmp_path) == []
+
+
+def test_query_out_a_directory_or_a_full_disk_is_one_line(small_store: Path, tmp_path: Path, small_disk: Path) -> None:
+    """``--out`` naming a directory, or a disk that fills while the answer is written: one line naming the
+    output, exit 2, and nothing left beside it."""
+    args = ("query", "region", str(small_store), "-V", "temperature", "-l", "500", "--lat-min", "-90", "--lat-max",
+            "90", "--lon-min", "0", "--lon-max", "359", "--lead", "6h", "--members", "-f", "netcdf", "--out")
+    (tmp_path / "answer").mkdir()
+    folder = velocast(*args, str(tmp_path / "answer"))
+    assert folder.returncode == 2 and "answer: is a directory; give --out a file name" in folder.stderr
+    import os
+
+    free = os.statvfs(small_disk)
+    (small_disk / "filler").write_bytes(b"x" * (free.f_bavail * free.f_frsize - 1024))  # 1 KiB left
+    full = velocast(*args, str(small_disk / "a.nc"))
+    assert full.returncode == 2 and "a.nc: cannot write the answer: no space left" in full.stderr, full.stderr
+    assert full.stderr.strip().count("\n") == 0 and [p.name for p in small_disk.iterdir()] == ["filler"]

@@ -29,6 +29,8 @@ def _damaged(small_store: Path, tmp_path: Path, kind: str) -> Path:
     shutil.copytree(small_store, path)
     if kind == "deleted refs":
         shutil.rmtree(path / "refs")
+    elif kind == "deleted branch":
+        shutil.rmtree(path / "refs" / "branch.main")
     else:
         _truncate_all(path / kind.split()[-1])
     return path
@@ -37,6 +39,7 @@ def _damaged(small_store: Path, tmp_path: Path, kind: str) -> Path:
 @pytest.mark.parametrize("kind, needle", [
     ("regular file", "is a file, not a forecast store"),
     ("deleted refs", "its branch references (refs/) are gone"),
+    ("deleted branch", "its 'main' branch reference (refs/branch.main) is gone; its tags survive"),
     ("truncated snapshots", "cannot read the store"),
     ("truncated manifests", "could not be read or written"),
     ("truncated chunks", "could not be read or written"),

@@ -330,3 +330,21 @@ def test_a_trajectory_under_a_non_ascii_path_is_read(tmp_path: Path, ala_traj, a
         store = open_structure_store(ingest_protein(traj=[str(folder / name)], top=ala_pdb,
                                                     out=tmp_path / f"{name}.zarr", progress=False))
         assert store.coordinates.shape == (12, 22, 3)
+
+
+def test_native_libraries_print_nothing_of_their_own(tmp_path: Path, ala_traj, ala_pdb: Path) -> None:
+    """mdtraj's DCD plugin announces every file and xdrfile prints "Undocumented error" on the process's own
+    streams: the CLI shows only velocast's summary line, or its one error line."""
+    ala_traj.save(str(tmp_path / "a.dcd"))
+    ala_traj.save(str(tmp_path / "a.xtc"))
+    blob = (tmp_path / "a.xtc").read_bytes()
+    (tmp_path / "cut.xtc").write_bytes(blob[: int(len(blob) * 0.53)])
+    cli = [sys.executable, "-m", "pipeline", "ingest", "protein", "--top", str(ala_pdb)]
+    ok = subprocess.run([*cli, "--traj", str(tmp_path / "a.dcd"), "--out", str(tmp_path / "s.zarr")],
+                        capture_output=True, text=True, timeout=120)
+    assert ok.returncode == 0 and "dcdplugin" not in ok.stdout + ok.stderr, ok.stdout + ok.stderr
+    assert ok.stdout.strip().startswith("wrote") and ok.stdout.strip().count("\n") == 0
+    bad = subprocess.run([*cli, "--traj", str(tmp_path / "cut.xtc"), "--out", str(tmp_path / "c.zarr")],
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and bad.stdout == ""
+    assert [line for line in bad.stderr.splitlines() if line.strip()] == [bad.stderr.strip()], bad.stderr

@@ -155,3 +155,22 @@ def test_shipped_recipes_validate():
         assert recipe.sources and recipe.variables
     wb2 = load_recipe(recipes[[p.stem for p in recipes].index("wb2-era5-1.5deg")])
     assert wb2.sources[0].path.startswith("gs://weatherbench2/") and wb2.sources[0].storage_options == {"token": "anon"}
+
+
+def test_other_things_given_as_a_training_store_are_named(tmp_path):
+    """A file, a forecast store (Icechunk), a protein structure store or a Zarr store without time given as the
+    training store: each one line saying what it is."""
+    from pipeline.errors import UserError
+    from pipeline.weather.store import open_training_store
+
+    (tmp_path / "file.zarr").write_text("x")
+    (tmp_path / "fc.icechunk" / "refs").mkdir(parents=True)
+    (tmp_path / "fc.icechunk" / "snapshots").mkdir()
+    xr.Dataset({"coordinates": (("frame", "atom"), np.zeros((2, 3)))},
+               attrs={"kind": "velocast.structures"}).to_zarr(tmp_path / "protein.zarr", zarr_format=3)
+    xr.Dataset({"x": (("month",), np.zeros(3))}).to_zarr(tmp_path / "monthly.zarr", zarr_format=3)
+    for name, words in [("file.zarr", "is a file"), ("fc.icechunk", "is a forecast store"),
+                        ("protein.zarr", "is a protein structure store"), ("monthly.zarr", "has no time dimension"),
+                        ("missing.zarr", "training store not found")]:
+        with pytest.raises(UserError, match=words):
+            open_training_store(tmp_path / name)

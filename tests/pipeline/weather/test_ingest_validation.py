@@ -263,3 +263,20 @@ def test_plausible_ranges_accept_the_real_atmosphere() -> None:
                                        ("u_component_of_wind", 200, -60.0, 120.0), ("specific_humidity", 1000, 0.0, 0.03),
                                        ("surface_pressure", None, 5.0e4, 1.06e5), ("2m_temperature", None, 200.0, 330.0)]:
         check_plausible(variable, f"{variable}_{level}", level, low, high, path=None)
+
+
+def test_a_grib_file_of_one_instant_ingests_as_a_time_axis_of_one(shared_data, tmp_path, write_recipe):
+    """The zoo's regular Gaussian GRIB holds one message (a scalar time): ingested as one time at its valid
+    time, and the summary says it cannot be trained on (it used to be refused as having no time axis, then
+    crashed printing the summary)."""
+    import subprocess
+    import sys
+
+    recipe = write_recipe([shared_data / "grib-zoo" / "regular_gg_sfc.grib"], {"10m_u_component_of_wind": {}})
+    out = tmp_path / "o.zarr"
+    proc = subprocess.run([sys.executable, "-m", "pipeline", "ingest", "weather", str(recipe), "--out", str(out)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "not to train on" in proc.stdout and "Traceback" not in proc.stderr
+    ds = xr.open_zarr(out)
+    assert ds.sizes["time"] == 1 and str(ds["time"].values[0])[:16] == "2017-10-18T12:00"

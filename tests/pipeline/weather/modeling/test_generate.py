@@ -49,7 +49,7 @@ def test_missing_history_is_a_clear_error(store_path, fm_run, tmp_path) -> None:
     run = fm_run
     cfg = ForecastConfig(model=str(run), data=store_path, init_times=["2000-01-01T00"], members=2, lead="6h",
                          sampler="euler", sampler_steps=1)
-    with pytest.raises(ValueError, match="no state at 1999-12-31 18:00"):
+    with pytest.raises(ValueError, match="init time 2000-01-01T00:00 needs the state at 1999-12-31T18:00, which the data do not hold"):
         forecast_weather(cfg, out=tmp_path / "f", progress=False)
     assert not (tmp_path / "f").exists()
 
