@@ -23,6 +23,8 @@ GROUP_HELP: dict[str, str] = {
     "calibrate": "Fit a trained model's ensemble spread on validation data.",
     "evaluate": "Score forecasts or samples against the truth and write a report.",
     "run": "Run a whole pipeline end to end (simulate, ingest, train, forecast, evaluate).",
+    "query": "Query a forecast store: point plumes, regional statistics, threshold probabilities.",
+    "store": "Maintain a forecast store (garbage collection).",
 }
 
 app = typer.Typer(

@@ -10,16 +10,10 @@ from typing import Annotated
 
 import typer
 
-from pipeline.cli.root import app
+from pipeline.cli.root import app, group
 from pipeline.errors import UserError
 
-query_app = typer.Typer(
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
-    help="Query a forecast store: point plumes, regional statistics, threshold probabilities.",
-)
-app.add_typer(query_app, name="query")
+query_app = group("query")
 
 StoreArg = Annotated[str, typer.Argument(help="Forecast store: a local path, s3://BUCKET/PREFIX or gs://BUCKET/PREFIX.")]
 VariableOpt = Annotated[str, typer.Option("--variable", "-V", help="Variable name, e.g. temperature, 2m_temperature.")]
@@ -182,13 +176,7 @@ def info(store: StoreArg, snapshot: SnapshotOpt = None, anonymous: AnonOpt = Fal
     sys.stdout.write(json.dumps(doc, indent=2) + "\n")
 
 
-store_app = typer.Typer(
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
-    help="Maintain a forecast store (garbage collection).",
-)
-app.add_typer(store_app, name="store")
+store_app = group("store")
 
 
 def parse_age(text: str) -> timedelta:

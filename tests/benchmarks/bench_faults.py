@@ -942,13 +942,17 @@ def kill_store_writers(ws: Workspace, folder: Path, runs: int, rng: random.Rando
               "ds = synthetic_forecast(sys.argv[2], members=5, leads=4, grid=(16, 9), levels=(500, 850))\n"
               "ForecastStore.open(sys.argv[1]).append_cycle(ds, provenance=dict(source='s', config={}, "
               "checkpoint=None, data_snapshot=None))\n")
+    start = time.monotonic()
+    subprocess.run([sys.executable, "-c", writer, str(path), "2020-01-01T12"], env=ENV, check=True,
+                   capture_output=True)
+    duration = time.monotonic() - start
     for k in range(runs):
         report.runs += 1
         init = f"2020-01-{2 + k:02d}T00"
         before = ForecastStore.open(path).init_times()
         proc = subprocess.Popen([sys.executable, "-c", writer, str(path), init], env=ENV,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(rng.uniform(1.0, 4.0))
+        time.sleep(rng.uniform(0.6 * duration, 0.98 * duration))
         if proc.poll() is None:
             proc.kill()
             report.killed_mid_write += 1
@@ -982,6 +986,7 @@ def main() -> None:
     parser.add_argument("--kills", type=int, default=5, help="kill -9 runs per writer (0: none)")
     parser.add_argument("--only", default=None, help="run only the cases whose name contains this")
     parser.add_argument("--no-load", action="store_true", help="skip the service load test")
+    parser.add_argument("--no-cases", action="store_true", help="skip the input cases (kill runs and load only)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="bench_faults.json")
     parser.add_argument("--keep", action="store_true", help="keep the workspace (printed)")
@@ -993,6 +998,8 @@ def main() -> None:
     cases = weather_cases() + training_cases() + forecast_cases() + query_cases() + protein_cases() + service_cases()
     if opts.only:
         cases = [c for c in cases if opts.only in c.name]
+    if opts.no_cases:
+        cases = []
     outcomes: list[Outcome] = []
     skipped: list[str] = []
     started = time.monotonic()
