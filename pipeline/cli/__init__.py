@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``velocast`` command."""
     load_commands()
     try:
-        root.app(args=argv, prog_name="velocast")
+        code = root.app(args=argv, prog_name="velocast", standalone_mode=False)
     except UserError as exc:
         _fail(str(exc))
     except KeyboardInterrupt:
@@ -67,6 +67,11 @@ def main(argv: list[str] | None = None) -> None:
     except BaseException as exc:
         if isinstance(exc, SystemExit):
             raise
+        if type(exc).__name__ == "NoArgsIsHelpError":  # a group called bare: its help, as Typer prints it
+            root.app(args=argv, prog_name="velocast")
+        usage = _usage_error(exc)
+        if usage is not None:
+            _fail(usage)
         message = os_error_message(exc) if isinstance(exc, OSError) else None
         if message is None:
             from pipeline.forecast_store.store import store_error_message
@@ -77,6 +82,19 @@ def main(argv: list[str] | None = None) -> None:
         if message is None:
             raise
         _fail(message)
+    else:
+        sys.exit(code if isinstance(code, int) else 0)  # as Click's standalone mode: always SystemExit
+
+
+def _usage_error(exc: BaseException) -> str | None:
+    """One line for a command-line mistake (a missing option, a bad value, an unknown command), or None.
+
+    Typer raises Click's usage errors from its vendored copy of Click, so they are recognised by shape."""
+    if not (hasattr(exc, "format_message") and hasattr(exc, "exit_code")):
+        return None
+    ctx = getattr(exc, "ctx", None)
+    hint = f" (see `{ctx.command_path} -h`)" if ctx is not None and getattr(ctx, "command_path", "") else ""
+    return f"{exc.format_message()}{hint}"
 
 
 def _fail(message: str) -> None:

@@ -56,3 +56,22 @@ def test_unknown_command_exits_2_without_traceback() -> None:
     result = run_cli("no-such-command")
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("args, words", [
+    (("no-such-command",), "No such command 'no-such-command'. (see `velocast -h`)"),
+    (("train", "weather"), "Missing option '--out' / '-o'. (see `velocast train weather -h`)"),
+    (("ingest", "protein", "--traj", "x.dcd", "--out", "o.zarr", "--stride", "0"), "Invalid value for '--stride'"),
+])
+def test_a_command_line_mistake_is_one_line(args: tuple[str, ...], words: str) -> None:
+    """Usage errors (unknown command, missing option, bad value) are one `error:` line with where to look, exit 2,
+    not Click's boxed usage block."""
+    result = run_cli(*args)
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0 and words in result.stderr, result.stderr
+
+
+def test_help_and_a_bare_group_still_print_help() -> None:
+    assert run_cli("--help").returncode == 0
+    bare = run_cli("store")
+    assert bare.returncode == 2 and "gc" in bare.stdout + bare.stderr
