@@ -112,11 +112,9 @@ RENAME_EXCHANGE = 2  # linux/fs.h
 def _exchange(a: Path, b: Path) -> bool:
     """Swap two paths in one step (Linux ``renameat2(RENAME_EXCHANGE)``); False where unsupported."""
     import ctypes
-    import ctypes.util
 
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        renameat2 = libc.renameat2
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2  # the process's own libc (no ldconfig lookup)
     except (OSError, AttributeError):
         return False
     at_fdcwd = -100
@@ -157,12 +155,16 @@ def run_directory(out: str | Path, *, resumable: Callable[[Path], bool]) -> Iter
         raise
 
 
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` beside and rename (a reader or a kill never sees half of it)."""
+def write_atomic(path: Path, data: str | bytes) -> None:
+    """Write ``data`` to the file ``path`` beside and rename (a reader or a kill never sees half of it); what an
+    earlier writer left is removed first, and this one's temporary is gone however the write ends."""
     clean_stale(path)
     tmp = temp_beside(path)
     try:
-        tmp.write_text(text)
+        if isinstance(data, bytes):
+            tmp.write_bytes(data)
+        else:
+            tmp.write_text(data)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
@@ -175,5 +177,5 @@ def training_directory(out: str | Path, *, config_json: str) -> Iterator[Path]:
     from models.training import latest_checkpoint
 
     with run_directory(out, resumable=lambda run: latest_checkpoint(run) is not None) as run:
-        write_text_atomic(run / "train_config.json", config_json)
+        write_atomic(run / "train_config.json", config_json)
         yield run

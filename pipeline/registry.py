@@ -58,11 +58,9 @@ def _read(registry: Path) -> dict:
 
 def _write(registry: Path, data: dict) -> None:
     registry.mkdir(parents=True, exist_ok=True)
-    from pipeline.files import temp_beside
+    from pipeline.files import write_atomic
 
-    tmp = temp_beside(registry / REGISTRY_FILE)
-    tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
-    os.replace(tmp, registry / REGISTRY_FILE)
+    write_atomic(registry / REGISTRY_FILE, json.dumps(data, indent=1, sort_keys=True))
 
 
 def promote(run: str | Path, *, registry: str | Path, name: str | None = None, note: str = "") -> ModelEntry:

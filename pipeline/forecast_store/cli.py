@@ -53,20 +53,15 @@ def _emit(result, fmt: str, out: Path | None) -> None:
             sys.stdout.write("\n")
         return
     from pipeline.errors import USER_ERRNOS
-    from pipeline.files import clean_stale, temp_beside
+    from pipeline.files import write_atomic
 
     out = out.expanduser()
     if out.is_dir():
         raise UserError("is a directory; give --out a file name (e.g. answer.nc)", path=out)
-    clean_stale(out)
-    tmp = temp_beside(out)
     try:
-        tmp.write_bytes(body)
-        tmp.replace(out)
+        write_atomic(out, body)
     except OSError as exc:
         raise UserError(f"cannot write the answer: {USER_ERRNOS.get(exc.errno or -1, exc.strerror)}", path=out) from None
-    finally:
-        tmp.unlink(missing_ok=True)
     from pipeline.console import err_console
 
     err_console.print(f"wrote {out}", highlight=False)

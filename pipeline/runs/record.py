@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -56,12 +55,9 @@ class RunRecord:
             self.write()
 
     def write(self) -> None:
-        from pipeline.files import clean_stale, temp_beside
+        from pipeline.files import write_atomic
 
-        clean_stale(self.path)
-        tmp = temp_beside(self.path)
-        tmp.write_text(json.dumps(self.data, indent=1, default=str) + "\n")
-        os.replace(tmp, self.path)
+        write_atomic(self.path, json.dumps(self.data, indent=1, default=str) + "\n")
 
 
 def stage_seconds(root: str | Path) -> dict[str, float]:
