@@ -91,7 +91,9 @@ def test_32_concurrent_readers_during_writes_see_only_complete_cycles(tmp_path: 
             proc = writer_process(path, init, members=SMALL["members"], leads=SMALL["leads"], grid=SMALL["grid"])
             _, err = proc.communicate(timeout=120)
             assert proc.returncode == 0, err[-2000:]
-            time.sleep(0.3)
+            deadline = time.monotonic() + 30  # readers loop slowly on a loaded machine: let one start after the commit
+            while 2 not in seen and not problems and time.monotonic() < deadline:
+                time.sleep(0.05)
     finally:
         stop.set()
         for t in threads:
