@@ -33,6 +33,7 @@ import numpy as np
 
 from pipeline.errors import UserError
 from pipeline.forecast_store.schema import parse_instant
+from pipeline.geo import GridExtent
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -56,47 +57,6 @@ class QueryError(UserError):
 
 class EmptyStoreError(UserError):
     """The store has no cycles yet (HTTP 503 until the first cycle lands)."""
-
-
-@dataclass(frozen=True)
-class GridExtent:
-    """Where a store's grid answers: global (longitude periodic) or a lat/lon box with half-cell margins."""
-
-    lat_min: float
-    lat_max: float
-    lon_west: float
-    lon_span: float  # degrees eastwards from lon_west; 360 for a periodic grid
-    periodic: bool
-
-    @classmethod
-    def of(cls, lat: np.ndarray, lon: np.ndarray) -> GridExtent:
-        dlat = float(np.median(np.abs(np.diff(lat)))) if len(lat) > 1 else 180.0
-        steps = np.diff(lon) % 360.0 if len(lon) > 1 else np.array([360.0])
-        dlon = float(np.median(steps))
-        covered = float(steps.sum()) + dlon
-        periodic = len(lon) > 1 and covered >= 360.0 - 0.5 * dlon
-        lat_lo, lat_hi = float(np.min(lat)), float(np.max(lat))
-        reaches_poles = lat_lo - 1.5 * dlat <= -90.0 and lat_hi + 1.5 * dlat >= 90.0
-        if periodic and reaches_poles:
-            return cls(-90.0, 90.0, float(lon[0]), 360.0, True)
-        return cls(max(-90.0, lat_lo - dlat / 2), min(90.0, lat_hi + dlat / 2),
-                   float(lon[0]) - (0.0 if periodic else dlon / 2),
-                   360.0 if periodic else float(steps.sum()) + dlon, periodic)
-
-    @property
-    def is_global(self) -> bool:
-        return self.periodic and self.lat_min <= -90.0 and self.lat_max >= 90.0
-
-    def describe(self) -> str:
-        lon_east = self.lon_west + self.lon_span
-        lon = "all longitudes" if self.periodic else f"lon {self.lon_west:g}…{lon_east:g}"
-        return f"lat {self.lat_min:g}…{self.lat_max:g}, {lon}"
-
-    def contains_lon(self, lon: float) -> bool:
-        return self.periodic or (lon - self.lon_west) % 360.0 <= self.lon_span + 1e-9
-
-    def contains(self, lat: float, lon: float) -> bool:
-        return self.lat_min - 1e-9 <= lat <= self.lat_max + 1e-9 and self.contains_lon(lon)
 
 
 @dataclass(frozen=True)

@@ -81,7 +81,8 @@ def normalise_cycle(ds: xr.Dataset) -> xr.Dataset:
     """Check ``ds`` is one forecast cycle in the store schema and return it in canonical form.
 
     Canonical form: an ``init_time`` dimension of length 1, dims in schema order, latitude ascending,
-    longitude wrapped to [0, 360) and sorted, float32 data, ``units`` on every data variable.
+    longitude ascending and contiguous (global grids in [0, 360), a regional one in its own
+    convention, see :mod:`pipeline.geo`), float32 data, ``units`` on every data variable.
     Raises :class:`~pipeline.errors.UserError` naming the problem.
     """
     import xarray as xr
@@ -107,10 +108,12 @@ def normalise_cycle(ds: xr.Dataset) -> xr.Dataset:
     ds = ds.assign_coords(lead_time=ds["lead_time"].values.astype("timedelta64[ns]"))
     if "member" not in ds.coords:
         ds = ds.assign_coords(member=np.arange(ds.sizes["member"]))
-    lon = np.mod(np.asarray(ds["longitude"].values, dtype="float64"), 360.0)
+    from pipeline.geo import contiguous_longitudes
+
+    lon = contiguous_longitudes(np.asarray(ds["longitude"].values, dtype="float64"))
     ds = ds.assign_coords(longitude=lon).sortby("longitude")
     if not (np.all(np.diff(ds["longitude"].values) > 0)):
-        _fail("longitude has repeated values after wrapping to [0, 360)")
+        _fail("longitude has repeated values (modulo 360)")
     ds = ds.sortby("latitude")
     lat = ds["latitude"].values
     if lat.min() < -90 or lat.max() > 90 or not np.all(np.diff(lat) > 0):

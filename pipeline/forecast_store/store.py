@@ -44,6 +44,7 @@ from pipeline.forecast_store.schema import (
     normalise_cycle,
     parse_instant,
 )
+from pipeline.geo import GridExtent
 
 if TYPE_CHECKING:
     import icechunk
@@ -403,7 +404,8 @@ class ForecastStore:
             attrs = self._root_attrs(session)
             chunks = ChunkSpec(**attrs.get("chunking", {}))
             # xarray's append/region writes replace the root attrs: carry the store's own forward.
-            cycle.attrs = {**dict(ds.attrs), **attrs, "provenance": record, "last_init_time": iso(init)}
+            cycle.attrs = {**dict(ds.attrs), **attrs, "provenance": record, "last_init_time": iso(init),
+                           "domain": GridExtent.of(cycle["latitude"].values, cycle["longitude"].values).to_attrs()}
             if self._has_cycles(session):
                 existing = _open_dataset(session)
                 check_same_layout(existing, cycle)

@@ -10,10 +10,11 @@ import numpy as np
 import xarray as xr
 
 from pipeline.errors import UserError
+from pipeline.geo import GridExtent
 from pipeline.provenance import provenance_record, utc_now
 from pipeline.weather import schema, validate
 from pipeline.weather.recipe import Recipe
-from pipeline.weather.regrid import regrid
+from pipeline.weather.regrid import cut_region, regrid
 from pipeline.weather.sources import BUILTIN_STORE_ATTR, open_source
 from pipeline.weather.store import write_training_store
 
@@ -43,8 +44,8 @@ def assemble(recipe: Recipe, *, allow_gaps: bool = False) -> tuple[xr.Dataset, d
             raise UserError(f"variable {name!r} is in no source (they have {have})", path=opened[0][0])
     for name in recipe.static:
         for path, ds in opened:
-            if name in ds.data_vars:
-                da = ds[name]
+            da = _static_field(ds, name)
+            if da is not None:
                 if "time" in da.dims:
                     da = da.isel(time=0, drop=True)
                 chosen[name], origin[name] = validate.convert_units(da, path=path, name=name), path
@@ -56,6 +57,8 @@ def assemble(recipe: Recipe, *, allow_gaps: bool = False) -> tuple[xr.Dataset, d
         data[k].attrs = {a: b for a, b in v.attrs.items() if isinstance(b, (str, int, float))}
     first = origin[next(iter(recipe.variables))]
     data = validate.select_times(data, recipe.time, path=first, allow_gaps=allow_gaps)
+    if recipe.region is not None:
+        data = cut_region(data, recipe.region, path=first)
     if recipe.regrid is not None:
         data = regrid(data, recipe.regrid, path=first)
     dtype = np.dtype(recipe.dtype)
@@ -66,7 +69,7 @@ def assemble(recipe: Recipe, *, allow_gaps: bool = False) -> tuple[xr.Dataset, d
     groups: dict[str, xr.Dataset] = {}
     for _, ds in opened:
         src = ds.attrs.get(BUILTIN_STORE_ATTR)
-        if src and recipe.regrid is None:
+        if src and recipe.regrid is None and recipe.region is None:
             # The embedded atmosphere: keep its restartable model state (perfect-model ensembles).
             from pipeline.weather.simulate.cache import STATE_GROUP, open_model_state
 
@@ -75,6 +78,20 @@ def assemble(recipe: Recipe, *, allow_gaps: bool = False) -> tuple[xr.Dataset, d
                 if key in ds.attrs:
                     data.attrs[key] = ds.attrs[key]
     return data, origin, groups
+
+
+#: Static fields that ERA5 files carry under a time-varying variable's short name (``z`` at the surface).
+_STATIC_ALIASES = {"geopotential_at_surface": "geopotential"}
+
+
+def _static_field(ds: xr.Dataset, name: str) -> xr.DataArray | None:
+    """The static field ``name`` of a source, or its ERA5 alias on a single-level file (no ``level``)."""
+    if name in ds.data_vars:
+        return ds[name]
+    alias = _STATIC_ALIASES.get(name)
+    if alias in ds.data_vars and "level" not in ds[alias].dims:
+        return ds[alias].rename(name)
+    return None
 
 
 def ingest(
@@ -105,6 +122,7 @@ def ingest(
             ingest_started=started,
             missing_times=int(data.attrs.get("velocast_missing_times", 0)),
         )
+        attrs["domain"] = GridExtent.of(data["latitude"].values, data["longitude"].values).to_attrs()
         data.attrs = {}
         return write_training_store(
             data, out, time_chunk=recipe.chunks.time, masked=masked, attrs=attrs, groups=groups,

@@ -2,7 +2,8 @@
 
 * dimension aliases (``lat``, ``lon``, ``isobaricInhPa``, ``valid_time`` …) → ``latitude``, ``longitude``,
   ``level``, ``time``;
-* latitude ascending (−90 → 90); longitude wrapped into [0, 360) and sorted;
+* latitude ascending (−90 → 90); longitude ascending and contiguous: [0, 360) for a global grid, the
+  source's own convention for a regional one, never a seam inside the domain (:mod:`pipeline.geo`);
 * time → ``datetime64[ns]`` (UTC: timezone-aware values are converted, naive ones are taken as UTC);
 * level → int32 hPa (Pa are converted).
 """
@@ -14,6 +15,7 @@ import pandas as pd
 import xarray as xr
 
 from pipeline.errors import UserError
+from pipeline.geo import contiguous_longitudes
 from pipeline.weather import schema, units
 
 
@@ -43,9 +45,9 @@ def normalise(ds: xr.Dataset, *, path: str) -> xr.Dataset:
     if lat.size > 1 and lat[0] > lat[-1]:
         ds = ds.isel(latitude=slice(None, None, -1))
     lon = np.asarray(ds["longitude"].values, np.float64)
-    wrapped = np.mod(lon, 360.0)
-    if not np.array_equal(wrapped, lon) or np.any(np.diff(wrapped) <= 0):
-        ds = ds.assign_coords(longitude=wrapped).sortby("longitude")
+    relabelled = contiguous_longitudes(lon)
+    if not np.array_equal(relabelled, lon) or np.any(np.diff(relabelled) <= 0):
+        ds = ds.assign_coords(longitude=relabelled).sortby("longitude")
     ds = ds.assign_coords(
         latitude=ds["latitude"].astype(np.float64), longitude=ds["longitude"].astype(np.float64)
     )

@@ -12,7 +12,8 @@ variables:
   sea_surface_temperature: {masked: true}   # NaN over land is allowed
 static: [land_sea_mask, geopotential_at_surface]
 time: {start: "2020-01-01", end: "2020-12-31T18", step: 6h}
-regrid: {method: conservative, factor: 2}
+region: {latitude: [35, 72], longitude: [-25, 45]}   # optional: a limited-area domain (any convention)
+regrid: {method: conservative, factor: 2}            # or resolution_deg: 3.0; any ratio
 chunks: {time: 4}
 ```
 """
@@ -70,19 +71,45 @@ class TimeSpec(StrictModel):
 
 
 class RegridSpec(StrictModel):
-    """Horizontal regridding: conservative integer-factor coarsening, or bilinear to a regular grid."""
+    """Horizontal regridding onto a regular grid of spacing Δ over the source's own domain (any ratio):
+    ``conservative`` (area-weighted) or ``bilinear``; Δ is ``resolution_deg``, or ``factor`` × the source's
+    spacing. See :mod:`pipeline.weather.regrid`."""
 
     method: Literal["conservative", "bilinear"] = "conservative"
-    factor: int | None = Field(None, ge=2, description="coarsening factor (conservative)")
-    resolution_deg: float | None = Field(None, gt=0, description="target spacing in degrees (bilinear)")
+    factor: float | None = Field(None, gt=0, description="target spacing as a multiple of the source's (2: half the points each way)")
+    resolution_deg: float | None = Field(None, gt=0, description="target spacing in degrees")
 
     @model_validator(mode="after")
     def _one_target(self) -> RegridSpec:
-        if self.method == "conservative" and self.factor is None:
-            raise ValueError("conservative regridding needs `factor`")
-        if self.method == "bilinear" and self.resolution_deg is None:
-            raise ValueError("bilinear regridding needs `resolution_deg`")
+        if (self.factor is None) == (self.resolution_deg is None):
+            raise ValueError("regrid needs exactly one of `factor` or `resolution_deg`")
         return self
+
+
+class RegionSpec(StrictModel):
+    """A latitude/longitude box (degrees) cut from the sources: a limited-area domain.
+
+    ``longitude: [west, east]`` runs eastwards in any convention; a box across 0° may be written
+    ``[-10, 2]`` or ``[350, 2]`` and is kept contiguous (−10 … 2) either way."""
+
+    latitude: tuple[float, float] = Field(description="[south, north], degrees north")
+    longitude: tuple[float, float] = Field(description="[west, east], degrees east, eastwards from west")
+
+    @field_validator("latitude")
+    @classmethod
+    def _latitudes(cls, value: tuple[float, float]) -> tuple[float, float]:
+        south, north = value
+        if not -90.0 <= south < north <= 90.0:
+            raise ValueError(f"latitude box must be [south, north] within [-90, 90] with south < north, got {list(value)}")
+        return value
+
+    @field_validator("longitude")
+    @classmethod
+    def _longitudes(cls, value: tuple[float, float]) -> tuple[float, float]:
+        west, east = value
+        if not (-360.0 <= west <= 360.0 and -360.0 <= east <= 360.0) or west == east:
+            raise ValueError(f"longitude box must be [west, east] within [-360, 360], not equal, got {list(value)}")
+        return value
 
 
 class ChunkSpec(StrictModel):
@@ -99,6 +126,7 @@ class Recipe(StrictModel):
     variables: dict[str, VariableSpec] = Field(min_length=1)
     static: list[str] = Field(default_factory=list, description="static fields to copy where present")
     time: TimeSpec = Field(default_factory=TimeSpec)
+    region: RegionSpec | None = Field(None, description="cut a lat/lon box (a regional domain) before regridding")
     regrid: RegridSpec | None = None
     chunks: ChunkSpec = Field(default_factory=ChunkSpec)
     dtype: Literal["float32", "float64"] = "float32"

@@ -1,7 +1,8 @@
 """The canonical weather schema (WeatherBench2 / ERA5 names and units).
 
 Dimensions: ``time`` (datetime64[ns], UTC), ``level`` (int32, hPa), ``latitude`` (degrees north,
-**ascending** −90 → 90, as in WeatherBench2's Zarr), ``longitude`` (degrees east in [0, 360), ascending).
+**ascending** −90 → 90, as in WeatherBench2's Zarr), ``longitude`` (degrees east, ascending and
+contiguous: [0, 360) on a global grid, the source's own convention on a regional one; see :mod:`pipeline.geo`).
 Forecast stores add ``init_time``, ``lead_time`` (timedelta64[ns]) and ``member``.
 
 A *channel* is a variable at one level (``temperature_850``) or a surface variable (``2m_temperature``).

@@ -12,7 +12,6 @@ import xarray as xr
 from pipeline.cli import main
 from pipeline.weather.ingest import ingest
 from pipeline.weather.recipe import load_recipe
-from pipeline.weather.regrid import coarsen_conservative
 from pipeline.weather.store import channel_names, load_stats, stack_channels
 from tests.pipeline.weather.synthetic import era5_like
 
@@ -57,34 +56,43 @@ def test_time_selection_picks_instants_on_the_step_grid(tmp_path, write_nc, writ
     assert ds.attrs["normalization"]["time_step"] == "12h"
 
 
-def test_conservative_coarsening_is_area_weighted_and_conserves_the_mean():
-    """2×2 coarsening averages with cos(latitude) weights, preserving the area-weighted global mean."""
-    ds = era5_like(times=2, nlat=8, nlon=16, lat_descending=False)[["t2m"]]
-    out = coarsen_conservative(ds, 2)
-    assert out.sizes["latitude"] == 4 and out.sizes["longitude"] == 8
-    w = np.cos(np.deg2rad(ds["latitude"].values))
-    fine = ds["t2m"].values[0]
-    block = fine[0:2, 0:2]
-    expected = (block * w[0:2, None]).sum() / (2 * w[0:2].sum())
-    assert float(out["t2m"].values[0, 0, 0]) == pytest.approx(expected, rel=1e-5)
-    wc = np.cos(np.deg2rad(out["latitude"].values))
-    fine_mean = (fine * w[:, None]).sum() / (w.sum() * 16)
-    assert (out["t2m"].values[0] * wc[:, None]).sum() / (wc.sum() * 8) == pytest.approx(fine_mean, rel=1e-3)
-
-
-def test_regrid_in_recipe_bilinear_and_indivisible_factor(tmp_path, write_nc, write_recipe):
-    """Bilinear regridding lands on the requested grid; an indivisible coarsening factor is refused."""
+def test_regrid_in_recipe_bilinear_and_any_coarsening_ratio(tmp_path, write_nc, write_recipe):
+    """Bilinear regridding lands on the requested global grid; a coarsening factor that does not divide the
+    grid (3 on 8×16) is fine: whole cells tile the sphere."""
     path = write_nc(era5_like(times=4))
     recipe = write_recipe([path], regrid={"method": "bilinear", "resolution_deg": 45.0})
     ds = xr.open_zarr(ingest(load_recipe(recipe), tmp_path / "b.zarr", progress=False))
     assert ds.sizes["latitude"] == 4 and ds.sizes["longitude"] == 8
     assert ds["latitude"].values.tolist() == [-67.5, -22.5, 22.5, 67.5]
     assert np.isfinite(ds["temperature"].values).all()
-    bad = write_recipe([path], regrid={"method": "conservative", "factor": 3}, name="bad.yaml")
-    from pipeline.errors import UserError
+    odd = write_recipe([path], regrid={"method": "conservative", "factor": 3}, name="odd.yaml")
+    ds = xr.open_zarr(ingest(load_recipe(odd), tmp_path / "c.zarr", progress=False))
+    assert ds.sizes["latitude"] == 3 and ds.sizes["longitude"] == 5
+    assert np.isfinite(ds["temperature"].values).all()
 
-    with pytest.raises(UserError, match="not divisible by the coarsening factor 3"):
-        ingest(load_recipe(bad), tmp_path / "c.zarr", progress=False)
+
+def test_regional_recipe_cuts_a_box_subsets_and_records_the_domain(tmp_path, write_nc, write_recipe):
+    """A recipe with a lat/lon box across 0°, one surface variable, a time range and static fields (ERA5's
+    `lsm` and surface `z`) ingests to a contiguous −10…2 domain that the store records."""
+    src = era5_like(times=8, nlat=72, nlon=144)  # 2.5° global, [0, 360)
+    src["z_sfc"] = (src["lsm"] * 9.81 * 300).assign_attrs(units="m**2 s**-2")
+    path = write_nc(src.drop_vars(["z"]).rename(z_sfc="z"))
+    recipe = write_recipe(
+        [path], {"2m_temperature": {}}, static=["land_sea_mask", "geopotential_at_surface"],
+        region={"latitude": [40, 60], "longitude": [-10, 2]},
+        time={"start": "2020-01-01T06", "end": "2020-01-02T12"},
+    )
+    ds = xr.open_zarr(ingest(load_recipe(recipe), tmp_path / "r.zarr", progress=False))
+    lon = ds["longitude"].values
+    assert lon.tolist() == [-10.0, -7.5, -5.0, -2.5, 0.0] and np.all(np.diff(lon) > 0)
+    assert set(ds.data_vars) == {"2m_temperature", "land_sea_mask", "geopotential_at_surface"}
+    assert ds.sizes["time"] == 6 and ds["latitude"].values.min() >= 40
+    domain = ds.attrs["domain"]
+    assert domain["kind"] == "regional" and domain["lon_west"] == pytest.approx(-11.25)
+    assert domain["lon_east"] == pytest.approx(1.25)
+    west = src["t2m"].sel(longitude=350.0).isel(time=1).values[::-1]
+    np.testing.assert_allclose(ds["2m_temperature"].sel(longitude=-10.0).isel(time=0).values,
+                               west[(src["latitude"].values[::-1] >= 40) & (src["latitude"].values[::-1] <= 60)])
 
 
 def test_cli_ingest_prints_summary_and_bad_input_exits_2_with_one_line(tmp_path, write_nc, write_recipe, capsys):
