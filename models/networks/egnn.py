@@ -25,7 +25,6 @@ included) and ``Σ_i v_i = 0`` (the centre of mass does not move; pair with zero
 
 from __future__ import annotations
 
-
 import torch
 from torch import Tensor, nn
 

@@ -9,12 +9,12 @@ Same call as :class:`~models.networks.grid_unet.GridUNet`:
 
 from __future__ import annotations
 
-
 import torch
 from torch import Tensor, nn
 
 from models.guidance import NamedCondition
 from models.networks.grid_conditioning import GridConditioner
+from models.networks.grid_padding import GridPadding
 
 
 class _Block(nn.Module):
@@ -37,13 +37,16 @@ class _Block(nn.Module):
 
 
 class GridTransformer(nn.Module):
-    """Patch transformer; the grid (``H × W``) must be divisible by ``patch_size`` and fixed after the first call."""
+    """Patch transformer; any grid is padded to a multiple of ``patch_size`` (:mod:`.grid_padding`: wrapped columns
+    on a ``periodic_longitude`` grid, edge replication otherwise) and the output cropped back; the padded grid
+    must stay the same from call to call (learned positions)."""
 
     def __init__(self, *, in_channels: int, out_channels: int, condition_channels: int = 0, global_features: int = 0,
                  width: int = 256, depth: int = 8, heads: int = 8, patch_size: int = 2, dropout: float = 0.0,
-                 max_tokens: int = 4096) -> None:
+                 max_tokens: int = 4096, periodic_longitude: bool = True) -> None:
         super().__init__()
         self.patch = patch_size
+        self.periodic_longitude = periodic_longitude
         self.out_channels = out_channels
         self.conditioner = GridConditioner(embed_dim=width, time_dim=width // 4, global_features=global_features,
                                            condition_channels=condition_channels)
@@ -59,11 +62,11 @@ class GridTransformer(nn.Module):
             nn.init.zeros_(layer.bias)
 
     def forward(self, x: Tensor, t: Tensor, condition: NamedCondition = None, drop: Tensor | None = None) -> Tensor:
-        b, _, h, w = x.shape
         p = self.patch
-        if h % p or w % p:
-            raise ValueError(f"grid {(h, w)} is not divisible by the patch size {p}")
+        plan = GridPadding.plan(*x.shape[-2:], p, periodic_longitude=self.periodic_longitude)
         x, embedding = self.conditioner(x, t, condition, drop)
+        x = plan.pad(x)
+        b, _, h, w = x.shape
         tokens = self.patchify(x).flatten(2).transpose(1, 2)  # (B, N, width)
         n = tokens.shape[1]
         if n > self.position.shape[1]:
@@ -74,4 +77,4 @@ class GridTransformer(nn.Module):
         shift, scale = self.final_modulation(embedding)[:, None].chunk(2, dim=-1)
         out = self.head(self.final_norm(tokens) * (1 + scale) + shift)  # (B, N, p*p*C)
         out = out.reshape(b, h // p, w // p, p, p, self.out_channels)
-        return out.permute(0, 5, 1, 3, 2, 4).reshape(b, self.out_channels, h, w)
+        return plan.crop(out.permute(0, 5, 1, 3, 2, 4).reshape(b, self.out_channels, h, w))

@@ -188,7 +188,8 @@ def weather_run(name: str, seed: int, task: WeatherTask, args: argparse.Namespac
     objective = make_objective(name)
     torch.manual_seed(seed)
     net = build_network(RUN.configure("quick").network, channels=task.windows.channels,
-                        condition_channels=task.windows.condition_channels)
+                        condition_channels=task.windows.condition_channels, latitude=task.windows.latitude,
+                        longitude=task.windows.longitude)
     config = TrainConfig(objective=name, steps=args.steps, batch_size=8, lr=1e-3, warmup_steps=20, ema_decay=0.99,
                          log_every=1, checkpoint_every=0, seed=seed)
     ema_net, losses, seconds = train_logged(net, task.windows.source(batch_size=8, seed=seed), config, objective)

@@ -21,7 +21,7 @@ import xarray as xr
 
 from models.training.data import Batch
 from pipeline.evaluation.ensemble import latitude_weights
-from pipeline.weather.modeling.features import grid_features, standardise_static, time_features
+from pipeline.weather.modeling.features import build_condition, forcing_channels, grid_features, standardise_static
 from pipeline.weather.schema import CANONICAL, channel_name
 
 
@@ -137,6 +137,8 @@ class WeatherWindows:
     longitude: np.ndarray
     stride: int
     starts: np.ndarray  # indices i with (i - stride, i, i + stride) contiguous in time
+    step: pd.Timedelta
+    forcings: tuple[str, ...] = ()  # clock forcing fields (see features.forcing_fields)
 
     @classmethod
     def from_dataset(
@@ -146,6 +148,7 @@ class WeatherWindows:
         *,
         step: pd.Timedelta,
         normalisation: Normalisation | None = None,
+        forcings: Sequence[str] = (),
     ) -> WeatherWindows:
         times = pd.DatetimeIndex(dataset["time"].values)
         if len(times) < 3:
@@ -166,8 +169,9 @@ class WeatherWindows:
         static = grid_features(lat, lon)
         if statics:
             static = np.concatenate([static, standardise_static(statics)])
+        forcing_channels(forcings)  # unknown names fail here, before any training
         return cls(z=z, times=times, normalisation=normalisation, static=static, latitude=lat, longitude=lon,
-                   stride=stride, starts=index[np.asarray(contiguous)])
+                   stride=stride, starts=index[np.asarray(contiguous)], step=step, forcings=tuple(forcings))
 
     @property
     def channels(self) -> int:
@@ -175,7 +179,7 @@ class WeatherWindows:
 
     @property
     def condition_channels(self) -> int:
-        return 2 * self.channels + self.static.shape[0]
+        return 2 * self.channels + self.static.shape[0] + forcing_channels(self.forcings)
 
     def area_weights(self) -> torch.Tensor:
         """``(1, 1, H, 1)`` latitude-area weights with mean 1, for the loss."""
@@ -184,9 +188,8 @@ class WeatherWindows:
 
     def condition(self, previous: torch.Tensor, current: torch.Tensor, valid_times: Sequence) -> dict[str, torch.Tensor]:
         """The network condition for states ``(B, C, H, W)`` and the valid times of the predictions."""
-        static = torch.from_numpy(self.static).to(current).expand(current.shape[0], -1, -1, -1)
-        fields = torch.cat([previous, current, static], dim=1)
-        return {"fields": fields, "globals": torch.from_numpy(time_features(valid_times)).to(current)}
+        return build_condition(previous, current, valid_times, static=self.static, latitude=self.latitude,
+                               longitude=self.longitude, forcings=self.forcings, step=self.step)
 
     def example(self, indices: np.ndarray) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Target normalised residuals ``(B, C, H, W)`` and conditions for window starts ``indices``."""

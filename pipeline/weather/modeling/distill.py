@@ -83,7 +83,8 @@ def distill_weather(config: DistillWeatherConfig, *, out: str | Path, progress: 
     times = pd.DatetimeIndex(store["time"].values)
     last_train = split_times(times, train_end=train_end, fraction=fraction)
     windows = WeatherWindows.from_dataset(store.sel(time=slice(None, last_train)), forecaster.channels,
-                                          step=forecaster.step, normalisation=forecaster.normalisation)
+                                          step=forecaster.step, normalisation=forecaster.normalisation,
+                                          forcings=forecaster.forcings)
     recorded_scale, recorded_memory = recorded_noise(config.model, ckpt_dir)
     noise_scale = recorded_scale if config.noise_scale is None else config.noise_scale
     noise_memory = recorded_memory if config.noise_memory is None else config.noise_memory

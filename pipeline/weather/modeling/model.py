@@ -15,8 +15,9 @@ from models.objectives import ObjectiveSpec, make_objective
 from models.regression import RegressionObjective
 from models.training.checkpoint import CheckpointError, load_weights
 from pipeline.config import StrictModel
+from pipeline.geo import GridExtent, is_periodic_longitude
 from pipeline.weather.modeling.data import Channel, Normalisation
-from pipeline.weather.modeling.features import GLOBAL_FEATURES
+from pipeline.weather.modeling.features import GLOBAL_FEATURES, forcing_channels
 from pipeline.weather.modeling.rollout import Forecaster
 
 ObjectiveName = str | dict  # "mse" (deterministic baseline), a preset of models.objectives.PRESETS, or a spec
@@ -36,8 +37,12 @@ class NetworkConfig(StrictModel):
     heads: int = Field(8, description="transformer attention heads")
 
 
-def build_network(config: NetworkConfig, *, channels: int, condition_channels: int) -> nn.Module:
-    """The network for ``channels`` predicted channels and ``condition_channels`` condition fields."""
+def build_network(config: NetworkConfig, *, channels: int, condition_channels: int, latitude: np.ndarray,
+                  longitude: np.ndarray) -> nn.Module:
+    """The network for ``channels`` predicted channels and ``condition_channels`` condition fields on the grid
+    ``latitude × longitude``: periodic in longitude on a global grid, bounded on a regional one, padded to the
+    size it needs (see :func:`grid_record`)."""
+    periodic = is_periodic_longitude(longitude)
     if config.architecture == "unet":
         from models.networks.grid_unet import GridUNet
 
@@ -45,15 +50,27 @@ def build_network(config: NetworkConfig, *, channels: int, condition_channels: i
             in_channels=channels, out_channels=channels, condition_channels=condition_channels,
             global_features=GLOBAL_FEATURES, base_channels=config.base_channels,
             channel_mults=tuple(config.channel_mults), blocks_per_level=config.blocks_per_level,
-            use_attention=config.attention, dropout=config.dropout,
+            use_attention=config.attention, dropout=config.dropout, periodic_longitude=periodic,
+            grid_shape=(len(latitude), len(longitude)),
         )
     from models.networks.grid_transformer import GridTransformer
 
     return GridTransformer(
         in_channels=channels, out_channels=channels, condition_channels=condition_channels,
         global_features=GLOBAL_FEATURES, width=4 * config.base_channels, depth=config.depth,
-        heads=config.heads, patch_size=config.patch_size, dropout=config.dropout,
+        heads=config.heads, patch_size=config.patch_size, dropout=config.dropout, periodic_longitude=periodic,
     )
+
+
+def grid_record(config: NetworkConfig, latitude: np.ndarray, longitude: np.ndarray) -> dict:
+    """How the network meets the grid, for the checkpoint: shape, periodicity and the pad/crop plan."""
+    from models.networks.grid_padding import GridPadding
+
+    periodic = is_periodic_longitude(longitude)
+    multiple = 2 ** (len(config.channel_mults) - 1) if config.architecture == "unet" else config.patch_size
+    plan = GridPadding.plan(len(latitude), len(longitude), multiple, periodic_longitude=periodic)
+    return {"shape": [len(latitude), len(longitude)], "periodic_longitude": periodic, "multiple": multiple,
+            "padded_shape": list(plan.padded_shape(len(latitude), len(longitude))), "padding": plan.to_json()}
 
 
 def objective_for(name: ObjectiveName | ObjectiveSpec):  # type: ignore[no-untyped-def]
@@ -64,6 +81,7 @@ def objective_for(name: ObjectiveName | ObjectiveSpec):  # type: ignore[no-untyp
 def forecaster_metadata(
     *, network: NetworkConfig, objective: ObjectiveName, channels: list[Channel], normalisation: Normalisation,
     static: np.ndarray, latitude: np.ndarray, longitude: np.ndarray, step: pd.Timedelta, data: str,
+    forcings: tuple[str, ...] = (),
 ) -> dict:
     """Everything needed to rebuild the forecaster, stored as JSON in every checkpoint."""
     return {
@@ -77,6 +95,9 @@ def forecaster_metadata(
         "longitude": np.asarray(longitude, dtype=float).tolist(),
         "step_hours": step.total_seconds() / 3600.0,
         "data": data,
+        "forcings": list(forcings),
+        "grid": grid_record(network, latitude, longitude),
+        "extent": GridExtent.of(latitude, longitude).to_attrs(),
     }
 
 
@@ -95,13 +116,16 @@ def load_forecaster(run: str | Path) -> tuple[Forecaster, Path]:
     channels = [Channel(variable, None if level is None else int(level)) for variable, level in meta["channels"]]
     static = np.asarray(meta["static"], dtype=np.float32)
     network = NetworkConfig.model_validate(meta["network"])
-    net = build_network(network, channels=len(channels), condition_channels=2 * len(channels) + static.shape[0])
+    forcings = tuple(meta.get("forcings", ()))  # checkpoints before the clock forcings record none
+    latitude, longitude = np.asarray(meta["latitude"]), np.asarray(meta["longitude"])
+    net = build_network(network, channels=len(channels), latitude=latitude, longitude=longitude,
+                        condition_channels=2 * len(channels) + static.shape[0] + forcing_channels(forcings))
     load_weights(ckpt.path, net, ema=True)
     net.eval()
     normalisation = Normalisation.from_json(json.dumps(meta["normalisation"]))
     forecaster = Forecaster(
         net=net, objective=objective_for(meta["objective"]), normalisation=normalisation, static=static,
-        latitude=np.asarray(meta["latitude"]), longitude=np.asarray(meta["longitude"]), channels=channels,
+        latitude=latitude, longitude=longitude, channels=channels, forcings=forcings,
         step=pd.Timedelta(hours=float(meta["step_hours"])), metadata={**meta, "checkpoint_step": ckpt.step},
     )
     return forecaster, ckpt.path

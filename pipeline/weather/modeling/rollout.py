@@ -23,7 +23,7 @@ from models.objectives import Objective
 from models.regression import RegressionObjective
 from models.samplers import Denoiser, sample
 from pipeline.weather.modeling.data import Channel, Normalisation, stack_channels
-from pipeline.weather.modeling.features import time_features
+from pipeline.weather.modeling.features import build_condition
 from pipeline.weather.schema import CANONICAL
 
 NoiseScale = float | dict[str, float]
@@ -71,17 +71,15 @@ class Forecaster:
     channels: list[Channel]
     step: pd.Timedelta
     metadata: dict = field(default_factory=dict)
+    forcings: tuple[str, ...] = ()
 
     @property
     def deterministic(self) -> bool:
         return isinstance(self.objective, RegressionObjective)
 
     def condition(self, previous: torch.Tensor, current: torch.Tensor, valid_times: Sequence) -> dict:
-        static = torch.from_numpy(self.static).to(current).expand(current.shape[0], -1, -1, -1)
-        return {
-            "fields": torch.cat([previous, current, static], dim=1),
-            "globals": torch.from_numpy(time_features(valid_times)).to(current),
-        }
+        return build_condition(previous, current, valid_times, static=self.static, latitude=self.latitude,
+                               longitude=self.longitude, forcings=self.forcings, step=self.step)
 
     @torch.no_grad()
     def residual(

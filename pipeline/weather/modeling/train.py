@@ -24,6 +24,7 @@ from pipeline.config import StrictModel
 from pipeline.evaluation.ensemble import crps
 from pipeline.files import check_writable, training_directory
 from pipeline.weather.modeling.data import Normalisation, WeatherWindows, dynamic_channels
+from pipeline.weather.modeling.features import DEFAULT_FORCINGS, ForcingName
 from pipeline.weather.modeling.model import (
     NetworkConfig,
     build_network,
@@ -56,6 +57,9 @@ class WeatherTrainConfig(StrictModel):
     validation_end: str | None = Field(None, description="last validation time (default: the end of the store)")
     validation_fraction: float = Field(0.1, description="last fraction of the times kept for validation")
     network: NetworkConfig = NetworkConfig()
+    forcings: list[ForcingName] = Field(list(DEFAULT_FORCINGS),
+                                        description="clock forcing fields the model conditions on: toa_insolation "
+                                                    "(over the step), local_time (sin/cos); [] for none")
     train: TrainConfig = Field(TrainConfig(steps=3000, batch_size=16, lr=5e-4, warmup_steps=100, ema_decay=0.995,
                                      log_every=25, checkpoint_every=250, validate_every=500),
                                description="the training loop; train.objective is 'fm' (flow matching, the default), "
@@ -113,24 +117,28 @@ def train_weather(config: WeatherTrainConfig, *, out: str | Path, progress: bool
     train_part = store.sel(time=slice(None, last_train))
     valid_end = pd.Timestamp(config.validation_end) if config.validation_end else None
     valid_part = store.sel(time=slice(last_train + pd.Timedelta(1, "ns"), valid_end))
-    windows = WeatherWindows.from_dataset(train_part, channels, step=step)
+    windows = WeatherWindows.from_dataset(train_part, channels, step=step, forcings=config.forcings)
     normalisation: Normalisation = windows.normalisation
     log.info("training on %d windows (%s → %s), %d channels, grid %dx%d", len(windows.starts), times[0],
              last_train, windows.channels, len(windows.latitude), len(windows.longitude))
 
     torch.manual_seed(config.train.seed)  # the initial weights are part of the run
-    net = build_network(config.network, channels=windows.channels, condition_channels=windows.condition_channels)
+    net = build_network(config.network, channels=windows.channels, condition_channels=windows.condition_channels,
+                        latitude=windows.latitude, longitude=windows.longitude)
     objective_name = objective_json(config.train.objective)
     objective = objective_for(config.train.objective)
     metadata = forecaster_metadata(
         network=config.network, objective=objective_name, channels=channels, normalisation=normalisation,
         static=windows.static, latitude=windows.latitude, longitude=windows.longitude, step=step, data=config.data,
+        forcings=windows.forcings,
     )
     validate = None
     if config.train.validate_every and valid_part.sizes["time"] >= 3:
-        valid_windows = WeatherWindows.from_dataset(valid_part, channels, step=step, normalisation=normalisation)
+        valid_windows = WeatherWindows.from_dataset(valid_part, channels, step=step, normalisation=normalisation,
+                                                    forcings=windows.forcings)
         forecaster = Forecaster(net=net, objective=objective, normalisation=normalisation, static=windows.static,
-                                latitude=windows.latitude, longitude=windows.longitude, channels=channels, step=step)
+                                latitude=windows.latitude, longitude=windows.longitude, channels=channels, step=step,
+                                forcings=windows.forcings)
         validate = _validation_callback(forecaster, valid_windows, config.validation)
     source = windows.source(batch_size=config.train.batch_size, seed=config.train.seed)
     with training_directory(out, config_json=config.model_dump_json(indent=1)):

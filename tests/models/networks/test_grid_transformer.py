@@ -46,7 +46,9 @@ def test_a_local_change_stays_local_without_attention() -> None:
     assert changed[2:4, 6:8].all() and changed.sum() == 4
 
 
-def test_grid_must_divide_into_patches() -> None:
+@pytest.mark.parametrize(("h", "w"), [(7, 16), (33, 49)])
+def test_a_grid_that_does_not_divide_into_patches_is_padded_and_cropped(h: int, w: int) -> None:
+    """7×16 and 33×49: padded to whole patches, output cropped back to the input's shape, finite."""
     net = make_net()
-    with pytest.raises(ValueError, match="patch size"):
-        net(torch.randn(1, 3, 7, 16), torch.rand(1), {"fields": torch.randn(1, 2, 7, 16), "globals": torch.randn(1, 4)})
+    out = net(torch.randn(1, 3, h, w), torch.rand(1), {"fields": torch.randn(1, 2, h, w), "globals": torch.randn(1, 4)})
+    assert out.shape == (1, 3, h, w) and torch.isfinite(out).all()

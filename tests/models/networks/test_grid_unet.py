@@ -74,13 +74,41 @@ def test_pad_sphere_wraps_longitude_and_replicates_poles() -> None:
     torch.testing.assert_close(padded[0, 0, 0, 1:-1], x[0, 0, 0, :])  # north pole row replicated
 
 
-def test_wrong_condition_channels_and_grid_size_are_refused() -> None:
+def test_wrong_condition_channels_are_refused() -> None:
     net = make_net()
     x, t, cond = inputs()
     with pytest.raises(ValueError, match="condition channels"):
         net(x, t, {**cond, "fields": cond["fields"][:, :1]})
-    with pytest.raises(ValueError, match="not divisible"):
-        net(x[..., :30], t, {**cond, "fields": cond["fields"][..., :30]})
+
+
+@pytest.mark.parametrize(("h", "w", "periodic"), [(33, 49, False), (121, 240, True), (17, 30, True), (5, 7, False)])
+def test_any_grid_size_trains_padded_and_cropped_back(h: int, w: int, periodic: bool) -> None:
+    """Grids not divisible by the U-Net's 4 (33×49 regional, 121×240 global, 17×30 global with an odd width)
+    give an output of the input's shape, finite, with a gradient reaching every input cell."""
+    net = make_net(periodic_longitude=periodic, grid_shape=(h, w)).train()
+    x, t, cond = inputs(batch=1, h=h, w=w)
+    x.requires_grad_(True)
+    out = net(x, t, cond)
+    assert out.shape == x.shape and torch.isfinite(out).all()
+    out.square().sum().backward()
+    assert (x.grad.abs().sum(dim=1) > 0).all()
+
+
+def test_a_regional_grid_has_edges_in_longitude() -> None:
+    """Bounded longitude: no wrap round, so rolling the input does not roll the output."""
+    net = make_net(periodic_longitude=False)
+    x, t, cond = inputs()
+    out = net(x, t, cond)
+    rolled = net(torch.roll(x, 4, dims=-1), t, {**cond, "fields": torch.roll(cond["fields"], 4, dims=-1)})
+    assert not torch.allclose(rolled, torch.roll(out, 4, dims=-1), atol=1e-3)
+
+
+def test_odd_periodic_width_needs_the_grid_at_construction() -> None:
+    """A periodic U-Net built without the grid cannot silently convolve a wrapped, padded grid."""
+    net = make_net()
+    x, t, cond = inputs(w=30)
+    with pytest.raises(ValueError, match="grid_shape"):
+        net(x, t, cond)
 
 
 def test_dropped_condition_uses_the_null_embedding() -> None:
