@@ -145,6 +145,8 @@ def train(
         if ckpt is not None and config.threads is None and torch.get_num_threads() != threads:
             log.info("resuming with the %d CPU threads the run started with (set train.threads to change)", threads)
         torch.set_num_threads(int(threads))
+    if device.type == "cpu":
+        log.info("training on the CPU with %d torch threads", torch.get_num_threads())
     torch.manual_seed(config.seed)
     net = net.to(device)
     ema = EMA(net, decay=config.ema_decay)

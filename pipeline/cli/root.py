@@ -88,6 +88,19 @@ def root(
         False, "--version", callback=_version_callback, is_eager=True, help="Print the version and exit."
     ),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log debug detail to stderr."),
+    threads: int | None = typer.Option(
+        None, "--threads", min=1, help="CPU threads for torch (default: the CPUs this process may use, less the "
+                                       "load others put on them; also $VELOCAST_THREADS).",
+    ),
 ) -> None:
     """velocast: probabilistic forecasting with flow matching, for weather and molecules."""
     configure_logging(verbose)
+    from models.threads import apply_threads
+
+    try:
+        choice = apply_threads(threads)
+    except ValueError as exc:
+        from pipeline.errors import UserError
+
+        raise UserError(str(exc)) from None
+    logging.getLogger("velocast").debug("using %s", choice.describe())
