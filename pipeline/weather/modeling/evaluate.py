@@ -89,8 +89,9 @@ def _align(system: xr.Dataset, reference: xr.Dataset, name: str, variables: list
                                         lead_time=reference["lead_time"].values)
 
 
-def evaluate_weather(config: EvaluateConfig, *, out: str | Path) -> dict:
-    """Score every available system and write ``metrics.json``, ``report.md`` and plots into ``out``."""
+def evaluate_weather(config: EvaluateConfig, *, out: str | Path, progress: bool = True) -> dict:
+    """Score every available system and write ``metrics.json``, ``report.md`` and plots into ``out``
+    (``progress`` is part of every verb's contract; scoring takes seconds and shows no bar)."""
     from pipeline.weather.store import open_training_store
 
     velocast = open_forecast(config.forecast)

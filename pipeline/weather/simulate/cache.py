@@ -41,16 +41,17 @@ def cache_root() -> Path:
 
 def cache_key(config: AtmosphereConfig) -> str:
     """Hash of the parameters and the simulator's code version."""
-    return config_hash(
-        {"config": config.model_dump(mode="json"), "simulator": SIMULATOR_VERSION,
-         "dinosaur_torch": pkg_version("dinosaur-torch")}
-    )
+    fields = config.model_dump(mode="json")
+    if not config.diurnal_heating_k_per_day:  # the plain atmosphere keeps the keys it had before the option
+        fields.pop("diurnal_heating_k_per_day")
+        fields.pop("sea_heating_fraction")
+    return config_hash({"config": fields, "simulator": SIMULATOR_VERSION, "dinosaur_torch": pkg_version("dinosaur-torch")})
 
 
 def default_compile(config: AtmosphereConfig) -> bool:
     """torch.compile runs longer than 30 simulated days (compiling costs ~0.5-3 min on 2 busy cores, once per
-    machine: inductor caches it)."""
-    return config.spinup_days + config.days > 30
+    machine: inductor caches it). A run with diurnal heating steps eagerly: its clock changes every step."""
+    return config.spinup_days + config.days > 30 and not config.diurnal_heating_k_per_day
 
 
 def cache_path(config: AtmosphereConfig, *, compiled: bool | None = None) -> Path:
@@ -61,7 +62,7 @@ def cache_path(config: AtmosphereConfig, *, compiled: bool | None = None) -> Pat
 
 
 def output_times(config: AtmosphereConfig) -> pd.DatetimeIndex:
-    """Calendar times of the kept outputs (nominal: the model has no seasons or diurnal cycle)."""
+    """Calendar times of the kept outputs (nominal unless the run has diurnal heating, whose sun follows them)."""
     n = round(config.days * 24 / config.output_hours)
     return pd.date_range(pd.Timestamp(config.start), periods=n, freq=pd.Timedelta(hours=config.output_hours))
 
@@ -136,9 +137,10 @@ def run_to_store(
         task = bar.add_task("Held–Suarez", total=spinup_steps + n_out * k, visible=progress)
         chunk = max(k, 48)
         done = 0
+        spinup_hours = -spinup_steps * config.dt_minutes / 60.0
         while done < spinup_steps:
             n = min(chunk, spinup_steps - done)
-            state = model.advance(state, n)
+            state = model.advance(state, n, hours=spinup_hours + done * config.dt_minutes / 60.0)
             done += n
             bar.advance(task, n)
         block_fields: list[dict[str, np.ndarray]] = []
@@ -152,7 +154,7 @@ def run_to_store(
                 start += len(block_fields)
                 block_fields, block_states = [], []
             if i < n_out - 1:
-                state = model.advance(state, k)
+                state = model.advance(state, k, hours=i * config.output_hours)
             bar.advance(task, k)
     elapsed = timer.perf_counter() - t0
     speed = (config.spinup_days + config.days) / max(elapsed, 1e-9)
@@ -205,6 +207,13 @@ def _template(model, times: pd.DatetimeIndex) -> xr.Dataset:
     data["surface_pressure"] = (
         ("time", "latitude", "longitude"), da.zeros(shape2, chunks=(ch, -1, -1), dtype=np.float32), {"units": "Pa"}
     )
+    if model.diurnal:
+        data["2m_temperature"] = (
+            ("time", "latitude", "longitude"), da.zeros(shape2, chunks=(ch, -1, -1), dtype=np.float32),
+            {"units": "K", "long_name": "temperature of the lowest model level (sigma = 1 - 1/(2 layers))"},
+        )
+        data["land_sea_mask"] = (("latitude", "longitude"), model.land_sea_mask(),
+                                 {"units": "1", "long_name": "idealised land-sea mask of the diurnal heating"})
     return xr.Dataset(
         data,
         coords={

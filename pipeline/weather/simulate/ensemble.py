@@ -195,7 +195,8 @@ def iter_perfect_model_ensemble(
                                             truth=path)
         return perturb_scaled(model, base, members=count, amplitude_k=amplitude_k, seed=draw_seed)
 
-    group = max(1, BATCH_MEMBERS // members)
+    # one batch steps under one clock: a run with diurnal heating advances one init time at a time
+    group = 1 if model.diurnal else max(1, BATCH_MEMBERS // members)
     with make_progress(transient=not progress) as bar:
         task = bar.add_task("perfect-model ensemble", total=len(times) * (n_lead - 1), visible=progress)
         for first in range(0, len(times), group):
@@ -206,8 +207,9 @@ def iter_perfect_model_ensemble(
                 parts.append(perturb(analysis, members, seed + i))
             batch = concat_states(parts)
             frames = [model.fields(batch)]
-            for _ in range(n_lead - 1):
-                batch = model.advance(batch, model.steps_per_output)
+            hours = (pd.Timestamp(times[first]) - pd.Timestamp(config.start)) / pd.Timedelta(hours=1)
+            for j in range(n_lead - 1):
+                batch = model.advance(batch, model.steps_per_output, hours=hours + j * config.output_hours)
                 frames.append(model.fields(batch))
                 bar.advance(task, len(parts))
             for k, i in enumerate(inits):

@@ -114,8 +114,9 @@ def extend_simulation(store: str | Path, *, hours: float, progress: bool = False
     new_times = pd.date_range(times[-1] + step, periods=n_new, freq=step)
     fields: list[dict[str, np.ndarray]] = []
     saved: list[dict[str, np.ndarray]] = []
-    for _ in range(n_new):
-        state = model.advance(state, model.steps_per_output)
+    hours = (times[-1] - pd.Timestamp(config.start)) / pd.Timedelta(hours=1)
+    for j in range(n_new):
+        state = model.advance(state, model.steps_per_output, hours=hours + j * config.output_hours)
         fields.append(model.fields(state))
         saved.append(state_to_numpy(state))
     block = _fields_block(root, fields, new_times)

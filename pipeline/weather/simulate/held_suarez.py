@@ -14,6 +14,17 @@ The forcing, written from the paper's equations (σ = p / p_s, φ latitude):
 
 No orography; surface pressure is not forced. The module holds only physics: building the core and
 stepping it is :mod:`pipeline.weather.simulate.model`.
+
+**Diurnal heating** (velocast's addition, off by default; it makes the regional development case): a
+near-surface heating that follows the sun, stronger over land, zero in its daily mean,
+
+    ∂T/∂t = … + Q_d · m(φ, λ) · w(σ) · (max(0, cos ζ) − c̄(φ, δ)),
+
+with ``w = max(0, (σ − σ_b)/(1 − σ_b))`` (the boundary layer of the friction term), ``m = 1`` over land and
+``sea_fraction`` over sea (a fixed land–sea mask, :func:`idealised_land`), ``cos ζ`` the solar zenith angle
+(declination from the day of year, hour angle from UTC and longitude, as the model's forcing features) and
+``c̄`` its daily mean of the positive part, ``(h₀ sin φ sin δ + cos φ cos δ sin h₀)/π`` with
+``cos h₀ = −tan φ tan δ``, so the heating adds no energy over a day.
 """
 
 from __future__ import annotations
@@ -44,6 +55,9 @@ class HeldSuarezForcing(ExplicitODE):
         t_max: float = 315.0,
         t_min: float = 200.0,
         p0_pa: float = 1.0e5,
+        diurnal_k_per_day: float = 0.0,
+        land: np.ndarray | None = None,
+        sea_fraction: float = 0.2,
     ) -> None:
         self.coords = coords
         self.physics_specs = physics_specs
@@ -72,6 +86,30 @@ class HeldSuarezForcing(ExplicitODE):
         self.delta_t_y = float(nondim(delta_t_y * scales.units.degK))
         self.delta_theta_z = float(nondim(delta_theta_z * scales.units.degK))
         self.t_ref = t(np.asarray(reference_temperature, np.float64)[:, None, None])
+        # diurnal heating: amplitude per layer and cell, and the clock (set by the model before each step)
+        self.diurnal = diurnal_k_per_day > 0
+        if self.diurnal:
+            lon, _ = grid.spec.nodal_mesh
+            weight = np.ones_like(sin_lat[0]) if land is None else sea_fraction + (1 - sea_fraction) * land
+            self.q_diurnal = t(per_day(diurnal_k_per_day) * cutoff * weight[None])  # (layers, lon, lat)
+            self.lon = np.asarray(lon, np.float64)
+            self.sin_lat_np = np.asarray(sin_lat[0], np.float64)
+            self.sun = t(np.zeros_like(self.sin_lat_np))
+        self.clock_utc_hours = 0.0
+        self.clock_day_of_year = 0.0
+
+    def set_clock(self, utc_hours: float, day_of_year: float) -> None:
+        """The time the next step's diurnal heating is evaluated at (the step's midpoint)."""
+        if not self.diurnal:
+            return
+        declination = np.deg2rad(23.44) * np.sin(2 * np.pi * (284.0 + day_of_year) / 365.0)
+        sin_lat = self.sin_lat_np
+        cos_lat = np.sqrt(1.0 - sin_lat**2)
+        hour_angle = 2 * np.pi * utc_hours / 24.0 + self.lon - np.pi
+        cos_zenith = sin_lat * np.sin(declination) + cos_lat * np.cos(declination) * np.cos(hour_angle)
+        h0 = np.arccos(np.clip(-sin_lat / np.maximum(cos_lat, 1e-12) * np.tan(declination), -1.0, 1.0))
+        daily_mean = (h0 * sin_lat * np.sin(declination) + cos_lat * np.cos(declination) * np.sin(h0)) / np.pi
+        self.sun = torch.as_tensor(np.maximum(cos_zenith, 0.0) - daily_mean, dtype=self.q_diurnal.dtype)
 
     def equilibrium_temperature(self, surface_pressure: torch.Tensor) -> torch.Tensor:
         """T_eq(φ, p) of Held & Suarez (1994), eq. (2), for nodal surface pressure (…, 1, lon, lat)."""
@@ -95,7 +133,10 @@ class HeldSuarezForcing(ExplicitODE):
         nodal_temperature = self.t_ref + grid.to_nodal(state.temperature_variation)
         surface_pressure = torch.exp(grid.to_nodal(state.log_surface_pressure))
         teq = self.equilibrium_temperature(surface_pressure)
-        temperature_tendency = grid.to_modal(-self.k_t * (nodal_temperature - teq))
+        heating = -self.k_t * (nodal_temperature - teq)
+        if self.diurnal:
+            heating = heating + self.q_diurnal * self.sun
+        temperature_tendency = grid.to_modal(heating)
         return primitive_equations.State(
             vorticity=vorticity_tendency,
             divergence=divergence_tendency,
@@ -106,4 +147,17 @@ class HeldSuarezForcing(ExplicitODE):
         )
 
 
-__all__ = ["SECONDS_PER_DAY", "HeldSuarezForcing"]
+def idealised_land(longitude_rad: np.ndarray, sin_latitude: np.ndarray, *, fraction: float = 0.4) -> np.ndarray:
+    """A fixed land–sea mask (1 land, 0 sea) of smooth idealised continents: the top ``fraction`` of a sum of
+    low-order waves in longitude and latitude with fixed (seeded) amplitudes and phases."""
+    rng = np.random.default_rng(1994)
+    lat = np.arcsin(np.clip(sin_latitude, -1.0, 1.0))
+    field = np.zeros(np.broadcast(longitude_rad, lat).shape)
+    for m in range(1, 5):
+        for n in range(1, 4):
+            a, p, q = rng.normal(), rng.uniform(0, 2 * np.pi), rng.uniform(0, 2 * np.pi)
+            field += a / (m + n) * np.cos(m * longitude_rad + p) * np.cos(2 * n * lat + q)
+    return (field >= np.quantile(field, 1.0 - fraction)).astype(np.float64)
+
+
+__all__ = ["SECONDS_PER_DAY", "HeldSuarezForcing", "idealised_land"]

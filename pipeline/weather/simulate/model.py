@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
+import pandas as pd
 import torch
 from pydantic import Field, model_validator
 
@@ -67,6 +68,11 @@ class AtmosphereConfig(StrictModel):
         48.0, gt=0, description="exponential spectral filter strength at the smallest scale, per hour"
     )
     filter_order: int = Field(8, ge=1, description="order of the exponential spectral filter")
+    diurnal_heating_k_per_day: float = Field(
+        0.0, ge=0, description="near-surface diurnal heating that follows the sun, peak rate over land in K/day "
+                               "(0: the plain Held–Suarez atmosphere); also outputs 2m_temperature and land_sea_mask",
+    )
+    sea_heating_fraction: float = Field(0.2, ge=0, le=1, description="diurnal heating over sea ÷ over land")
 
     @model_validator(mode="before")
     @classmethod
@@ -121,9 +127,17 @@ class AtmosphereModel:
         self.dycore = primitive_equations.PrimitiveEquations(
             self.reference_temperature, orography, self.coords, self.physics
         )
+        from pipeline.weather.simulate.held_suarez import idealised_land
+
+        lon_mesh, sin_lat_mesh = grid.spec.nodal_mesh  # (lon, lat)
+        self.diurnal = config.diurnal_heating_k_per_day > 0
+        self.land = idealised_land(np.asarray(lon_mesh), np.asarray(sin_lat_mesh)) if self.diurnal else None
         self.forcing = HeldSuarezForcing(
-            coords=self.coords, physics_specs=self.physics, reference_temperature=self.reference_temperature
+            coords=self.coords, physics_specs=self.physics, reference_temperature=self.reference_temperature,
+            diurnal_k_per_day=config.diurnal_heating_k_per_day, land=self.land,
+            sea_fraction=config.sea_heating_fraction,
         )
+        self._start = np.datetime64(pd.Timestamp(config.start).to_datetime64(), "s")
         self.dt = float(nondim(config.dt_minutes * 60.0 * scales.units.s))
         equation = time_integration.compose_equations([self.dycore, self.forcing])
         step = time_integration.imex_rk_sil3(equation, self.dt)
@@ -159,7 +173,7 @@ class AtmosphereModel:
 
     def _compile(self) -> None:
         # One eager step fills the core's per-step-size implicit-inverse cache (NumPy; not traceable).
-        self.advance(self.initial_state(0), 1)
+        self.advance(self.initial_state(0), 1, hours=0.0)
         self._step = torch.compile(self._step, fullgraph=True, dynamic=False)
         self.compiled = True
 
@@ -181,8 +195,11 @@ class AtmosphereModel:
             log_surface_pressure=lsp,
         )
 
-    def advance(self, state: ModalState, steps: int) -> ModalState:
-        """``steps`` model time steps from ``state``."""
+    def advance(self, state: ModalState, steps: int, *, hours: float | None = None) -> ModalState:
+        """``steps`` model time steps from ``state``, valid ``hours`` after ``config.start`` (needed, and only
+        used, for the diurnal heating: its clock is set at each step's midpoint)."""
+        if self.diurnal and hours is None:
+            raise ValueError("a run with diurnal heating needs the state's time (hours since the start) to advance")
         s = self._pe.State(
             vorticity=state.vorticity,
             divergence=state.divergence,
@@ -192,9 +209,22 @@ class AtmosphereModel:
             sim_time=None,
         )
         with torch.no_grad(), sim_threads():
-            for _ in range(steps):
+            for k in range(steps):
+                if self.diurnal:
+                    self._set_clock(float(hours) + (k + 0.5) * self.config.dt_minutes / 60.0)
                 s = self._step(s)
         return ModalState(s.vorticity, s.divergence, s.temperature_variation, s.log_surface_pressure)
+
+    def _set_clock(self, hours: float) -> None:
+        instant = pd.Timestamp(self._start) + pd.Timedelta(hours=hours)
+        utc = instant.hour + instant.minute / 60.0 + instant.second / 3600.0
+        self.forcing.set_clock(utc, instant.day_of_year + utc / 24.0)
+
+    def land_sea_mask(self) -> np.ndarray:
+        """``(latitude, longitude)`` land–sea mask of the diurnal run (canonical orientation)."""
+        if self.land is None:
+            raise ValueError("only a run with diurnal heating has a land-sea mask")
+        return np.swapaxes(self.land, 0, 1)[self._lat_order, :].astype(np.float32)
 
     def fields(self, state: ModalState) -> dict[str, np.ndarray]:
         """Canonical fields (SI) on pressure levels: ``temperature``, ``geopotential``,
@@ -220,6 +250,9 @@ class AtmosphereModel:
                 out[name] = np.swapaxes(arr, -1, -2)[..., self._lat_order, :]
             sp = (ps[..., 0, :, :].numpy() * self._scale["pressure"]).astype(np.float32)
             out["surface_pressure"] = np.swapaxes(sp, -1, -2)[..., self._lat_order, :]
+            if self.diurnal:  # the lowest model level (σ = 1 − 1/(2·layers)) as the near-surface temperature
+                near = t_nodal[..., -1, :, :].numpy().astype(np.float32)
+                out["2m_temperature"] = np.swapaxes(near, -1, -2)[..., self._lat_order, :]
         return out
 
 

@@ -32,6 +32,19 @@ def test_every_domain_verb_and_run_is_a_command(capsys: pytest.CaptureFixture[st
             assert "--config" in capsys.readouterr().out
 
 
+def test_every_verb_takes_the_generic_call() -> None:
+    """The generic command calls each verb's function as ``run(config, out=..., progress=...)``: every declared
+    verb accepts both (a verb that did not, `evaluate weather`, failed on every call with a TypeError)."""
+    import inspect
+
+    from pipeline.cli.verbs import resolve
+
+    for domain in domains():
+        for verb in domain.verbs:
+            parameters = inspect.signature(resolve(verb.run)).parameters
+            assert {"out", "progress"} <= set(parameters), (domain.name, verb.name)
+
+
 def test_a_missing_required_field_names_its_flag(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     _fails_with(["forecast", "weather", "--out", str(tmp_path / "f.icechunk")], "give --model", capsys)
 

@@ -198,3 +198,40 @@ def test_perfect_model_batches_init_times_without_changing_them(cache_dir, monke
     for name in ("temperature", "surface_pressure"):
         np.testing.assert_allclose(batched[name].values, alone[name].values, rtol=1e-4, atol=1e-3)
     assert float(np.abs(batched["temperature"].isel(init_time=0) - batched["temperature"].isel(init_time=1)).max()) > 0.1
+
+
+def test_diurnal_heating_warms_land_in_the_afternoon_and_adds_no_energy(cache_dir):
+    """With diurnal heating, the near-surface temperature over land peaks in the local afternoon and bottoms
+    out near dawn, over sea the cycle is weaker; the heating's daily mean is zero everywhere (c̄ term)."""
+    import pandas as pd
+
+    config = AtmosphereConfig(spinup_days=0.0, days=2.0, output_hours=1, diurnal_heating_k_per_day=40.0)
+    store = xr.open_zarr(cache.simulate(config, progress=False))
+    assert {"2m_temperature", "land_sea_mask"} <= set(store.data_vars)
+    t2 = store["2m_temperature"].isel(time=slice(24, 48)).load()  # the second day
+    land = store["land_sea_mask"].values > 0.5
+    assert 0.2 < land.mean() < 0.6
+    hours = pd.DatetimeIndex(t2["time"].values).hour.to_numpy()
+    lon = store["longitude"].values
+    local = np.mod(hours[:, None] + lon[None, :] / 15.0, 24.0)  # (time, lon)
+    anomaly = (t2 - t2.mean("time")).values  # (time, lat, lon)
+    tropics = np.abs(store["latitude"].values) < 30
+    afternoon = (local >= 13) & (local <= 17)
+    dawn = (local >= 4) & (local <= 7)
+    warm = [anomaly[:, i][afternoon & land[i][None, :]].mean() for i in np.flatnonzero(tropics)]
+    cold = [anomaly[:, i][dawn & land[i][None, :]].mean() for i in np.flatnonzero(tropics)]
+    assert np.nanmean(warm) - np.nanmean(cold) > 1.0  # K: a clear diurnal range over tropical land
+    sea_range = np.nanmean([anomaly[:, i][afternoon & ~land[i][None, :]].mean() for i in np.flatnonzero(tropics)])
+    assert sea_range < np.nanmean(warm)
+    model = AtmosphereModel(config)
+    daily = []
+    for hour in np.arange(0.0, 24.0, 0.25):
+        model.forcing.set_clock(hour, 80.0)
+        daily.append(model.forcing.sun.numpy())
+    np.testing.assert_allclose(np.mean(daily, axis=0), 0.0, atol=5e-3)
+
+
+def test_diurnal_runs_need_the_clock_to_advance():
+    model = AtmosphereModel(AtmosphereConfig(spinup_days=0.0, days=0.5, diurnal_heating_k_per_day=10.0))
+    with pytest.raises(ValueError, match="hours since the start"):
+        model.advance(model.initial_state(0), 1)
