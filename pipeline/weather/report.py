@@ -107,29 +107,63 @@ def plot_rank_histograms(metrics: dict, path: Path, *, system: str = "velocast")
     return path
 
 
+def is_real_earth(dataset: xr.Dataset) -> bool:
+    """Whether a store holds the real Earth (coastlines belong on its maps): not the embedded simulator's."""
+    return "simulator_config" not in dataset.attrs and "simulator_version" not in dataset.attrs
+
+
+def map_axis(ax, lat: np.ndarray, lon: np.ndarray, *, coastlines: bool) -> None:  # type: ignore[no-untyped-def]
+    """A lat/lon map axis over the grid's own extent: degree labels, equal-area-ish aspect (1/cos of the mid
+    latitude), and the coastlines when the domain is the real Earth."""
+    from pipeline.coastlines import draw_coastlines
+    from pipeline.geo import GridExtent
+
+    extent = GridExtent.of(lat, lon)
+    west = extent.lon_west if not extent.periodic else float(lon[0]) - 0.5 * float(np.median(np.diff(lon)))
+    ax.set_xlim(west, west + extent.lon_span)
+    ax.set_ylim(extent.lat_min, extent.lat_max)
+    mid = np.deg2rad(0.5 * (extent.lat_min + extent.lat_max))
+    ax.set_aspect(1.0 / max(np.cos(mid), 0.2))
+    ax.set_xlabel("longitude (°E)")
+    ax.set_ylabel("latitude (°N)")
+    if coastlines:
+        draw_coastlines(ax, extent)
+
+
 def plot_case_maps(forecast: xr.Dataset, truth: xr.Dataset, *, channel: str, init_index: int,
                    lead_index: int, path: Path) -> Path:
-    """Ensemble mean, ensemble spread and truth of one channel for one case, on a lat-lon map."""
+    """Ensemble mean, truth, error (mean − truth) and ensemble spread of one channel for one case, on the
+    domain's own lat/lon extent, coastlines where the domain is the real Earth, colour bars in the channel's
+    units."""
     fc = channel_arrays(forecast)[channel].isel(init_time=init_index, lead_time=lead_index)
     init = forecast["init_time"].values[init_index : init_index + 1]
     lead = forecast["lead_time"].values[lead_index : lead_index + 1]
-    obs = truth_at_valid_times(channel_arrays(truth)[channel], init, lead).isel(init_time=0, lead_time=0)
+    observed = channel_arrays(truth)[channel]
+    units = str(observed.attrs.get("units") or fc.attrs.get("units") or "")
+    obs = truth_at_valid_times(observed, init, lead).isel(init_time=0, lead_time=0)
     lat, lon = fc["latitude"].values, fc["longitude"].values
     mean, std = fc.mean("member").values, fc.std("member").values
+    error = mean - obs.values
     vmin, vmax = float(min(mean.min(), obs.min())), float(max(mean.max(), obs.max()))
-    fig, axes = plt.subplots(1, 3, figsize=(14, 3.6))
-    for ax, field, title, kwargs in (
-        (axes[0], mean, "ensemble mean", {"vmin": vmin, "vmax": vmax, "cmap": "viridis"}),
-        (axes[1], std, "ensemble spread", {"cmap": "magma"}),
-        (axes[2], obs.values, "truth", {"vmin": vmin, "vmax": vmax, "cmap": "viridis"}),
+    worst = float(np.abs(error).max()) or 1.0
+    extent_wide = (lon.max() - lon.min()) / max(lat.max() - lat.min(), 1e-6)
+    fig, axes = plt.subplots(1, 4, figsize=(17, 3.9 if extent_wide > 1.6 else 4.6))
+    coast = is_real_earth(truth)
+    for ax, field, title, label, kwargs in (
+        (axes[0], mean, "ensemble mean", units, {"vmin": vmin, "vmax": vmax, "cmap": "viridis"}),
+        (axes[1], obs.values, "truth", units, {"vmin": vmin, "vmax": vmax, "cmap": "viridis"}),
+        (axes[2], error, "error (mean − truth)", units, {"vmin": -worst, "vmax": worst, "cmap": "RdBu_r"}),
+        (axes[3], std, "ensemble spread (std)", units, {"vmin": 0.0, "cmap": "magma"}),
     ):
         mesh = ax.pcolormesh(lon, lat, field, shading="auto", **kwargs)
-        fig.colorbar(mesh, ax=ax, shrink=0.85)
+        bar = fig.colorbar(mesh, ax=ax, shrink=0.8)
+        bar.set_label(label)
+        map_axis(ax, lat, lon, coastlines=coast)
         ax.set_title(title)
-        ax.set_xlabel("longitude")
-        ax.set_ylabel("latitude")
     hours = pd.Timedelta(lead[0]).total_seconds() / 3600
-    fig.suptitle(f"{channel}: init {pd.Timestamp(init[0]):%Y-%m-%d %H}Z, lead {hours:g} h")
+    valid = pd.Timestamp(init[0]) + pd.Timedelta(lead[0])
+    fig.suptitle(f"{channel} ({units}): init {pd.Timestamp(init[0]):%Y-%m-%d %H}Z, lead {hours:g} h, "
+                 f"valid {valid:%Y-%m-%d %H}Z")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -151,7 +185,8 @@ def plot_plume(forecast: xr.Dataset, truth: xr.Dataset, *, channel: str, init_in
     ax.plot(hours, members.mean(0), color="tab:red", lw=2, label="ensemble mean")
     ax.plot(hours, obs.values, color="k", lw=2, label="truth")
     ax.set_xlabel("lead (hours)")
-    ax.set_ylabel(channel)
+    units = str(channel_arrays(truth)[channel].attrs.get("units") or "")
+    ax.set_ylabel(f"{channel} ({units})" if units else channel)
     ax.set_title(f"{channel} at {float(fc.latitude):.1f}°, {float(fc.longitude):.1f}° "
                  f"(init {pd.Timestamp(init[0]):%Y-%m-%d %H}Z)")
     ax.legend()

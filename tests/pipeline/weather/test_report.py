@@ -37,3 +37,59 @@ def test_report_has_metrics_tables_and_plots(tmp_path) -> None:
         png = tmp_path / f"{name}.png"
         assert png.stat().st_size > 5000, name
         assert f"({name}.png)" in text
+
+
+def _regional_case(*, simulated: bool):
+    """A small regional forecast and truth over the British Isles (lat 48…60, lon −12…4)."""
+    rng = np.random.default_rng(1)
+    time = pd.date_range("2021-07-01", periods=30, freq="1h")
+    lat, lon = np.linspace(48, 60, 13), np.linspace(-12, 4, 17)
+    t2m = 285 + rng.normal(size=(30, 13, 17)).cumsum(0) * 0.3 + np.linspace(0, 5, 17)[None, None, :]
+    truth = xr.Dataset({"2m_temperature": (("time", "latitude", "longitude"), t2m, {"units": "K"})},
+                       coords={"time": time, "latitude": lat, "longitude": lon},
+                       attrs={"simulator_version": "hs-1"} if simulated else {})
+    init, leads = time[[4, 8]], pd.to_timedelta([1, 2, 3], unit="h")
+    persist = persistence(truth, init_times=init, lead_times=leads)
+    ens = persist.isel(member=0, drop=True).expand_dims(member=np.arange(3)).copy(deep=True)
+    ens["2m_temperature"] = ens["2m_temperature"] + rng.normal(size=ens["2m_temperature"].shape)
+    return ens.transpose("init_time", "lead_time", "member", ...), truth
+
+
+def test_case_maps_of_a_real_region_have_coastlines_units_and_an_error_panel(tmp_path) -> None:
+    """Regional maps span the domain's own extent in °E/°N, with coastlines on the real Earth (none on the
+    embedded atmosphere), colour bars in the channel's units, and an error panel; the PNG is not blank."""
+    import matplotlib.image as mpimg
+    import matplotlib.pyplot as plt
+
+    from pipeline.weather import report
+
+    drawn: list = []
+    real_map = plt.figure().add_subplot()
+    report.map_axis(real_map, np.linspace(48, 60, 13), np.linspace(-12, 4, 17), coastlines=True)
+    assert len(real_map.lines) > 3 and real_map.get_xlabel() == "longitude (°E)"
+    assert real_map.get_xlim() == (-12.5, 4.5) and real_map.get_ylim() == (47.5, 60.5)
+    plt.close("all")
+    for simulated in (False, True):
+        ens, truth = _regional_case(simulated=simulated)
+        path = report.plot_case_maps(ens, truth, channel="2m_temperature", init_index=0, lead_index=1,
+                                     path=tmp_path / f"maps-{simulated}.png")
+        image = mpimg.imread(path)
+        colours = np.unique((image[..., :3] * 255).astype(int).reshape(-1, 3), axis=0)
+        drawn.append(len(colours))
+        assert len(colours) > 200
+    assert report.is_real_earth(_regional_case(simulated=False)[1])
+    assert not report.is_real_earth(_regional_case(simulated=True)[1])
+
+
+def test_shipped_coastlines_cover_a_box_across_greenwich_in_its_convention() -> None:
+    """The British Isles box −12…4 gets coastline pieces with longitudes inside it (not at 348…364)."""
+    from pipeline.coastlines import coastlines
+    from pipeline.geo import GridExtent
+
+    extent = GridExtent.of(np.linspace(48, 60, 13), np.linspace(-12, 4, 17))
+    pieces = coastlines(extent)
+    assert pieces
+    inside = np.concatenate([lon[(lat > 49) & (lat < 59)] for lon, lat in pieces])
+    assert inside.size and ((inside > -13) & (inside < 5)).any()
+    glob = coastlines(GridExtent.of(np.linspace(-88, 88, 45), np.arange(0, 360, 4.0)))
+    assert min(lon.min() for lon, _ in glob) < 0 < max(lon.max() for lon, _ in glob) - 300
