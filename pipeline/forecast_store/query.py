@@ -604,6 +604,8 @@ class SnapshotReader:
             "levels": [_level(v) for v in self.levels],
             "variables": {n: {"units": v.units, "long_name": v.long_name, "has_level": v.has_level}
                           for n, v in self.variables.items()},
+            "domain": self.extent.to_attrs(),
+            "coastlines": not any(bool(self.attrs.get(k)) for k in ("simulated", "simulator_config")),
             "grid": {"n_lat": len(self.lat), "n_lon": len(self.lon),
                      "lat_min": float(self.lat.min()), "lat_max": float(self.lat.max()),
                      "lon_step": float(self.lon[1] - self.lon[0]) if len(self.lon) > 1 else 0.0},

@@ -389,6 +389,17 @@ def create_app(
             reader.grid(variable=variable, lead=lead, level=level, init_time=init_time, stat=stat),
             option=orjson.OPT_SERIALIZE_NUMPY), "json", "grid", init_time is not None)
 
+    @app.get("/v1/coastlines", tags=["page"], dependencies=[Depends(auth)])
+    def coastlines(request: Request) -> Response:
+        """Coastlines crossing the store's domain as a GeoJSON MultiLineString in the domain's longitude
+        convention (Natural Earth 1:110m, shipped with velocast); empty for the embedded atmosphere."""
+        from pipeline.coastlines import geojson
+
+        reader = state.reader()
+        info = reader.describe()
+        body = geojson(reader.extent) if info["coastlines"] else {"type": "MultiLineString", "coordinates": []}
+        return JSONResponse(body, headers={"Cache-Control": "max-age=86400"})
+
     page = resources.files("pipeline.forecast_store") / "page"
     static = {name: (page / name).read_bytes() for name in ("index.html", "page.js", "page.css")}
 

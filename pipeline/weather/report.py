@@ -19,7 +19,7 @@ import pandas as pd
 import xarray as xr
 
 from pipeline.weather.metrics import channel_arrays, truth_at_valid_times
-from pipeline.weather.schema import short_channel_name
+from pipeline.weather.schema import is_simulated, short_channel_name
 
 SYSTEM_STYLE: dict[str, dict] = {
     "velocast": {"color": "tab:red", "lw": 2.2},
@@ -109,7 +109,7 @@ def plot_rank_histograms(metrics: dict, path: Path, *, system: str = "velocast")
 
 def is_real_earth(dataset: xr.Dataset) -> bool:
     """Whether a store holds the real Earth (coastlines belong on its maps): not the embedded simulator's."""
-    return "simulator_config" not in dataset.attrs and "simulator_version" not in dataset.attrs
+    return not is_simulated(dataset.attrs)
 
 
 def map_axis(ax, lat: np.ndarray, lon: np.ndarray, *, coastlines: bool) -> None:  # type: ignore[no-untyped-def]

@@ -35,6 +35,7 @@ from pipeline.weather.modeling.rollout import (
     rollout,
     scale_spread,
 )
+from pipeline.weather.schema import is_simulated
 from pipeline.weather.store import data_fingerprint
 
 log = logging.getLogger(__name__)
@@ -149,7 +150,8 @@ def forecast_weather(config: ForecastConfig, *, out: str | Path, progress: bool 
             nfe = result.nfe_per_step
             if factors is not None:
                 result = replace(result, states=scale_spread(result.states, factors))
-            dataset = forecast_dataset(result, forecaster, init_times=chunk)
+            dataset = forecast_dataset(result, forecaster, init_times=chunk,
+                                       attrs={"simulated": is_simulated(truth.attrs)})
             for i, init in enumerate(chunk):
                 bad = int(np.count_nonzero(~np.isfinite(result.states[i])))
                 if bad:
