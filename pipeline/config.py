@@ -87,11 +87,24 @@ def parse_set_overrides(pairs: Sequence[str]) -> dict[str, Any]:
 
 
 def deep_merge(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
-    """Recursively merge ``update`` into a copy of ``base`` (mappings merge, everything else replaces)."""
+    """Recursively merge ``update`` into a copy of ``base`` (mappings merge, everything else replaces). A
+    mapping of list indices merges into a list item by item: ``--set sources.0.path=x.nc`` changes the first
+    source's path and keeps the rest of it."""
     merged = dict(base)
     for key, value in update.items():
-        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
-            merged[key] = deep_merge(merged[key], value)
+        current = merged.get(key)
+        if isinstance(value, Mapping) and isinstance(current, Mapping):
+            merged[key] = deep_merge(current, value)
+        elif isinstance(value, Mapping) and isinstance(current, list) and value and all(
+                str(k).isdigit() for k in value):
+            items = list(current)
+            for index, item in value.items():
+                i = int(index)
+                if i >= len(items):
+                    raise UserError(f"--set {key}.{index}: {key} has {len(items)} item(s), numbered from 0")
+                items[i] = deep_merge(items[i], item) if isinstance(item, Mapping) and isinstance(
+                    items[i], Mapping) else item
+            merged[key] = items
         else:
             merged[key] = value
     return merged

@@ -102,3 +102,16 @@ def test_dates_in_yaml_and_set_stay_the_text_written(tmp_path: Path) -> None:
     path.write_text("start: 2020-01-01\nend: 2020-12-31T18:00\n")
     assert load_config(Window, path) == Window(start="2020-01-01", end="2020-12-31T18:00")
     assert parse_set_overrides(["time.end=2020-01-20"]) == {"time": {"end": "2020-01-20"}}
+
+
+def test_set_reaches_into_a_list_by_index(tmp_path: Path) -> None:
+    """`--set sources.0.path=x.nc` changes the first source's path and keeps its other fields; an index past
+    the end is one line saying how many there are."""
+    from pipeline.weather.recipe import Recipe
+
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("sources:\n  - {path: a.nc, member: 1}\n  - {path: b.nc}\nvariables: {2m_temperature: {}}\n")
+    loaded = load_config(Recipe, recipe, sets=["sources.0.path=x.nc"])
+    assert [s.path for s in loaded.sources] == ["x.nc", "b.nc"] and loaded.sources[0].member == 1
+    with pytest.raises(UserError, match="has 2 item"):
+        load_config(Recipe, recipe, sets=["sources.5.path=x.nc"])
