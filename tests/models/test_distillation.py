@@ -12,6 +12,7 @@ import torch
 from models.distillation import ReflowConfig, reflow_distill, reflow_times, teacher_couplings
 from models.networks import MLPDenoiser
 from models.objectives import make_objective
+from models.randomness import Stream, Streams
 from models.samplers import Denoiser, sample
 from models.toy import eight_gaussians, mixture_weights, sliced_wasserstein
 from models.training import Batch, TrainConfig, load_checkpoint, load_weights, train
@@ -25,7 +26,7 @@ class HalfLabelSource:
         self.batch_size, self.seed = batch_size, seed
 
     def batch(self, step: int, *, rank: int = 0, world_size: int = 1) -> Batch:
-        gen = torch.Generator().manual_seed(self.seed * 1_000_003 + step)
+        gen = Streams(self.seed).generator(Stream.DATA, step)
         x, labels = eight_gaussians(self.batch_size, generator=gen)
         return Batch(x1=x, condition=torch.nn.functional.one_hot(labels % 2, 2).float())
 
