@@ -123,7 +123,8 @@ def teacher_couplings(
     Batch ``10_000_000 + k`` of the source (``k = 0, 1, ...``; offset so it differs from the batches the
     teacher was trained on at the same seed) gives the conditions and loss weight (its ``x1`` is not used);
     the noise comes from the ``pair_noise`` stream of ``config.seed`` at ``k`` (a stochastic teacher sampler's
-    from the ``sampler`` stream), scaled by ``noise_scale`` (broadcast over one sample), and is stored scaled. ``progress(n)`` is called with the pairs done.
+    from the ``sampler`` stream), scaled by ``noise_scale`` (broadcast over one sample), and is stored scaled.
+    ``progress(n)`` is called with the pairs done.
     """
     teacher.eval()
     noises, samples, conds = [], [], []
