@@ -43,6 +43,7 @@ from torch import Tensor, nn
 
 from models.guidance import Condition, map_condition
 from models.objectives import Objective, make_objective
+from models.randomness import Stream, Streams
 from models.samplers import Denoiser, GridKind, sample, time_grid
 from models.training.checkpoint import save_checkpoint
 from models.training.data import BatchSource
@@ -121,22 +122,25 @@ def teacher_couplings(
 
     Batch ``10_000_000 + k`` of the source (``k = 0, 1, ...``; offset so it differs from the batches the
     teacher was trained on at the same seed) gives the conditions and loss weight (its ``x1`` is not used);
-    noise comes from a generator seeded by ``(seed, k)``, scaled by ``noise_scale`` (broadcast over one sample),
-    and is stored scaled. ``progress(n)`` is called with the pairs done.
+    the noise comes from the ``pair_noise`` stream of ``config.seed`` at ``k`` (a stochastic teacher sampler's
+    from the ``sampler`` stream), scaled by ``noise_scale`` (broadcast over one sample), and is stored scaled.
+    ``progress(n)`` is called with the pairs done.
     """
     teacher.eval()
     noises, samples, conds = [], [], []
     weight: Tensor | None = None
     done, k, nfe = 0, 0, 0
     grid = time_grid(objective.path, config.teacher_steps, kind=config.teacher_grid)
+    streams = Streams(config.seed)
     while done < config.pairs:
         batch = source.batch(10_000_000 + k)
         take = min(batch.x1.shape[0], config.pairs - done)
         cond = map_condition(lambda v, n=take: v[:n], batch.condition)
-        gen = torch.Generator().manual_seed(config.seed * 1_000_003 + 7_919 * k + 17)
+        gen = streams.generator(Stream.PAIR_NOISE, k)
         noise = noise_scale * torch.randn((take, *batch.x1.shape[1:]), generator=gen, dtype=batch.x1.dtype)
         den = Denoiser(teacher, objective, condition=cond, guidance=config.teacher_guidance)
-        out = sample(den, noise, sampler=config.teacher_sampler, steps=config.teacher_steps, grid=grid, generator=gen)
+        out = sample(den, noise, sampler=config.teacher_sampler, steps=config.teacher_steps, grid=grid,
+                     generator=streams.generator(Stream.SAMPLER, k))
         nfe = out.nfe
         noises.append(noise)
         samples.append(out.samples.float())
@@ -242,7 +246,8 @@ def reflow_distill(
             raise ValueError("init_from_teacher=False needs a fresh `student` network")
     student.train()
     objective = make_objective("fm")
-    torch.manual_seed(config.seed)
+    streams = Streams(config.seed)
+    streams.seed_global(Stream.NETWORK)
     ema = EMA(student, decay=config.ema_decay)
     opt = torch.optim.AdamW(student.parameters(), lr=config.lr, weight_decay=config.weight_decay, foreach=True)
     n = len(couplings)
@@ -261,10 +266,10 @@ def reflow_distill(
                 break
             for group in opt.param_groups:
                 group["lr"] = _lr(step, config)
-            gen = torch.Generator().manual_seed(config.seed * 1_000_003 + step)
-            index = torch.randint(0, n, (batch,), generator=gen)
+            index = torch.randint(0, n, (batch,), generator=streams.generator(Stream.PAIRS, step))
             noise, x1, cond = couplings.take(index)
-            t = reflow_times(batch, steps=config.student_steps, mode=config.time_sampling, generator=gen)
+            t = reflow_times(batch, steps=config.student_steps, mode=config.time_sampling,
+                             generator=streams.generator(Stream.TIME, step))
             out = objective.loss(student, x1, cond, weight=couplings.weight, t=t, noise=noise)
             out.loss.backward()
             if config.grad_clip is not None:
@@ -299,10 +304,10 @@ def reflow_distill(
 
 
 __all__ = [
-    "recorded_sampler",
     "Couplings",
     "DistillResult",
     "ReflowConfig",
+    "recorded_sampler",
     "reflow_distill",
     "reflow_times",
     "student_metadata",

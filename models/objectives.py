@@ -21,7 +21,8 @@ prediction      target ``F*``                network input
 ==============  ===========================  ===================================================
 
 Given ``x_t`` and ``F`` the pair ``(x1_hat, x0_hat)`` solves ``[a b; c d]·[x1; x0] = [x_t; F]`` and the
-ODE velocity is ``da·x1_hat + db·x0_hat``, so every sampler works with every objective. ``eps``, ``x0``,
+ODE velocity is ``da·x1_hat + db·x0_hat``, so every sampler works with every objective. For ``velocity``
+that is the output itself, used as is; the pair is solved only when a sampler reads it. ``eps``, ``x0``,
 ``v`` and ``edm`` need a variance-preserving path (``a, b > 0`` on ``[0, 1]``); ``velocity`` works on any.
 
 Loss: ``Σ w·m·(F - F*)² / Σ m`` over all elements, ``w`` an optional per-element weight broadcastable to
@@ -46,14 +47,51 @@ PredictionType = Literal["velocity", "eps", "x0", "v", "edm"]
 Network = Callable[..., Tensor]
 
 
-@dataclass(frozen=True)
 class Prediction:
-    """What the model says at ``(x_t, t)``: data ``x1``, noise ``x0``, ODE velocity ``dx/dt``, raw output."""
+    """What the model says at ``(x_t, t)``: data ``x1``, noise ``x0``, ODE velocity ``dx/dt``, raw ``output``.
 
-    x1: Tensor
-    x0: Tensor
-    velocity: Tensor
-    output: Tensor
+    Give all four, or the output, any of the others already known, and ``solve() -> (x1, x0, velocity)``:
+    the missing ones are then solved on first access, once. An objective's predictions are built so: a
+    sampler that reads only the velocity of a velocity-predicting network (flow matching) never solves.
+    """
+
+    __slots__ = ("_solve", "_velocity", "_x0", "_x1", "output")
+
+    def __init__(self, *, output: Tensor, x1: Tensor | None = None, x0: Tensor | None = None,
+                 velocity: Tensor | None = None, solve: Callable[[], tuple[Tensor, Tensor, Tensor]] | None = None,
+                 ) -> None:
+        if solve is None and (x1 is None or x0 is None or velocity is None):
+            raise ValueError("a Prediction needs x1, x0 and velocity, or a solve() for the missing ones")
+        self.output, self._x1, self._x0, self._velocity, self._solve = output, x1, x0, velocity, solve
+
+    def _fill(self) -> None:
+        assert self._solve is not None
+        x1, x0, velocity = self._solve()
+        self._x1 = x1 if self._x1 is None else self._x1
+        self._x0 = x0 if self._x0 is None else self._x0
+        self._velocity = velocity if self._velocity is None else self._velocity
+        self._solve = None
+
+    @property
+    def x1(self) -> Tensor:
+        if self._x1 is None:
+            self._fill()
+        assert self._x1 is not None
+        return self._x1
+
+    @property
+    def x0(self) -> Tensor:
+        if self._x0 is None:
+            self._fill()
+        assert self._x0 is not None
+        return self._x0
+
+    @property
+    def velocity(self) -> Tensor:
+        if self._velocity is None:
+            self._fill()
+        assert self._velocity is not None
+        return self._velocity
 
 
 @dataclass(frozen=True)
@@ -118,14 +156,21 @@ class Objective:
         return x * bcast(c_in / a, x), c_noise
 
     def predict_from_output(self, output: Tensor, x: Tensor, t: Tensor) -> Prediction:
-        """Convert a network output at ``(x_t, t)`` (``t`` of shape ``[B]``) to a :class:`Prediction`."""
+        """Convert a network output at ``(x_t, t)`` (``t`` of shape ``[B]``) to a :class:`Prediction`.
+
+        ``x1``, ``x0`` (and the velocity, unless the output is one) are solved only when read."""
+        velocity = output if self.prediction == "velocity" else None
+        return Prediction(output=output, velocity=velocity, solve=lambda: self.solve(output, x, t))
+
+    def solve(self, output: Tensor, x: Tensor, t: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """``(x1_hat, x0_hat, velocity)`` from ``[a b; c d]·[x1; x0] = [x_t; F]`` (see the module doc)."""
         k = self.path.coefficients(t)
         c, d = self.target_coefficients(t)
         det = k.a * d - k.b * c
         a, b, c, d, det, da, db = (bcast(v, x) for v in (k.a, k.b, c, d, det, k.da, k.db))
         x1 = (d * x - b * output) / det
         x0 = (a * output - c * x) / det
-        return Prediction(x1=x1, x0=x0, velocity=da * x1 + db * x0, output=output)
+        return x1, x0, da * x1 + db * x0
 
     def predict(
         self,

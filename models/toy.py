@@ -18,6 +18,7 @@ from torch import Tensor, nn
 from models.guidance import Condition
 from models.objectives import Objective
 from models.paths import bcast
+from models.randomness import Stream, Streams
 from models.training.data import Batch
 
 
@@ -98,14 +99,14 @@ def sliced_wasserstein(
 
 
 class EightGaussiansSource:
-    """Training batches of the mixture, a pure function of ``(seed, step)``; ``conditional=True`` adds the
-    one-hot component as the condition. Each rank gets its slice of the global batch."""
+    """Training batches of the mixture from the ``data`` stream of ``seed`` at ``step``; ``conditional=True``
+    adds the one-hot component as the condition. Each rank gets its slice of the global batch."""
 
     def __init__(self, *, batch_size: int, seed: int = 0, conditional: bool = False) -> None:
         self.batch_size, self.seed, self.conditional = batch_size, seed, conditional
 
     def batch(self, step: int, *, rank: int = 0, world_size: int = 1) -> Batch:
-        gen = torch.Generator().manual_seed(self.seed * 1_000_003 + step)
+        gen = Streams(self.seed).generator(Stream.DATA, step)
         x, labels = eight_gaussians(self.batch_size, generator=gen)
         per = self.batch_size // world_size
         sl = slice(rank * per, (rank + 1) * per)

@@ -14,6 +14,7 @@ import torch
 from torch import Tensor
 
 from models.guidance import Condition, map_condition
+from models.randomness import Stream, Streams
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,8 @@ class BatchSource(Protocol):
 
 
 class TensorSource:
-    """Random minibatches (with replacement) from in-memory tensors, seeded by ``(seed, step)``.
+    """Random minibatches (with replacement) from in-memory tensors, drawn from the ``data`` stream of
+    ``seed`` at ``step`` (:mod:`models.randomness`).
 
     ``condition`` is a nest of tensors with the same first dimension as ``x1``.
     """
@@ -61,7 +63,7 @@ class TensorSource:
         self.batch_size, self.seed = batch_size, seed
 
     def batch(self, step: int, *, rank: int = 0, world_size: int = 1) -> Batch:
-        gen = torch.Generator().manual_seed(self.seed * 1_000_003 + step)
+        gen = Streams(self.seed).generator(Stream.DATA, step)
         idx = torch.randint(0, self.x1.shape[0], (self.batch_size,), generator=gen)
         per = self.batch_size // world_size
         idx = idx[rank * per : (rank + 1) * per]

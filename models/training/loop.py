@@ -2,10 +2,12 @@
 CUDA, seeded determinism, safetensors checkpoints with exact resume, DDP under torchrun, JSONL metrics,
 optional TensorBoard, a wall-clock budget, periodic validation, a rich progress bar.
 
-Randomness of step ``k`` (training times, noise, CFG drop mask) comes from a generator seeded by
-``(seed, k)`` and is drawn for the *global* batch, each rank taking its slice: a resumed run continues
-the same run bitwise on CPU, and DDP over ``w`` ranks equals one process at the same global batch
-(the per-rank losses are means over equal-size shards, averaged by DDP).
+Randomness of step ``k``: the training times, the noise and the CFG drop mask each come from their own
+stream of :mod:`models.randomness`, keyed by ``(seed, stream, k)``, drawn for the *global* batch, each rank
+taking its slice; the network's own draws (dropout) use torch's global generator, seeded from the
+``network`` stream and saved in checkpoints. So the streams are independent of each other and of the data
+source's, a resumed run continues the same run bitwise on CPU, and DDP over ``w`` ranks equals one
+process at the same global batch (the per-rank losses are means over equal-size shards, averaged by DDP).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from torch import nn
 
 from models.guidance import sample_drop_mask
 from models.objectives import Objective, ObjectiveSpec, make_objective
+from models.randomness import Stream, Streams
 from models.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from models.training.data import BatchSource
 from models.training.distributed import DistInfo, barrier, init_distributed, max_over_ranks
@@ -112,6 +115,32 @@ def _restore_rng(state: dict[str, torch.Tensor], device: torch.device) -> None:
         torch.cuda.set_rng_state(state[key], device)
 
 
+def step_randomness(
+    streams: Streams,
+    step: int,
+    objective: Objective,
+    *,
+    batch_size: int,
+    shape: torch.Size | tuple[int, ...],
+    dtype: torch.dtype,
+    cond_dropout: float = 0.0,
+    device: torch.device | str = "cpu",
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """The training times ``[B]``, noise ``[B, *shape]`` and CFG drop mask ``[B]`` (``None`` without
+    ``cond_dropout``) of step ``step`` for the global batch ``B``, each from its own stream."""
+    t = objective.time_sampler(
+        batch_size, path=objective.path, generator=streams.generator(Stream.TIME, step, device=device), device=device
+    )
+    noise = torch.randn(
+        (batch_size, *shape), generator=streams.generator(Stream.NOISE, step, device=device), device=device, dtype=dtype
+    )
+    drop = None
+    if cond_dropout > 0:
+        gen = streams.generator(Stream.COND_DROP, step, device=device)
+        drop = sample_drop_mask(batch_size, cond_dropout, generator=gen, device=device)
+    return t, noise, drop
+
+
 def train(
     *,
     net: nn.Module,
@@ -147,7 +176,8 @@ def train(
         torch.set_num_threads(int(threads))
     if device.type == "cpu":
         log.info("training on the CPU with %d torch threads", torch.get_num_threads())
-    torch.manual_seed(config.seed)
+    streams = Streams(config.seed)
+    streams.seed_global(Stream.NETWORK)
     net = net.to(device)
     ema = EMA(net, decay=config.ema_decay)
     opt = torch.optim.AdamW(
@@ -174,7 +204,7 @@ def train(
     if run is not None and info.is_main:
         run.mkdir(parents=True, exist_ok=True)
         _truncate_metrics(run / "metrics.jsonl", step)
-        metrics_file = open(run / "metrics.jsonl", "a")
+        metrics_file = open(run / "metrics.jsonl", "a")  # noqa: SIM115  (closed in the finally below)
         if config.tensorboard:
             try:
                 from torch.utils.tensorboard import SummaryWriter
@@ -232,14 +262,12 @@ def train(
             for group in opt.param_groups:
                 group["lr"] = lr
             batch = data.batch(step, rank=info.rank, world_size=info.world_size).to(device)
-            gen = torch.Generator(device=device).manual_seed(config.seed * 1_000_003 + step)
-            t = objective.time_sampler(global_b, path=objective.path, generator=gen, device=device)[sl]
-            noise = torch.randn(
-                (global_b, *batch.x1.shape[1:]), generator=gen, device=device, dtype=batch.x1.dtype
-            )[sl]
-            drop = None
-            if config.cond_dropout > 0:
-                drop = sample_drop_mask(global_b, config.cond_dropout, generator=gen, device=device)[sl]
+            t, noise, drop = step_randomness(
+                streams, step, objective, batch_size=global_b, shape=batch.x1.shape[1:], dtype=batch.x1.dtype,
+                cond_dropout=config.cond_dropout, device=device,
+            )
+            t, noise = t[sl], noise[sl]
+            drop = None if drop is None else drop[sl]
             with autocast():
                 out = objective.loss(
                     model,

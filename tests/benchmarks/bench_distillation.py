@@ -37,6 +37,7 @@ import torch
 from models.distillation import ReflowConfig, reflow_distill, teacher_couplings
 from models.networks import MLPDenoiser
 from models.objectives import make_objective
+from models.randomness import Stream, Streams
 from models.samplers import Denoiser, sample
 from models.toy import eight_gaussians, mixture_weights, sliced_wasserstein
 from models.training import Batch, TrainConfig, train
@@ -47,7 +48,7 @@ class HalfLabelSource:
         self.batch_size, self.seed = batch_size, seed
 
     def batch(self, step: int, *, rank: int = 0, world_size: int = 1) -> Batch:
-        gen = torch.Generator().manual_seed(self.seed * 1_000_003 + step)
+        gen = Streams(self.seed).generator(Stream.DATA, step)
         x, labels = eight_gaussians(self.batch_size, generator=gen)
         return Batch(x1=x, condition=torch.nn.functional.one_hot(labels % 2, 2).float())
 
@@ -64,12 +65,12 @@ def consistency_distill(teacher, *, steps: int, n: int = 16, seed: int = 0):  # 
     def f(net, x, t, c):  # type: ignore[no-untyped-def]
         return x + (1 - t)[:, None] * net(x, t, c)
 
+    streams = Streams(seed)
     for step in range(steps):
-        gen = torch.Generator().manual_seed(seed * 1_000_003 + step)
         batch = src.batch(step)
         x1, c = batch.x1, batch.condition
-        z = torch.randn(x1.shape, generator=gen)
-        i = torch.randint(0, n, (x1.shape[0],), generator=gen)
+        z = torch.randn(x1.shape, generator=streams.generator(Stream.NOISE, step))
+        i = torch.randint(0, n, (x1.shape[0],), generator=streams.generator(Stream.TIME, step))
         t0, t1 = i.float() / n, (i.float() + 1) / n
         xt = (1 - t0)[:, None] * z + t0[:, None] * x1
         with torch.no_grad():

@@ -9,7 +9,7 @@ import torch
 
 from models.guidance import null_condition
 from models.networks import MLPDenoiser
-from models.objectives import make_objective
+from models.objectives import Objective, Prediction, make_objective
 from models.samplers import CALLS_PER_STEP, SAMPLERS, Denoiser, make_sampler, sample, time_grid
 
 pytestmark = pytest.mark.usefixtures("single_thread")
@@ -71,7 +71,7 @@ def test_guidance_scale_one_and_zero_are_conditional_and_unconditional() -> None
     cond = torch.randn(6, 3)
     x = torch.randn(6, 2)
     with torch.no_grad():
-        kw = dict(sampler="heun", steps=4)
+        kw: dict = {"sampler": "heun", "steps": 4}
         guided1 = sample(Denoiser(net, obj, condition=cond, guidance=1.0), x, **kw)
         assert set(net.calls) == {12} and guided1.nfe == 8  # one batched call (2B) per network evaluation
         cond_only = sample(Denoiser(net, obj, condition=cond), x, **kw).samples
@@ -126,3 +126,52 @@ def test_ensemble_members_are_independent_of_batch_composition() -> None:
         full = sample(Denoiser(net, obj, condition=cond), x, steps=5).samples
         one = sample(Denoiser(net, obj, condition=cond[2:3]), x[2:3], steps=5).samples
     assert torch.allclose(full[2:3], one, atol=1e-6)
+
+
+class EagerObjective(Objective):
+    """The conversion as it was: every call solves for x1, x0 and takes the velocity as da·x1 + db·x0."""
+
+    def predict_from_output(self, output, x, t):  # type: ignore[no-untyped-def]
+        x1, x0, velocity = self.solve(output, x, t)
+        return Prediction(x1=x1, x0=x0, velocity=velocity, output=output)
+
+
+def eager(name: str) -> EagerObjective:
+    obj = make_objective(name)
+    return EagerObjective(path=obj.path, prediction=obj.prediction, time_sampler=obj.time_sampler)
+
+
+@pytest.mark.parametrize("name", sorted(SAMPLERS))
+@pytest.mark.parametrize("objective", ["fm", "velocity-cosine", "eps-cosine", "edm"])
+def test_lazy_predictions_sample_what_the_eager_conversion_did(name: str, objective: str) -> None:
+    """Velocity prediction uses the output as the velocity (was da·x1 + db·x0 of the solved pair: equal up
+    to rounding); every other prediction is bit-identical to the eager conversion."""
+    net, noise = cond_net(), torch.randn(200, 2, generator=torch.Generator().manual_seed(1))
+    cond = torch.randn(200, 3, generator=torch.Generator().manual_seed(2))
+    draws = []
+    for obj in (make_objective(objective), eager(objective)):
+        with torch.no_grad():
+            draws.append(sample(Denoiser(net, obj, condition=cond), noise, sampler=name, steps=6,
+                                generator=torch.Generator().manual_seed(3)).samples)
+    if objective.startswith(("fm", "velocity")):
+        torch.testing.assert_close(draws[0], draws[1], rtol=1e-5, atol=1e-6)
+    else:
+        assert torch.equal(draws[0], draws[1])
+
+
+def test_a_velocity_only_sampler_never_solves_for_x1_and_x0(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Euler on flow matching reads only velocities: no solve; DPM++(2S) reads x1: one solve per call."""
+    solves: list[int] = []
+    original = Objective.solve
+    monkeypatch.setattr(Objective, "solve", lambda self, *a: solves.append(1) or original(self, *a))
+    net, obj = cond_net(), make_objective("fm")
+    with torch.no_grad():
+        sample(Denoiser(net, obj, condition=torch.randn(4, 3)), torch.randn(4, 2), sampler="euler", steps=5)
+        assert not solves
+        out = sample(Denoiser(net, obj, condition=torch.randn(4, 3)), torch.randn(4, 2), sampler="dpmpp_2s", steps=3)
+    assert len(solves) == out.nfe == 6
+
+
+def test_a_prediction_needs_its_fields_or_a_solver() -> None:
+    with pytest.raises(ValueError, match="solve"):
+        Prediction(output=torch.zeros(1), velocity=torch.zeros(1))

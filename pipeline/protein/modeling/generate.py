@@ -22,6 +22,7 @@ import torch
 from pydantic import Field
 
 from models.distillation import recorded_sampler
+from models.randomness import Stream, Streams
 from models.samplers import Denoiser, sample
 from pipeline.config import StrictModel
 from pipeline.console import make_progress
@@ -33,12 +34,21 @@ from pipeline.provenance import file_sha256, provenance_record
 Progress = Callable[[int], None]
 
 
+class _SampleStreams:
+    """The start noise and a stochastic sampler's noise of one run, each its own stream of ``seed``."""
+
+    def __init__(self, seed: int) -> None:
+        streams = Streams(seed)
+        self.noise = streams.generator(Stream.NOISE)
+        self.sampler = streams.generator(Stream.SAMPLER)
+
+
 @torch.no_grad()
 def _draw(model: ProteinModel, n: int, *, condition: torch.Tensor | None, sampler: str, steps: int,
-          generator: torch.Generator) -> tuple[np.ndarray, int]:
-    noise = torch.randn(n, model.dim, generator=generator)
+          streams: _SampleStreams) -> tuple[np.ndarray, int]:
+    noise = torch.randn(n, model.dim, generator=streams.noise)
     denoiser = Denoiser(model.net, model.objective, condition=condition)
-    result = sample(denoiser, noise, sampler=sampler, steps=steps, generator=generator)
+    result = sample(denoiser, noise, sampler=sampler, steps=steps, generator=streams.sampler)
     return result.samples.numpy(), result.nfe
 
 
@@ -56,12 +66,12 @@ def sample_conformations(model: ProteinModel, *, n: int, sampler: str = "heun", 
     """``n`` independent conformations ``(n, N, 3)`` from an ensemble model."""
     if model.task != "ensemble":
         raise ValueError(f"this is a {model.task} model; sample conformations with an ensemble model")
-    generator = torch.Generator().manual_seed(seed)
+    streams = _SampleStreams(seed)
     start = time.process_time()
     parts, nfe = [], 0
     for begin in range(0, n, batch_size):
         drawn, nfe = _draw(model, min(batch_size, n - begin), condition=None, sampler=sampler, steps=steps,
-                           generator=generator)
+                           streams=streams)
         parts.append(drawn)
         if on_batch is not None:
             on_batch(len(drawn))
@@ -75,14 +85,14 @@ def forecast_trajectories(model: ProteinModel, *, start: np.ndarray, steps: int,
     """``members`` trajectories ``(M, steps + 1, N, 3)`` from ``start`` (N, 3) nm, one lag per step."""
     if model.task != "forecast":
         raise ValueError(f"this is a {model.task} model; forecast trajectories with a forecast model")
-    generator = torch.Generator().manual_seed(seed)
+    streams = _SampleStreams(seed)
     begin = time.process_time()
     first = model.featuriser.encode(np.asarray(start, dtype=np.float64)[None])
     current = torch.from_numpy(np.repeat(first, members, axis=0))
     path, nfe = [current.numpy()], 0
     for _ in range(steps):
         drawn, nfe = _draw(
-            model, members, condition=current, sampler=sampler, steps=sampler_steps, generator=generator
+            model, members, condition=current, sampler=sampler, steps=sampler_steps, streams=streams
         )
         current = torch.from_numpy(drawn)
         path.append(drawn)

@@ -2,7 +2,9 @@
 
 Metrics (``metrics.json``): the sliced 2-Wasserstein distance to as many fresh draws of the mixture, the
 same distance between two fresh draws (the floor a perfect sampler reaches at this sample size), the
-fraction of samples nearest each mode and the largest deviation from the equal 1/8.
+fraction of samples nearest each mode and the largest deviation from the equal 1/8. The two fresh draws and
+the random projections come from their own streams of ``seed`` (:mod:`models.randomness`), apart from the
+sampling noise of ``velocast sample toy`` at the same seed.
 """
 
 from __future__ import annotations
@@ -15,11 +17,12 @@ import numpy as np
 import torch
 from pydantic import Field
 
+from models.randomness import Streams
 from models.toy import eight_gaussians, mixture_weights, sliced_wasserstein
 from pipeline.config import StrictModel
 from pipeline.errors import UserError
 
-REFERENCE_SEED = 12345
+REFERENCE, FLOOR, PROJECTIONS = "reference", "floor", "projections"  # the streams of the evaluation
 
 
 class EvaluateConfig(StrictModel):
@@ -33,12 +36,13 @@ def toy_metrics(samples: np.ndarray, *, seed: int = 0, nfe: int | None = None) -
     """The metrics of the module doc for ``samples`` ``(n, 2)``."""
     x = torch.as_tensor(samples, dtype=torch.float32)
     n = x.shape[0]
-    ref, _ = eight_gaussians(n, generator=torch.Generator().manual_seed(seed + REFERENCE_SEED))
-    other, _ = eight_gaussians(n, generator=torch.Generator().manual_seed(seed + REFERENCE_SEED + 1))
+    streams = Streams(seed)
+    ref, _ = eight_gaussians(n, generator=streams.generator(REFERENCE))
+    other, _ = eight_gaussians(n, generator=streams.generator(FLOOR))
     weights = mixture_weights(x)
 
     def sw2(a: torch.Tensor, b: torch.Tensor) -> float:
-        return sliced_wasserstein(a, b, generator=torch.Generator().manual_seed(seed))
+        return sliced_wasserstein(a, b, generator=streams.generator(PROJECTIONS))
 
     return {"n": int(n), "nfe": nfe, "sliced_w2": sw2(x, ref), "sliced_w2_floor": sw2(other, ref),
             "mode_weights": [round(float(w), 4) for w in weights],

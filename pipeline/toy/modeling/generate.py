@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from pydantic import Field
 
+from models.randomness import Stream, Streams
 from models.samplers import Denoiser, sample
 from pipeline.config import StrictModel
 from pipeline.errors import UserError
@@ -64,12 +65,13 @@ def draw(config: SampleConfig) -> ToySamples:
         condition = torch.nn.functional.one_hot(labels, MODES).float()
     elif config.mode is not None or config.guidance is not None:
         raise UserError("--mode/--guidance need a conditional model (train with conditional: true)")
-    noise = torch.randn(config.n, 2, generator=torch.Generator().manual_seed(config.seed))
+    streams = Streams(config.seed)
+    noise = torch.randn(config.n, 2, generator=streams.generator(Stream.NOISE))
     denoiser = Denoiser(model.net, model.objective, condition=condition, guidance=config.guidance)
     start = time.perf_counter()
     with torch.no_grad():
         result = sample(denoiser, noise, sampler=config.sampler, steps=config.steps, grid=config.grid,
-                        generator=torch.Generator().manual_seed(config.seed + 1))
+                        generator=streams.generator(Stream.SAMPLER))
     return ToySamples(samples=result.samples.float().numpy(), nfe=result.nfe, grid=result.grid.numpy(),
                       seconds=time.perf_counter() - start, sampler=config.sampler, steps=config.steps,
                       mode=config.mode)
