@@ -46,7 +46,7 @@ def velocast(*args: str) -> None:
 
 
 def periods(times: pd.DatetimeIndex, *, inits: int = 12, spacing_h: int = 12, lead_h: int = 24,
-            validation_days: float = 4.0, calibration_inits: int = 4) -> dict:
+            validation_days: float = 4.0, calibration_inits: int = 6) -> dict:
     """Test init times (a dozen, every 12 h at 00/12 UTC, the last leaving ``lead_h`` of truth), the
     validation period before them and the calibration init times inside it, and the last training time."""
     last = (times[-1] - pd.Timedelta(hours=lead_h)).floor(f"{spacing_h}h")
@@ -91,12 +91,14 @@ def run(args: argparse.Namespace) -> dict:
     step("train", (model / "checkpoints").exists(), "train", "weather", "--data", str(analysis), "--out", str(model),
          "--max-minutes", str(args.train_minutes), "--no-progress", "--set", "step_hours=1",
          "--set", f"train_end={p['train_end'].isoformat()}", "--set", f"validation_end={p['valid_end'].isoformat()}",
-         *args.train_set)
+         "--set", "network.base_channels=32", "--set", "network.blocks_per_level=1", *args.train_set)
+    sampler = ("--sampler", "heun", "--steps", str(args.sampler_steps))
     step("calibrate", (model / "calibration.json").exists(), "calibrate", "weather", "--model", str(model),
          "--data", str(analysis), "--init-times", iso(p["calibration"]), "--lead-hours", "24", "--min-lead-hours",
-         "6", "--members", "8", "--one-scale", "--no-progress")
+         "6", "--members", "8", "--one-scale", *sampler, "--no-progress")
     step("forecast", forecast.exists(), "forecast", "weather", "--model", str(model), "--data", str(analysis),
-         "--init-times", iso(p["test"]), "--members", "10", "--lead", "24h", "--out", str(forecast), "--no-progress")
+         "--init-times", iso(p["test"]), "--members", "10", "--lead", "24h", *sampler, "--out", str(forecast),
+         "--no-progress")
     step("evaluate", (report / "metrics.json").exists(), "evaluate", "weather", "--forecast", str(forecast),
          "--truth", str(analysis), "--out", str(report), "--no-progress")
     metrics = json.loads((report / "metrics.json").read_text())
@@ -136,6 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--train-minutes", type=float, default=12.0, help="training wall-clock budget")
     parser.add_argument("--train-set", action="append", default=[], metavar="KEY=VALUE",
                         help="extra `--set` for `velocast train weather` (repeatable), e.g. network.base_channels=32")
+    parser.add_argument("--sampler-steps", type=int, default=2, help="Heun steps per 1-h forecast step (2 calls each)")
     parser.add_argument("--refresh", action="store_true", help="redo every step")
     parser.add_argument("--json", type=Path, default=None, help="results file (default: OUT/bench_regional.json)")
     args = parser.parse_args(argv)

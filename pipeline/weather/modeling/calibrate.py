@@ -78,6 +78,8 @@ class CalibrateConfig(StrictModel):
     noise_memories: list[float] = Field([0.6], description="ρ values of the CRPS grid")
     per_variable: bool = Field(True, description="λ per variable at each variable's own CRPS minimum (one more rollout)")
     spread_factors: bool = Field(True, description="fit the spread factor α per channel and lead (no extra rollout)")
+    extend_grid: int = Field(3, ge=0, description="when the CRPS minimum lies at an edge of the λ grid, try up to "
+                                                  "this many λ beyond it (× or ÷ 1.5 each), while the CRPS falls")
     seed: int = 0
     batch_size: int = 64
 
@@ -227,6 +229,18 @@ def calibrate_spread(config: CalibrateConfig) -> dict:
 
     grid = {(lam, rho): measure(lam, rho) for rho in sorted(config.noise_memories) for lam in scales}
     best_lam, best_rho = min(grid, key=lambda key: grid[key].crps)
+    for _ in range(config.extend_grid if len(scales) > 1 else 0):
+        # a minimum at an edge of the grid is not a minimum yet: step beyond it while the CRPS falls
+        measured = sorted(lam for lam, rho in grid if rho == best_rho)
+        if best_lam not in (measured[0], measured[-1]):
+            break
+        factor = 1.5 if best_lam == measured[-1] else 1 / 1.5
+        beyond = round(best_lam * factor, 4)
+        grid[(beyond, best_rho)] = measure(beyond, best_rho)
+        scales = sorted({*scales, beyond})
+        if grid[(beyond, best_rho)].crps >= grid[(best_lam, best_rho)].crps:
+            break
+        best_lam = beyond
     chosen = next(h for h in history if h["noise_scale"] == best_lam and h["noise_memory"] == best_rho)
     if config.per_variable and len(scales) > 1:
         refined = per_variable_minima(scales, np.stack([grid[(lam, best_rho)].crps_by_variable for lam in scales]))
@@ -243,7 +257,8 @@ def calibrate_spread(config: CalibrateConfig) -> dict:
         "history": history,
         "init_times": [t.isoformat() for t in runs.init_times],
         "members": config.members,
-        "noise_scales": scales,
+        "noise_scales": sorted(config.noise_scales),
+        "noise_scales_tried": scales,
         "per_variable": config.per_variable,
         "leads_hours": runs.leads_hours,
         "sampler": runs.sampler,

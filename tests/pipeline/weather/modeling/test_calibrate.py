@@ -57,8 +57,9 @@ def test_noise_memory_makes_the_spread_grow_with_lead(fm_run, store_path) -> Non
 
 
 def test_calibration_picks_the_lowest_crps_of_the_grid_and_forecasts_use_it(fm_run, store_path, tmp_path) -> None:
-    """One rollout per (λ, ρ) of the grid, then at most one with λ per variable; the lowest CRPS of them all
-    wins, and the record is what forecasts use."""
+    """One rollout per (λ, ρ) of the grid; while the minimum sits at an edge of the λ grid, one more λ beyond
+    it (× or ÷ 1.5, at most 3); then at most one with λ per variable; the lowest CRPS of them all wins, and the
+    record is what forecasts use."""
     run = tmp_path / "run"
     shutil.copytree(fm_run, run)
     record = calibrate_spread(CalibrateConfig(
@@ -68,7 +69,14 @@ def test_calibration_picks_the_lowest_crps_of_the_grid_and_forecasts_use_it(fm_r
     history = record["history"]
     grid = history[:4]
     assert [(h["noise_scale"], h["noise_memory"]) for h in grid] == [(0.5, 0.0), (1.0, 0.0), (0.5, 0.5), (1.0, 0.5)]
-    assert len(history) <= 5 and all(isinstance(h["noise_scale"], dict) for h in history[4:])
+    extended = [h for h in history[4:] if not isinstance(h["noise_scale"], dict)]
+    assert len(extended) <= 3 and all(isinstance(h["noise_scale"], dict) for h in history[4 + len(extended):])
+    grid_best = min(grid, key=lambda h: h["crps"])
+    # a grid of two λ has its minimum at an edge: the first extra λ steps beyond that edge
+    edge = grid_best["noise_scale"]
+    assert extended and extended[0]["noise_scale"] in (round(edge * 1.5, 4), round(edge / 1.5, 4))
+    assert extended[0]["noise_memory"] == grid_best["noise_memory"]
+    assert record["noise_scales"] == [0.5, 1.0] and set(record["noise_scales_tried"]) >= {0.5, 1.0}
     best = min(history, key=lambda h: h["crps"])
     assert (record["noise_scale"], record["noise_memory"]) == (best["noise_scale"], best["noise_memory"])
     assert record["validation_crps"] == best["crps"]
