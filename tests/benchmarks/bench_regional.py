@@ -46,7 +46,7 @@ def velocast(*args: str) -> None:
 
 
 def periods(times: pd.DatetimeIndex, *, inits: int = 12, spacing_h: int = 12, lead_h: int = 24,
-            validation_days: float = 4.0, calibration_inits: int = 6) -> dict:
+            validation_days: float = 4.0, calibration_inits: int = 10) -> dict:
     """Test init times (a dozen, every 12 h at 00/12 UTC, the last leaving ``lead_h`` of truth), the
     validation period before them and the calibration init times inside it, and the last training time."""
     last = (times[-1] - pd.Timedelta(hours=lead_h)).floor(f"{spacing_h}h")
