@@ -47,7 +47,7 @@ class ChunkSpec:
 
     Default: 10 leads × all members × one level × 16×16 points (0.5 MB at 50 members). A point's
     plume reads ceil(leads/10) chunks and a map at one lead reads (nlat/16)·(nlon/16) chunks of one
-    lead block: measured (tests/benchmarks/bench_chunking.py, README ``stores``) within 2× of the best
+    lead block: measured (tests/benchmarks/bench_chunking.py, docs/results/performance.md) within 2× of the best
     layout for points and ~2× faster than all-leads chunks for maps.
     """
 

@@ -1,6 +1,6 @@
 """The training store: a Zarr v3 store in the canonical schema, chunked for training reads.
 
-Layout (see the README section ``weather-data``):
+Layout (see docs/reference/stores.md):
 
 * variables ``NAME(time, level, latitude, longitude)`` and ``NAME(time, latitude, longitude)``, float32,
   chunks ``(time_chunk, all levels, all latitudes, all longitudes)``; static fields

@@ -352,7 +352,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="reference MD store (e.g. a protein run's reference.zarr)")
     parser.add_argument("--protein-samples", type=int, default=10000)
     parser.add_argument("--protein-bonds", choices=("learned", "fixed"), default="learned",
-                        help="internal coordinates with learned bond lengths (as measured in the README) or fixed ones")
+                        help="internal coordinates with learned bond lengths (as measured in docs/results/sampling.md) or fixed ones")
     parser.add_argument("--protein-calls", default="1,2,4,8,16,32,64")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path, default=None)

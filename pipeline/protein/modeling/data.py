@@ -16,7 +16,7 @@ geometry), and the model learns the ``2N − 5`` angles and dihedrals. Samples t
 ``cartesian``: every frame is Kabsch-aligned (all atoms) to the mean structure (two passes), coordinates
 are standardised per component around it and flattened to ``3N``; the prior is an anisotropic Gaussian
 around the mean structure in the reference frame. Measured worse: bond lengths come out as the
-difference of two noisy positions (see the README's protein-models section).
+difference of two noisy positions (see docs/concepts/molecules.md).
 
 Time-lagged pairs ``(x(t), x(t+τ))`` are taken within each trajectory only (never across boundaries).
 """

@@ -1,6 +1,6 @@
 """``velocast evaluate protein``: score generated structures against reference MD, write a report directory.
 
-Files in ``--out``: ``metrics.json`` (schema in the README's protein section), ``report.md`` and the plots
+Files in ``--out``: ``metrics.json`` (its keys: docs/concepts/molecules.md), ``report.md`` and the plots
 of :mod:`pipeline.protein.report`. The directory is written beside and renamed into place.
 """
 
