@@ -63,7 +63,6 @@ def test_case_maps_of_a_real_region_have_coastlines_units_and_an_error_panel(tmp
 
     from pipeline.weather import report
 
-    drawn: list = []
     real_map = plt.figure().add_subplot()
     report.map_axis(real_map, np.linspace(48, 60, 13), np.linspace(-12, 4, 17), coastlines=True)
     assert len(real_map.lines) > 3 and real_map.get_xlabel() == "longitude (°E)"
@@ -75,7 +74,6 @@ def test_case_maps_of_a_real_region_have_coastlines_units_and_an_error_panel(tmp
                                      path=tmp_path / f"maps-{simulated}.png")
         image = mpimg.imread(path)
         colours = np.unique((image[..., :3] * 255).astype(int).reshape(-1, 3), axis=0)
-        drawn.append(len(colours))
         assert len(colours) > 200
     assert report.is_real_earth(_regional_case(simulated=False)[1])
     assert not report.is_real_earth(_regional_case(simulated=True)[1])
