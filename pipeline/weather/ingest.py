@@ -69,6 +69,9 @@ def assemble(recipe: Recipe, *, allow_gaps: bool = False) -> tuple[xr.Dataset, d
     groups: dict[str, xr.Dataset] = {}
     for _, ds in opened:
         src = ds.attrs.get(BUILTIN_STORE_ATTR)
+        if src:  # the embedded atmosphere has a sun only when its diurnal heating is on
+            simulated = ds.attrs.get("simulator_config") or {}
+            data.attrs[SOLAR_FORCING_ATTR] = bool(simulated.get("diurnal_heating_k_per_day", 0))
         if src and recipe.regrid is None and recipe.region is None:
             # The embedded atmosphere: keep its restartable model state (perfect-model ensembles).
             from pipeline.weather.simulate.cache import STATE_GROUP, open_model_state
@@ -79,6 +82,10 @@ def assemble(recipe: Recipe, *, allow_gaps: bool = False) -> tuple[xr.Dataset, d
                     data.attrs[key] = ds.attrs[key]
     return data, origin, groups
 
+
+#: Store attribute saying whether the data's atmosphere has a sun (False: the plain embedded atmosphere, whose
+#: models then take no clock forcings by default; absent: real data, which has one).
+SOLAR_FORCING_ATTR = "solar_forcing"
 
 #: Static fields that ERA5 files carry under a time-varying variable's short name (``z`` at the surface).
 _STATIC_ALIASES = {"geopotential_at_surface": "geopotential"}

@@ -23,6 +23,7 @@ from models.training.loop import TrainConfig, TrainResult, train
 from pipeline.config import StrictModel
 from pipeline.evaluation.ensemble import crps
 from pipeline.files import check_writable, training_directory
+from pipeline.weather.ingest import SOLAR_FORCING_ATTR
 from pipeline.weather.modeling.data import Normalisation, WeatherWindows, dynamic_channels
 from pipeline.weather.modeling.features import DEFAULT_FORCINGS, ForcingName
 from pipeline.weather.modeling.model import (
@@ -57,9 +58,10 @@ class WeatherTrainConfig(StrictModel):
     validation_end: str | None = Field(None, description="last validation time (default: the end of the store)")
     validation_fraction: float = Field(0.1, description="last fraction of the times kept for validation")
     network: NetworkConfig = NetworkConfig()
-    forcings: list[ForcingName] = Field(list(DEFAULT_FORCINGS),
-                                        description="clock forcing fields the model conditions on: toa_insolation "
-                                                    "(over the step), local_time (sin/cos); [] for none")
+    forcings: list[ForcingName] | None = Field(
+        None, description="clock forcing fields the model conditions on: toa_insolation (over the step), local_time "
+                          "(sin/cos); [] for none; default: both, unless the store says its atmosphere has no sun "
+                          "(the plain embedded atmosphere, `solar_forcing: false`)")
     train: TrainConfig = Field(TrainConfig(steps=3000, batch_size=16, lr=5e-4, warmup_steps=100, ema_decay=0.995,
                                      log_every=25, checkpoint_every=250, validate_every=500),
                                description="the training loop; train.objective is 'fm' (flow matching, the default), "
@@ -117,8 +119,12 @@ def train_weather(config: WeatherTrainConfig, *, out: str | Path, progress: bool
     train_part = store.sel(time=slice(None, last_train))
     valid_end = pd.Timestamp(config.validation_end) if config.validation_end else None
     valid_part = store.sel(time=slice(last_train + pd.Timedelta(1, "ns"), valid_end))
-    windows = WeatherWindows.from_dataset(train_part, channels, step=step, forcings=config.forcings)
+    forcings = config.forcings
+    if forcings is None:
+        forcings = [] if store.attrs.get(SOLAR_FORCING_ATTR) is False else list(DEFAULT_FORCINGS)
+    windows = WeatherWindows.from_dataset(train_part, channels, step=step, forcings=forcings)
     normalisation: Normalisation = windows.normalisation
+    log.info("clock forcings: %s", ", ".join(windows.forcings) or "none (the data's atmosphere has no sun)")
     log.info("training on %d windows (%s → %s), %d channels, grid %dx%d", len(windows.starts), times[0],
              last_train, windows.channels, len(windows.latitude), len(windows.longitude))
 

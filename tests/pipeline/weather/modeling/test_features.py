@@ -95,3 +95,32 @@ def test_a_model_without_forcings_records_none_and_loads(store_path, tmp_path):
     forecaster, _ = load_forecaster(tmp_path / "plain")
     assert forecaster.forcings == () and forecaster.metadata["forcings"] == []
     assert forecaster.net.conditioner.condition_channels == 2 * len(forecaster.channels) + forecaster.static.shape[0]
+
+
+def test_data_without_a_sun_train_without_clock_forcings_by_default(tmp_path):
+    """A store that says its atmosphere has no sun (the plain embedded atmosphere: `solar_forcing: false`) trains
+    without the clock forcings unless asked; one that says nothing (real data) gets them."""
+    from tests.pipeline.weather.modeling.conftest import small_store
+
+    sunless = tmp_path / "sunless.zarr"
+    small_store(times=30).assign_attrs(solar_forcing=False).to_zarr(sunless, zarr_format=3, consolidated=False)
+    train_weather(tiny_config(str(sunless), 2), out=tmp_path / "a", progress=False)
+    assert load_forecaster(tmp_path / "a")[0].forcings == ()
+    asked = tiny_config(str(sunless), 2).model_copy(update={"forcings": ["local_time"]})
+    train_weather(asked, out=tmp_path / "b", progress=False)
+    assert load_forecaster(tmp_path / "b")[0].forcings == ("local_time",)
+
+
+def test_the_embedded_atmosphere_records_whether_it_has_a_sun(tmp_path, monkeypatch):
+    """Ingesting the builtin atmosphere writes `solar_forcing`: false for plain Held–Suarez, true with diurnal
+    heating."""
+    from pipeline.weather.ingest import ingest
+    from pipeline.weather.recipe import Recipe
+
+    monkeypatch.setenv("VELOCAST_CACHE", str(tmp_path / "cache"))
+    for heating, expected in ((0, False), (20, True)):
+        recipe = Recipe.model_validate({
+            "sources": [{"path": f"builtin:held-suarez?days=0.5&spinup_days=0&diurnal_heating_k_per_day={heating}"}],
+            "variables": {"surface_pressure": {}}})
+        store = ingest(recipe, tmp_path / f"hs{heating}.zarr", progress=False)
+        assert xr.open_zarr(store).attrs["solar_forcing"] is expected
