@@ -7,10 +7,9 @@
 
   * ``toa_insolation``: top-of-atmosphere incident solar radiation over the model step ending at ``t``, as a
     fraction of the solar constant: the mean of ``(r₀/r)² · max(0, cos ζ)`` at 4 instants evenly inside the
-    step (midpoint rule), with ``cos ζ = sin φ sin δ + cos φ cos δ cos h``, the hour angle
-    ``h = 2π·(UTC hours/24) + λ − π``, the declination ``δ = 23.44° · sin(2π (284 + d)/365)`` (Cooper 1969)
-    and ``(r₀/r)² = 1 + 0.033 cos(2π d/365)`` for day of year ``d`` (no equation of time: under 17 minutes).
-    GraphCast and GenCast condition on the same quantity (accumulated over their step).
+    step (midpoint rule), with the solar zenith angle ``ζ`` and the Earth–Sun distance factor of
+    :mod:`pipeline.weather.solar`. GraphCast and GenCast condition on the same quantity (accumulated over
+    their step).
   * ``local_time``: ``sin, cos`` of the local solar time ``2π·(UTC hours + λ/15°)/24`` at ``t``.
 
 - Global features (one vector per sample) for the valid time of the predicted state:
@@ -25,6 +24,8 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 import torch
+
+from pipeline.weather import solar
 
 GLOBAL_FEATURES = 4
 
@@ -51,12 +52,10 @@ def _day_and_hour(times: pd.DatetimeIndex) -> tuple[np.ndarray, np.ndarray]:
 def cos_zenith(times: Sequence | np.ndarray, latitude: np.ndarray, longitude: np.ndarray) -> np.ndarray:
     """``(N, H, W)`` cosine of the solar zenith angle (negative at night) at ``times`` (UTC)."""
     day, hour = _day_and_hour(pd.DatetimeIndex(np.asarray(times).ravel()))
-    declination = np.deg2rad(23.44) * np.sin(2 * np.pi * (284.0 + day) / 365.0)
     lat = np.deg2rad(np.asarray(latitude, dtype=np.float64))[None, :, None]
     lon = np.deg2rad(np.asarray(longitude, dtype=np.float64))[None, None, :]
-    hour_angle = 2 * np.pi * hour[:, None, None] / 24.0 + lon - np.pi
-    dec = declination[:, None, None]
-    return np.sin(lat) * np.sin(dec) + np.cos(lat) * np.cos(dec) * np.cos(hour_angle)
+    return solar.cos_zenith_angle(np.sin(lat), np.cos(lat), lon, hour[:, None, None],
+                                  solar.declination(day)[:, None, None])
 
 
 def toa_insolation(valid_times: Sequence | np.ndarray, latitude: np.ndarray, longitude: np.ndarray, *,
@@ -67,7 +66,7 @@ def toa_insolation(valid_times: Sequence | np.ndarray, latitude: np.ndarray, lon
     for k in range(_SUBSTEPS):
         instants = ends - step * ((k + 0.5) / _SUBSTEPS)
         day, _ = _day_and_hour(instants)
-        distance = 1.0 + 0.033 * np.cos(2 * np.pi * day / 365.0)
+        distance = solar.distance_factor(day)
         total += distance[:, None, None] * np.clip(cos_zenith(instants, latitude, longitude), 0.0, None)
     return (total / _SUBSTEPS).astype(np.float32)
 

@@ -21,10 +21,9 @@ near-surface heating that follows the sun, stronger over land, zero in its daily
     ∂T/∂t = … + Q_d · m(φ, λ) · w(σ) · (max(0, cos ζ) − c̄(φ, δ)),
 
 with ``w = max(0, (σ − σ_b)/(1 − σ_b))`` (the boundary layer of the friction term), ``m = 1`` over land and
-``sea_fraction`` over sea (a fixed land–sea mask, :func:`idealised_land`), ``cos ζ`` the solar zenith angle
-(declination from the day of year, hour angle from UTC and longitude, as the model's forcing features) and
-``c̄`` its daily mean of the positive part, ``(h₀ sin φ sin δ + cos φ cos δ sin h₀)/π`` with
-``cos h₀ = −tan φ tan δ``, so the heating adds no energy over a day.
+``sea_fraction`` over sea (a fixed land–sea mask, :func:`idealised_land`), ``cos ζ`` the solar zenith angle and
+``c̄`` the daily mean of its positive part (both from :mod:`pipeline.weather.solar`, as the model's forcing
+features), so the heating adds no energy over a day.
 """
 
 from __future__ import annotations
@@ -33,6 +32,8 @@ import numpy as np
 import torch
 from dinosaur_torch import coordinate_systems, primitive_equations, scales, units
 from dinosaur_torch.time_integration import ExplicitODE
+
+from pipeline.weather import solar
 
 SECONDS_PER_DAY = 86400.0
 
@@ -95,20 +96,16 @@ class HeldSuarezForcing(ExplicitODE):
             self.lon = np.asarray(lon, np.float64)
             self.sin_lat_np = np.asarray(sin_lat[0], np.float64)
             self.sun = t(np.zeros_like(self.sin_lat_np))
-        self.clock_utc_hours = 0.0
-        self.clock_day_of_year = 0.0
 
     def set_clock(self, utc_hours: float, day_of_year: float) -> None:
         """The time the next step's diurnal heating is evaluated at (the step's midpoint)."""
         if not self.diurnal:
             return
-        declination = np.deg2rad(23.44) * np.sin(2 * np.pi * (284.0 + day_of_year) / 365.0)
+        dec = solar.declination(day_of_year)
         sin_lat = self.sin_lat_np
         cos_lat = np.sqrt(1.0 - sin_lat**2)
-        hour_angle = 2 * np.pi * utc_hours / 24.0 + self.lon - np.pi
-        cos_zenith = sin_lat * np.sin(declination) + cos_lat * np.cos(declination) * np.cos(hour_angle)
-        h0 = np.arccos(np.clip(-sin_lat / np.maximum(cos_lat, 1e-12) * np.tan(declination), -1.0, 1.0))
-        daily_mean = (h0 * sin_lat * np.sin(declination) + cos_lat * np.cos(declination) * np.sin(h0)) / np.pi
+        cos_zenith = solar.cos_zenith_angle(sin_lat, cos_lat, self.lon, utc_hours, dec)
+        daily_mean = solar.daily_mean_daylight(sin_lat, cos_lat, dec)
         self.sun = torch.as_tensor(np.maximum(cos_zenith, 0.0) - daily_mean, dtype=self.q_diurnal.dtype)
 
     def equilibrium_temperature(self, surface_pressure: torch.Tensor) -> torch.Tensor:
