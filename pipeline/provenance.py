@@ -12,6 +12,15 @@ from typing import Any
 
 from pipeline import __version__
 
+#: Attributes that mark a store of an embedded simulator, not the real Earth (its maps get no coastlines):
+#: a simulation's own attributes, and the flag weather forecast stores carry from the data they started from.
+SIMULATOR_ATTRS = ("simulator_config", "simulator_version", "simulated")
+
+
+def is_simulated(attrs: Any) -> bool:
+    """Whether a store's attributes (a mapping) say it holds an embedded simulator's data, not the real Earth."""
+    return any(bool(attrs.get(key)) for key in SIMULATOR_ATTRS)
+
 
 @lru_cache(maxsize=1)
 def code_version() -> str:

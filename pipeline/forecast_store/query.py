@@ -34,6 +34,7 @@ import numpy as np
 from pipeline.errors import UserError
 from pipeline.forecast_store.schema import parse_instant
 from pipeline.geo import GridExtent
+from pipeline.provenance import is_simulated
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -605,7 +606,7 @@ class SnapshotReader:
             "variables": {n: {"units": v.units, "long_name": v.long_name, "has_level": v.has_level}
                           for n, v in self.variables.items()},
             "domain": self.extent.to_attrs(),
-            "coastlines": not any(bool(self.attrs.get(k)) for k in ("simulated", "simulator_config")),
+            "coastlines": not is_simulated(self.attrs),
             "grid": {"n_lat": len(self.lat), "n_lon": len(self.lon),
                      "lat_min": float(self.lat.min()), "lat_max": float(self.lat.max()),
                      "lon_step": float(self.lon[1] - self.lon[0]) if len(self.lon) > 1 else 0.0},

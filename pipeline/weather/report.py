@@ -18,8 +18,9 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from pipeline.provenance import is_simulated
 from pipeline.weather.metrics import channel_arrays, truth_at_valid_times
-from pipeline.weather.schema import is_simulated, short_channel_name
+from pipeline.weather.schema import short_channel_name
 
 SYSTEM_STYLE: dict[str, dict] = {
     "velocast": {"color": "tab:red", "lw": 2.2},

@@ -10,9 +10,8 @@ A *channel* is a variable at one level (``temperature_850``) or a surface variab
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 Kind = Literal["level", "surface", "static"]
 
@@ -98,14 +97,6 @@ DIM_ALIASES: dict[str, str] = {
 }
 
 SPATIAL_DIMS = ("latitude", "longitude")
-
-#: Attributes that mark a store of the embedded simulator (not the real Earth: maps get no coastlines).
-SIMULATOR_ATTRS = ("simulator_config", "simulator_version", "simulated")
-
-
-def is_simulated(attrs: Mapping[str, Any]) -> bool:
-    """Whether a store's attributes say it holds the embedded simulator's atmosphere, not the real Earth."""
-    return any(bool(attrs.get(key)) for key in SIMULATOR_ATTRS)
 
 
 def canonical_name(name: str, mapping: dict[str, str] | None = None) -> str:

@@ -23,7 +23,7 @@ from pipeline.config import StrictModel
 from pipeline.console import make_progress
 from pipeline.errors import UserError
 from pipeline.forecast_store.store import store_errors
-from pipeline.provenance import file_sha256
+from pipeline.provenance import file_sha256, is_simulated
 from pipeline.weather.modeling.data import parse_init_times, parse_lead
 from pipeline.weather.modeling.model import load_forecaster
 from pipeline.weather.modeling.rollout import (
@@ -35,7 +35,6 @@ from pipeline.weather.modeling.rollout import (
     rollout,
     scale_spread,
 )
-from pipeline.weather.schema import is_simulated
 from pipeline.weather.store import data_fingerprint
 
 log = logging.getLogger(__name__)
