@@ -61,9 +61,18 @@ class GridTransformer(nn.Module):
             nn.init.zeros_(layer.weight)
             nn.init.zeros_(layer.bias)
 
+    @property
+    def multiple(self) -> int:
+        """The grid sizes must be multiples of this (the patch size), after padding."""
+        return self.patch
+
+    def padding(self, height: int, width: int) -> GridPadding:
+        """The pad/crop plan for an ``H × W`` input (whole patches; see :mod:`.grid_padding`)."""
+        return GridPadding.plan(height, width, self.multiple, periodic_longitude=self.periodic_longitude)
+
     def forward(self, x: Tensor, t: Tensor, condition: NamedCondition = None, drop: Tensor | None = None) -> Tensor:
         p = self.patch
-        plan = GridPadding.plan(*x.shape[-2:], p, periodic_longitude=self.periodic_longitude)
+        plan = self.padding(*x.shape[-2:])
         x, embedding = self.conditioner(x, t, condition, drop)
         x = plan.pad(x)
         b, _, h, w = x.shape

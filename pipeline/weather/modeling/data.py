@@ -21,7 +21,13 @@ import xarray as xr
 
 from models.training.data import Batch
 from pipeline.evaluation.ensemble import latitude_weights
-from pipeline.weather.modeling.features import build_condition, forcing_channels, grid_features, standardise_static
+from pipeline.weather.modeling.features import (
+    build_condition,
+    condition_channels,
+    forcing_channels,
+    grid_features,
+    standardise_static,
+)
 from pipeline.weather.schema import CANONICAL, channel_name
 
 
@@ -179,7 +185,7 @@ class WeatherWindows:
 
     @property
     def condition_channels(self) -> int:
-        return 2 * self.channels + self.static.shape[0] + forcing_channels(self.forcings)
+        return condition_channels(self.channels, self.static.shape[0], self.forcings)
 
     def area_weights(self) -> torch.Tensor:
         """``(1, 1, H, 1)`` latitude-area weights with mean 1, for the loss."""

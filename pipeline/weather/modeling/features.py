@@ -44,6 +44,12 @@ def forcing_channels(names: Sequence[str]) -> int:
     return sum(_FORCING_CHANNELS[n] for n in names)
 
 
+def condition_channels(channels: int, static: int, forcings: Sequence[str]) -> int:
+    """Condition fields of a model of ``channels`` state channels: the two previous states, the ``static``
+    fields and the forcings (see :func:`build_condition`)."""
+    return 2 * channels + static + forcing_channels(forcings)
+
+
 def _day_and_hour(times: pd.DatetimeIndex) -> tuple[np.ndarray, np.ndarray]:
     hour = (times.hour + times.minute / 60.0 + times.second / 3600.0).to_numpy(dtype=np.float64)
     return times.day_of_year.to_numpy(dtype=np.float64), hour

@@ -17,7 +17,7 @@ from models.training.checkpoint import CheckpointError, load_weights
 from pipeline.config import StrictModel
 from pipeline.geo import GridExtent, is_periodic_longitude
 from pipeline.weather.modeling.data import Channel, Normalisation
-from pipeline.weather.modeling.features import GLOBAL_FEATURES, forcing_channels
+from pipeline.weather.modeling.features import GLOBAL_FEATURES, condition_channels
 from pipeline.weather.modeling.rollout import Forecaster
 
 ObjectiveName = str | dict  # "mse" (deterministic baseline), a preset of models.objectives.PRESETS, or a spec
@@ -62,15 +62,13 @@ def build_network(config: NetworkConfig, *, channels: int, condition_channels: i
     )
 
 
-def grid_record(config: NetworkConfig, latitude: np.ndarray, longitude: np.ndarray) -> dict:
-    """How the network meets the grid, for the checkpoint: shape, periodicity and the pad/crop plan."""
-    from models.networks.grid_padding import GridPadding
-
-    periodic = is_periodic_longitude(longitude)
-    multiple = 2 ** (len(config.channel_mults) - 1) if config.architecture == "unet" else config.patch_size
-    plan = GridPadding.plan(len(latitude), len(longitude), multiple, periodic_longitude=periodic)
-    return {"shape": [len(latitude), len(longitude)], "periodic_longitude": periodic, "multiple": multiple,
-            "padded_shape": list(plan.padded_shape(len(latitude), len(longitude))), "padding": plan.to_json()}
+def grid_record(net: nn.Module, latitude: np.ndarray, longitude: np.ndarray) -> dict:
+    """How the network (from :func:`build_network`) meets the grid, for the checkpoint: shape, periodicity and
+    the pad/crop plan the network itself uses."""
+    shape = (len(latitude), len(longitude))
+    plan = net.padding(*shape)
+    return {"shape": list(shape), "periodic_longitude": bool(net.periodic_longitude), "multiple": int(net.multiple),
+            "padded_shape": list(plan.padded_shape(*shape)), "padding": plan.to_json()}
 
 
 def objective_for(name: ObjectiveName | ObjectiveSpec):  # type: ignore[no-untyped-def]
@@ -79,7 +77,8 @@ def objective_for(name: ObjectiveName | ObjectiveSpec):  # type: ignore[no-untyp
 
 
 def forecaster_metadata(
-    *, network: NetworkConfig, objective: ObjectiveName, channels: list[Channel], normalisation: Normalisation,
+    *, network: NetworkConfig, net: nn.Module, objective: ObjectiveName, channels: list[Channel],
+    normalisation: Normalisation,
     static: np.ndarray, latitude: np.ndarray, longitude: np.ndarray, step: pd.Timedelta, data: str,
     forcings: tuple[str, ...] = (),
 ) -> dict:
@@ -96,7 +95,7 @@ def forecaster_metadata(
         "step_hours": step.total_seconds() / 3600.0,
         "data": data,
         "forcings": list(forcings),
-        "grid": grid_record(network, latitude, longitude),
+        "grid": grid_record(net, latitude, longitude),
         "extent": GridExtent.of(latitude, longitude).to_attrs(),
     }
 
@@ -119,7 +118,7 @@ def load_forecaster(run: str | Path) -> tuple[Forecaster, Path]:
     forcings = tuple(meta.get("forcings", ()))  # checkpoints before the clock forcings record none
     latitude, longitude = np.asarray(meta["latitude"]), np.asarray(meta["longitude"])
     net = build_network(network, channels=len(channels), latitude=latitude, longitude=longitude,
-                        condition_channels=2 * len(channels) + static.shape[0] + forcing_channels(forcings))
+                        condition_channels=condition_channels(len(channels), static.shape[0], forcings))
     load_weights(ckpt.path, net, ema=True)
     net.eval()
     normalisation = Normalisation.from_json(json.dumps(meta["normalisation"]))

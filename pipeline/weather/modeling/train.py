@@ -134,7 +134,7 @@ def train_weather(config: WeatherTrainConfig, *, out: str | Path, progress: bool
     objective_name = objective_json(config.train.objective)
     objective = objective_for(config.train.objective)
     metadata = forecaster_metadata(
-        network=config.network, objective=objective_name, channels=channels, normalisation=normalisation,
+        network=config.network, net=net, objective=objective_name, channels=channels, normalisation=normalisation,
         static=windows.static, latitude=windows.latitude, longitude=windows.longitude, step=step, data=config.data,
         forcings=windows.forcings,
     )
