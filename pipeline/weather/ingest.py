@@ -15,6 +15,7 @@ from pipeline.provenance import provenance_record, utc_now
 from pipeline.weather import schema, validate
 from pipeline.weather.recipe import Recipe
 from pipeline.weather.regrid import cut_region, regrid
+from pipeline.weather.schema import SOLAR_FORCING_ATTR
 from pipeline.weather.sources import BUILTIN_STORE_ATTR, open_source
 from pipeline.weather.store import write_training_store
 
@@ -82,10 +83,6 @@ def assemble(recipe: Recipe, *, allow_gaps: bool = False) -> tuple[xr.Dataset, d
                     data.attrs[key] = ds.attrs[key]
     return data, origin, groups
 
-
-#: Store attribute saying whether the data's atmosphere has a sun (False: the plain embedded atmosphere, whose
-#: models then take no clock forcings by default; absent: real data, which has one).
-SOLAR_FORCING_ATTR = "solar_forcing"
 
 #: Static fields that ERA5 files carry under a time-varying variable's short name (``z`` at the surface).
 _STATIC_ALIASES = {"geopotential_at_surface": "geopotential"}

@@ -98,6 +98,10 @@ DIM_ALIASES: dict[str, str] = {
 
 SPATIAL_DIMS = ("latitude", "longitude")
 
+#: Training-store attribute saying whether the data's atmosphere has a sun (False: the plain embedded
+#: atmosphere, whose models then take no clock forcings by default; absent: real data, which has one).
+SOLAR_FORCING_ATTR = "solar_forcing"
+
 
 def canonical_name(name: str, mapping: dict[str, str] | None = None) -> str:
     """The canonical name of a source variable: the user's mapping first, then the ERA5 table."""

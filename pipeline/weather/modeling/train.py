@@ -23,7 +23,6 @@ from models.training.loop import TrainConfig, TrainResult, train
 from pipeline.config import StrictModel
 from pipeline.evaluation.ensemble import crps
 from pipeline.files import check_writable, training_directory
-from pipeline.weather.ingest import SOLAR_FORCING_ATTR
 from pipeline.weather.modeling.data import Normalisation, WeatherWindows, dynamic_channels
 from pipeline.weather.modeling.features import DEFAULT_FORCINGS, ForcingName
 from pipeline.weather.modeling.model import (
@@ -33,6 +32,7 @@ from pipeline.weather.modeling.model import (
     objective_for,
 )
 from pipeline.weather.modeling.rollout import Forecaster, rollout
+from pipeline.weather.schema import SOLAR_FORCING_ATTR
 from pipeline.weather.store import open_training_store
 
 log = logging.getLogger(__name__)
