@@ -137,7 +137,7 @@ class AtmosphereModel:
             diurnal_k_per_day=config.diurnal_heating_k_per_day, land=self.land,
             sea_fraction=config.sea_heating_fraction,
         )
-        self._start = np.datetime64(pd.Timestamp(config.start).to_datetime64(), "s")
+        self._start = pd.Timestamp(config.start)
         self.dt = float(nondim(config.dt_minutes * 60.0 * scales.units.s))
         equation = time_integration.compose_equations([self.dycore, self.forcing])
         step = time_integration.imex_rk_sil3(equation, self.dt)
@@ -216,7 +216,7 @@ class AtmosphereModel:
         return ModalState(s.vorticity, s.divergence, s.temperature_variation, s.log_surface_pressure)
 
     def _set_clock(self, hours: float) -> None:
-        instant = pd.Timestamp(self._start) + pd.Timedelta(hours=hours)
+        instant = self._start + pd.Timedelta(hours=hours)
         utc = instant.hour + instant.minute / 60.0 + instant.second / 3600.0
         self.forcing.set_clock(utc, instant.day_of_year + utc / 24.0)
 
