@@ -24,6 +24,7 @@ from typing import Any
 from flows.common import progress_artifact
 from pipeline.domains import get_domain, resolve
 from pipeline.runs import RunnerUnavailable, RunResult, RunSpec, StageContext, StageOutcome, execute_stage, prepare_run
+from pipeline.runs import display as run_display
 from pipeline.runs.execute import current_outputs
 from pipeline.runs.record import run_lock
 
@@ -77,8 +78,9 @@ def run_flow(domain: str) -> Any:
         timer = StepTimer(f"{domain}-pipeline")
         outcomes = []
         with run_lock(layout.root):
-            for stage in spec.stages:
+            for number, stage in enumerate(spec.stages, 1):
                 with timer.step(stage.name, label=f"out={out}"):
+                    run_display.stage_started(number, len(spec.stages), stage)
                     args = (domain, stage.name, cfg_json, out, progress, refresh)
                     stage_task = tasks[stage.name]
                     state = (stage_task.with_options(refresh_cache=True) if refresh else stage_task)(
@@ -89,6 +91,7 @@ def run_flow(domain: str) -> Any:
                         result = state.result()
                     cached = result["cached"] or state.name == "Cached"
                     outcomes.append({**result, "cached": cached, "seconds": 0.0 if cached else result["seconds"]})
+                    run_display.stage_finished(number, len(spec.stages), stage.name, cached=cached, seconds=outcomes[-1]["seconds"])
         publish_summary(domain, spec.summary(layout), timer)
         return outcomes
 
@@ -119,6 +122,7 @@ def ensure_api() -> str:
     timeout = int(float(os.environ.get(START_TIMEOUT_ENV, "180")))
     logging.getLogger(__name__).info("starting a temporary Prefect server (up to %d s; set PREFECT_API_URL to use a "
                                      "running one, or --runner local to skip Prefect)", timeout)
+    run_display.note(f"starting a temporary Prefect server (up to {timeout} s)")
     server = SubprocessASGIServer()
     try:
         server.start(timeout=timeout)
@@ -131,8 +135,9 @@ def ensure_api() -> str:
 def run_with_prefect(spec: RunSpec, config: Any, out: str | Path, *, refresh: bool = False,
                      progress: bool = True) -> RunResult:
     """The ``prefect`` runner: the run as the ``<domain>-pipeline`` flow (see the module doc)."""
-    os.environ["PREFECT_API_URL"] = ensure_api()
     start = time.monotonic()
+    os.environ["PREFECT_API_URL"] = ensure_api()
+    run_display.note("the Prefect flow is starting")
     outcomes = run_flow(spec.domain)(str(out), config=config.model_dump(mode="json"), refresh=refresh,
                                      progress=progress)
     layout = spec.layout(out)

@@ -6,6 +6,7 @@ import contextlib
 import os
 import sys
 from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -43,6 +44,35 @@ def rows_table(rows: Sequence[Mapping[str, Any]], *, title: str) -> Table:
     for row in rows:
         table.add_row(*(format_value(row.get(c)) for c in columns))
     return table
+
+
+def shown_path(path: str | Path) -> str:
+    """``path`` relative to the working directory where it lies below it (shorter, copy-pasteable), else as is."""
+    path = Path(path)
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def print_table(table: Table, *, target: Console | None = None) -> None:
+    """Print ``table`` at the terminal's width (cells fold rather than end in "…"), or at its natural width
+    where the output is not a terminal (a log or a pipe has no width to fit, and rich would assume 80)."""
+    from rich.measure import Measurement
+
+    target = target or console
+    for column in table.columns:
+        column.overflow = "fold"
+    if target.is_terminal:
+        target.print(table)
+    else:
+        natural = Measurement.get(target, target.options.update(width=10_000), table).maximum
+        saved = target._width  # rich caps print(width=) at the console's width, so widen the console itself
+        target.width = max(natural, 20)
+        try:
+            target.print(table)
+        finally:
+            target._width = saved
 
 
 @contextlib.contextmanager

@@ -143,7 +143,9 @@ def run_command(domain: Domain) -> Any:
         spec = resolve(domain.run)
         base = spec.presets["quick"]() if quick else None
         cfg = load_config(spec.config, config, sets=sets, base=base)
-        with user_errors(*_input_errors()):
+        from pipeline.runs.display import RunDisplay
+
+        with user_errors(*_input_errors()), RunDisplay(spec, enabled=not no_progress):
             result = execute_run(spec, cfg, out, runner=runner, refresh=refresh, progress=not no_progress)
         print_run_summary(result)
 
@@ -195,25 +197,43 @@ def execute_operation(domain: str, operation: str, parameters: dict[str, Any], *
 
 
 def print_run_summary(result: Any) -> None:
-    """Stage times, the headline table, the report's path."""
+    """The end of a run, sized to the terminal: per-stage and total time, the headline scores against the
+    baselines, where every output is, and the commands to try next."""
     from rich.table import Table
 
-    from pipeline.console import console, rows_table
+    from pipeline.console import console, print_table, rows_table, shown_path
+    from pipeline.runs.display import clock
 
-    stages = Table(title=f"{result.domain} run: stages ({result.runner} runner)")
-    for column in ("stage", "status", "seconds"):
-        stages.add_column(column, justify="right" if column == "seconds" else "left")
+    root = result.layout.root
+    stages = Table(title=f"{result.domain} run: {clock(result.seconds)} in all ({result.runner} runner)")
+    for column in ("stage", "time"):
+        stages.add_column(column, justify="right" if column == "time" else "left")
     for outcome in result.outcomes:
-        stages.add_row(outcome.name, "cached" if outcome.cached else "ran", f"{outcome.seconds:.1f}")
-    stages.add_row("total", "", f"{result.seconds:.1f}")
-    console.print(stages)
+        stages.add_row(outcome.name, "cached" if outcome.cached else clock(outcome.seconds))
+    stages.add_row("[bold]total", f"[bold]{clock(result.seconds)}")
+    print_table(stages)
     summary = result.summary
     if summary.headline:
-        console.print(rows_table(summary.headline, title=summary.title))
+        print_table(rows_table(summary.headline, title=summary.title))
     for line in summary.lines:
         console.print(line, highlight=False)
-    if summary.report is not None:
-        console.print(f"report: {summary.report}", highlight=False)
+    outputs = Table(title=f"outputs in {root}", show_header=False, box=None, padding=(0, 1))
+    outputs.add_column("name", style="bold", no_wrap=True)
+    outputs.add_column("path", no_wrap=True)  # whole, so it can be copied; the description wraps instead
+    outputs.add_column("what", style="dim", overflow="fold")
+    for name, entry in result.layout.artefacts().items():
+        path = root / entry.path
+        if path.exists():
+            outputs.add_row(name, shown_path(path), entry.description)
+    if summary.html is not None and summary.html.exists():
+        outputs.add_row("html report", shown_path(summary.html), "the report with its plots in one file")
+    if summary.plots:
+        outputs.add_row("plots", shown_path(summary.plots[0].parent / "*.png"), f"{len(summary.plots)} figure{'s' if len(summary.plots) > 1 else ''}")
+    console.print(outputs)
+    if summary.next_commands:
+        console.print("[bold]next:", highlight=False)
+        for command in summary.next_commands:
+            console.print(f"  {command}", highlight=False, soft_wrap=True)
 
 
 def register_domain_commands() -> None:

@@ -23,6 +23,7 @@ from pydantic import Field, model_validator
 
 from models.training import TrainConfig
 from pipeline.config import StrictModel, set_fields
+from pipeline.console import shown_path
 from pipeline.protein.modeling.data import BondModel, Representation, resolve_bond_model
 from pipeline.protein.modeling.model import ProteinNetworkConfig, Task
 from pipeline.runs import Layout, RunSpec, RunSummary, Stage, StageContext, artefact
@@ -215,7 +216,12 @@ def summary(layout: ProteinRunLayout) -> RunSummary:
     plots = sorted(layout.root.glob("*.png"))
     return RunSummary(title="alanine dipeptide: Ramachandran JS to the reference MD (lower is better)",
                       headline=rows, report=layout.report,
-                      plots=[p for p in plots if p.name == "rama.png"] + [p for p in plots if p.name != "rama.png"])
+                      plots=[p for p in plots if p.name == "rama.png"] + [p for p in plots if p.name != "rama.png"],
+                      next_commands=[
+                          (f"velocast sample protein --model {shown_path(layout.ensemble_model)} --n 1000 "
+                           f"--formats pdb,xtc --out samples   # more conformations, as PDB/XTC for VMD or PyMOL"),
+                          f"velocast run protein --out {shown_path(layout.root)}-full   # the full-size run (about 18 min)",
+                      ])
 
 
 RUN = RunSpec(domain="protein", description="alanine dipeptide: MD → train → sample and forecast → evaluate",

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
+from pipeline.runs import display
 from pipeline.runs.execute import RunResult, execute_stage, prepare_run
 from pipeline.runs.record import run_lock
 from pipeline.runs.spec import RunSpec, StageContext
@@ -26,11 +27,10 @@ def run_local(spec: RunSpec, config: BaseModel, out: str | Path, *, refresh: boo
     with run_lock(layout.root):
         total = len(spec.stages)
         for number, stage in enumerate(spec.stages, 1):
-            log.info("[%d/%d] %s: %s", number, total, stage.name, stage.description)
+            display.stage_started(number, total, stage)
             outcome = execute_stage(spec, stage, config, layout, refresh=refresh,
                                     context=StageContext(progress=progress))
-            log.info("[%d/%d] %s %s", number, total, stage.name,
-                     "reused (cached)" if outcome.cached else f"done in {outcome.seconds:.1f} s")
+            display.stage_finished(number, total, stage.name, cached=outcome.cached, seconds=outcome.seconds)
             outcomes.append(outcome)
     return RunResult(domain=spec.domain, layout=layout, outcomes=outcomes, summary=spec.summary(layout), runner="local",
                      seconds=time.monotonic() - start)

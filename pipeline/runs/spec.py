@@ -65,13 +65,15 @@ class Stage(Generic[ConfigT, LayoutT]):
 @dataclass(frozen=True)
 class RunSummary:
     """What a finished run shows: headline rows (the first key labels a row), one-line facts, the
-    Markdown report and the plots."""
+    Markdown report (and its self-contained HTML twin), the plots, and the commands worth trying next."""
 
     title: str
     headline: list[dict[str, Any]]
     lines: list[str] = field(default_factory=list)
     report: Path | None = None
     plots: list[Path] = field(default_factory=list)
+    html: Path | None = None
+    next_commands: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from pydantic import Field
 
 from models.training import TrainConfig
 from pipeline.config import StrictModel, set_fields
+from pipeline.console import shown_path
 from pipeline.runs import Layout, RunSpec, RunSummary, Stage, StageContext, artefact
 from pipeline.toy.modeling.model import ToyNetwork
 
@@ -91,7 +92,9 @@ def summary(layout: ToyRunLayout) -> RunSummary:
             {"metric": "largest mode-weight error", "value": m["mode_weight_error"]},
             {"metric": "network calls per sample", "value": m["nfe"]}]
     return RunSummary(title="8-Gaussian mixture (lower is better)", headline=rows, report=layout.report,
-                      plots=[layout.root / "samples.png"])
+                      plots=[layout.root / "samples.png"],
+                      next_commands=[(f"velocast sample toy --model {shown_path(layout.model)} --n 5000 --steps 4 "
+                                      f"--out samples.png   # fewer sampler steps, plotted over the data")])
 
 
 RUN = RunSpec(domain="toy", description="the 8-Gaussian mixture: train → sample → evaluate", config=RunToyConfig,

@@ -19,6 +19,7 @@ from pydantic import Field
 
 from models.training.loop import TrainConfig
 from pipeline.config import StrictModel, set_fields
+from pipeline.console import shown_path
 from pipeline.runs import Layout, RunSpec, RunSummary, Stage, StageContext, artefact
 from pipeline.weather.modeling.model import NetworkConfig
 from pipeline.weather.modeling.rollout import NoiseScale
@@ -176,7 +177,7 @@ def calibrate(config: RunWeatherConfig, layout: WeatherRunLayout, context: Stage
         lead_hours=config.lead_days * 24, min_lead_hours=min(24.0, config.lead_days * 24),
         sampler=config.sampler, sampler_steps=config.sampler_steps, noise_scales=config.calibration_noise_scales,
         noise_memories=[config.noise_memory], per_variable=config.calibration_per_variable,
-        spread_factors=config.spread_factors, seed=config.seed))
+        spread_factors=config.spread_factors, seed=config.seed), progress=context.progress)
     return {"calibrated": True, "noise_scale": record["noise_scale"], "noise_memory": record["noise_memory"],
             "validation_crps": record["validation_crps"]}
 
@@ -277,6 +278,11 @@ def summary(layout: WeatherRunLayout) -> RunSummary:
     plots = sorted(layout.root.glob("*.png"), key=lambda p: (p.name != "crps.png", p.name))
     return RunSummary(title="weather: fair CRPS by lead (lower is better)", headline=headline_rows(metrics),
                       report=layout.report, plots=plots,
+                      next_commands=[
+                          (f"velocast query point {shown_path(layout.forecast)} -V temperature -l 850 --lat 52.5 "
+                           f"--lon 13.4 -q 0.1,0.5,0.9   # one point's ensemble plume"),
+                          f"velocast serve {shown_path(layout.forecast)}   # the map page at http://127.0.0.1:8000/",
+                      ],
                       lines=[f"{metrics['n_init_times']} test init times, {metrics['members'].get('velocast')} "
                              f"members, {metrics.get('nfe_per_step')} network calls per forecast step"])
 

@@ -45,6 +45,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -52,6 +53,7 @@ from pydantic import Field
 
 from models.distillation import recorded_sampler
 from pipeline.config import StrictModel
+from pipeline.console import make_progress
 from pipeline.evaluation.ensemble import channel_scores
 from pipeline.provenance import file_sha256
 from pipeline.weather.modeling.data import parse_init_times, stack_channels
@@ -199,9 +201,18 @@ def record_spread_factors(record: dict | None, channels: Sequence, step: pd.Time
     return np.stack([np.asarray(block["channels"][c.name], dtype=float) for c in channels], axis=1)
 
 
-def calibrate_spread(config: CalibrateConfig) -> dict:
+def calibrate_spread(config: CalibrateConfig, *, progress: bool = True) -> dict:
     """Fit λ (per variable) and ρ (see module doc); write and return ``{"noise_scale", "noise_memory",
-    "history", ...}``."""
+    "history", ...}``. ``progress``: a bar over the validation rollouts."""
+    bar = make_progress(enabled=progress)
+    bar.start()
+    try:
+        return _calibrate(config, bar)
+    finally:
+        bar.stop()
+
+
+def _calibrate(config: CalibrateConfig, bar: Any) -> dict:
     scales = sorted(config.noise_scales)
     if not scales or min(scales) <= 0:
         raise ValueError(f"noise scales must be positive, got {config.noise_scales}")
@@ -212,8 +223,13 @@ def calibrate_spread(config: CalibrateConfig) -> dict:
     history: list[dict] = []
 
     best: dict = {"crps": np.inf, "states": None}
+    planned = {"n": len(scales) * len(config.noise_memories) + (config.per_variable and len(scales) > 1)}
+    task = bar.add_task("calibrate", total=planned["n"])
 
     def measure(scale: NoiseScale, rho: float) -> ValidationScores:
+        if len(history) >= planned["n"]:  # a step beyond the grid's edge
+            planned["n"] += 1
+            bar.update(task, total=planned["n"])
         states = runs.rollout(scale, rho)
         result = runs.score(states)
         if result.crps < best["crps"]:  # keep only the best rollout's states (the spread factors' data)
@@ -225,6 +241,7 @@ def calibrate_spread(config: CalibrateConfig) -> dict:
                         "ssr": float(result.ssr.mean()),
                         "ssr_by_lead": {v: [round(float(x), 4) for x in row] for v, row in zip(variables, result.ssr)},
                         "max_abs_log_ssr": float(np.max(np.abs(np.log(result.ssr))))})
+        bar.update(task, completed=len(history))
         return result
 
     grid = {(lam, rho): measure(lam, rho) for rho in sorted(config.noise_memories) for lam in scales}
@@ -248,6 +265,7 @@ def calibrate_spread(config: CalibrateConfig) -> dict:
             measure({v: round(float(x), 4) for v, x in zip(variables, refined)}, best_rho)
             if history[-1]["crps"] < chosen["crps"]:
                 chosen = history[-1]
+    bar.update(task, total=len(history), completed=len(history))
     record = {
         "noise_scale": chosen["noise_scale"],
         "noise_memory": chosen["noise_memory"],

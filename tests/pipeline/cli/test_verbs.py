@@ -59,14 +59,18 @@ def test_an_unknown_runner_is_one_line(tmp_path: Path, capsys: pytest.CaptureFix
 
 
 def test_run_toy_quick_in_process_prints_stages_headline_and_report(tmp_path: Path) -> None:
-    """The real command: `velocast run toy --quick --runner local` (no Prefect) ends with the stage table, the
-    headline table and the report path; run again, every stage is reused."""
+    """The real command: `velocast run toy --quick --runner local` (no Prefect) ends with the stage times and
+    total, the headline table, every output's path and the next commands; run again, every stage is reused."""
     command = [sys.executable, "-m", "pipeline", "run", "toy", "--quick", "--runner", "local", "--no-progress",
                "--set", "train.steps=30", "--out", str(tmp_path / "toy")]
     env = {"COLUMNS": "160", "OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"}
     first = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
     assert first.returncode == 0, first.stderr
-    for needle in ("toy run: stages (local runner)", "sliced W2 to fresh data", f"report: {tmp_path / 'toy'}"):
+    for needle in ("in all (local runner)", "total", "sliced W2 to fresh data", f"outputs in {tmp_path / 'toy'}",
+                   f"{tmp_path / 'toy' / 'report.md'}", "next:"):
         assert needle in first.stdout, first.stdout
+    assert all("…" not in line for line in first.stdout.splitlines()), first.stdout  # nothing cut to fit
+    assert "[1/3] train" in first.stderr and "[3/3] evaluate done in" in first.stderr, first.stderr
     second = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
     assert second.returncode == 0 and second.stdout.count("cached") == 3, second.stdout
+    assert "reused (cached)" in second.stderr, second.stderr
