@@ -80,8 +80,8 @@ class Report(Protocol):
     plots: list[Path]
 
 
-VerbName = Literal["train", "sample", "forecast", "calibrate", "distill", "evaluate"]
-VERB_NAMES: tuple[VerbName, ...] = ("train", "sample", "forecast", "calibrate", "distill", "evaluate")
+VerbName = Literal["train", "sample", "forecast", "calibrate", "distill", "evaluate", "export"]
+VERB_NAMES: tuple[VerbName, ...] = ("train", "sample", "forecast", "calibrate", "distill", "evaluate", "export")
 
 
 @dataclass(frozen=True)
@@ -91,6 +91,7 @@ class Flag:
     ``type`` is the option's type (``str``, ``int``, ``float``, ``bool`` or ``list[str]``); ``parse`` turns the
     option's value into the field's (e.g. comma-separated numbers). An option spelled ``--a/--b`` is a
     pair of switches (True / False). ``value`` makes a single switch: when given, the field gets ``value``.
+    ``positional``: a required argument (``option`` is its metavar, e.g. ``STORE``), in declaration order.
     """
 
     option: str
@@ -100,6 +101,7 @@ class Flag:
     parse: Callable[[Any], Any] | None = None
     value: Any = None
     short: str | None = None
+    positional: bool = False
 
 
 def comma_list(text: str | list[str]) -> list[str]:

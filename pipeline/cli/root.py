@@ -22,6 +22,7 @@ GROUP_HELP: dict[str, str] = {
     "distill": "Distil a trained model into a few-step sampler.",
     "calibrate": "Fit a trained model's ensemble spread on validation data.",
     "evaluate": "Score forecasts or samples against the truth and write a report.",
+    "export": "Export stores to other tools' layouts (e.g. WeatherBench2's forecast Zarr).",
     "run": "Run a whole pipeline end to end (simulate, ingest, train, forecast, evaluate).",
     "query": "Query a forecast store: point plumes, regional statistics, threshold probabilities.",
     "store": "Maintain a forecast store (garbage collection).",

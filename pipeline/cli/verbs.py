@@ -43,7 +43,9 @@ def _set_field(target: dict[str, Any], dotted: str, value: Any) -> None:
 
 def _flag_parameter(name: str, flag: Flag) -> inspect.Parameter:
     decls = [flag.option] + ([flag.short] if flag.short else [])
-    if flag.value is not None:  # a single switch
+    if flag.positional:
+        default, annotation = typer.Argument(..., metavar=flag.option, help=flag.help, show_default=False), flag.type
+    elif flag.value is not None:  # a single switch
         default, annotation = typer.Option(False, *decls, help=flag.help), bool
     elif flag.type is list or flag.type == list[str]:
         default, annotation = typer.Option(None, *decls, help=flag.help), Optional[list[str]]
@@ -86,7 +88,9 @@ def _command(name: str, doc: str, params: list[inspect.Parameter], body: Any) ->
 def verb_command(domain: Domain, verb: Verb) -> Any:
     """The Typer command of ``velocast VERB DOMAIN``."""
     flag_params = {f"flag_{i}": flag for i, flag in enumerate(verb.flags)}
-    params = [_flag_parameter(name, flag) for name, flag in flag_params.items()]
+    # positional arguments first, in declaration order: Typer reads arguments in the signature's order
+    ordered = sorted(flag_params.items(), key=lambda item: not item[1].positional)
+    params = [_flag_parameter(name, flag) for name, flag in ordered]
     params += _common_parameters(out_help=verb.out, config_help=f"YAML config ({verb.config.rpartition(':')[2]}).")
 
     def body(*, config: Path | None, sets: list[str], no_progress: bool, out: Path | None = None,
@@ -109,7 +113,7 @@ def verb_command(domain: Domain, verb: Verb) -> Any:
             except ValueError as exc:
                 raise UserError(f"{flag.option.split('/')[0]}: {exc}") from None
         cfg = load_config(resolve(verb.config), config, sets=sets, overrides=overrides,
-                          flags={flag.field: flag.option.split("/")[0] for flag in verb.flags})
+                          flags={flag.field: flag.option.split("/")[0] for flag in verb.flags if not flag.positional})
         with user_errors(*_input_errors()):
             result = resolve(verb.run)(cfg, out=out, progress=not no_progress)
         shown = resolve(verb.summary)(result, cfg, out)

@@ -4,7 +4,10 @@ A forecast store holds one Dataset whose data variables are either *level* varia
 ``(init_time, lead_time, member, level, latitude, longitude)`` or *surface* variables with dims
 ``(init_time, lead_time, member, latitude, longitude)``. ``lead_time`` is a timedelta, ``init_time`` a
 datetime64, ``member`` an integer index, ``level`` pressure in hPa, latitude ascending in degrees
-north, longitude in degrees east in [0, 360). Every variable carries ``units`` in its attrs.
+north, longitude in degrees east (contiguous: [0, 360) for a global grid). The 2-D ``valid_time``
+coordinate is ``init_time + lead_time``. Every variable carries ``units`` (and, for the known names, a CF
+``standard_name``); the coordinates carry CF ``standard_name`` s (``forecast_reference_time``,
+``forecast_period``, ``time``, ``realization``, ``air_pressure``, ``latitude``, ``longitude``).
 """
 
 from __future__ import annotations
@@ -23,21 +26,46 @@ STORE_KIND = "velocast-forecast"
 LEVEL_DIMS: tuple[str, ...] = ("init_time", "lead_time", "member", "level", "latitude", "longitude")
 SURFACE_DIMS: tuple[str, ...] = ("init_time", "lead_time", "member", "latitude", "longitude")
 
-# WeatherBench2 / ERA5 names -> (units, long name). Unknown names are allowed if they carry units.
-KNOWN_VARIABLES: dict[str, tuple[str, str]] = {
-    "temperature": ("K", "Temperature"),
-    "geopotential": ("m**2 s**-2", "Geopotential"),
-    "u_component_of_wind": ("m s**-1", "U component of wind"),
-    "v_component_of_wind": ("m s**-1", "V component of wind"),
-    "specific_humidity": ("kg kg**-1", "Specific humidity"),
-    "vertical_velocity": ("Pa s**-1", "Vertical velocity"),
-    "surface_pressure": ("Pa", "Surface pressure"),
-    "mean_sea_level_pressure": ("Pa", "Mean sea level pressure"),
-    "2m_temperature": ("K", "2 metre temperature"),
-    "10m_u_component_of_wind": ("m s**-1", "10 metre U wind component"),
-    "10m_v_component_of_wind": ("m s**-1", "10 metre V wind component"),
-    "total_precipitation_6hr": ("m", "Total precipitation (6 h)"),
+# WeatherBench2 / ERA5 names -> (units, long name, CF standard name). Unknown names are allowed if they carry units.
+KNOWN_VARIABLES: dict[str, tuple[str, str, str]] = {
+    "temperature": ("K", "Temperature", "air_temperature"),
+    "geopotential": ("m**2 s**-2", "Geopotential", "geopotential"),
+    "u_component_of_wind": ("m s**-1", "U component of wind", "eastward_wind"),
+    "v_component_of_wind": ("m s**-1", "V component of wind", "northward_wind"),
+    "specific_humidity": ("kg kg**-1", "Specific humidity", "specific_humidity"),
+    "vertical_velocity": ("Pa s**-1", "Vertical velocity", "lagrangian_tendency_of_air_pressure"),
+    "surface_pressure": ("Pa", "Surface pressure", "surface_air_pressure"),
+    "mean_sea_level_pressure": ("Pa", "Mean sea level pressure", "air_pressure_at_mean_sea_level"),
+    "2m_temperature": ("K", "2 metre temperature", "air_temperature"),
+    "10m_u_component_of_wind": ("m s**-1", "10 metre U wind component", "eastward_wind"),
+    "10m_v_component_of_wind": ("m s**-1", "10 metre V wind component", "northward_wind"),
+    "total_precipitation_6hr": ("m", "Total precipitation (6 h)", "lwe_thickness_of_precipitation_amount"),
+    "geopotential_at_surface": ("m**2 s**-2", "Geopotential at the surface", "surface_geopotential"),
+    "land_sea_mask": ("1", "Land-sea mask", "land_binary_mask"),
 }
+
+# CF attributes of the coordinates (WeatherBench2-style evaluation reads valid_time; CF tools read the rest)
+COORD_ATTRS: dict[str, dict[str, str]] = {
+    "init_time": {"standard_name": "forecast_reference_time", "long_name": "initialisation time"},
+    "lead_time": {"standard_name": "forecast_period", "long_name": "lead time"},
+    "valid_time": {"standard_name": "time", "long_name": "valid time (init_time + lead_time)"},
+    "member": {"standard_name": "realization", "long_name": "ensemble member"},
+    "level": {"standard_name": "air_pressure", "long_name": "pressure level", "units": "hPa", "positive": "down"},
+    "latitude": {"standard_name": "latitude", "long_name": "latitude", "units": "degrees_north"},
+    "longitude": {"standard_name": "longitude", "long_name": "longitude", "units": "degrees_east"},
+}
+
+
+def with_valid_time(ds: xr.Dataset) -> xr.Dataset:
+    """``ds`` with the 2-D ``valid_time = init_time + lead_time`` coordinate (as WeatherBench2 derives it)."""
+    if "valid_time" in ds.coords or "init_time" not in ds.coords or "lead_time" not in ds.coords:
+        return ds
+    valid = ds["init_time"] + ds["lead_time"]
+    if valid.dims != tuple(d for d in ("init_time", "lead_time") if d in valid.dims):
+        valid = valid.transpose(*(d for d in ("init_time", "lead_time") if d in valid.dims))
+    ds = ds.assign_coords(valid_time=valid)
+    ds["valid_time"].attrs.update(COORD_ATTRS["valid_time"])
+    return ds
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -138,11 +166,13 @@ def normalise_cycle(ds: xr.Dataset) -> xr.Dataset:
                 _fail(f"variable '{name}' has no 'units' attribute")
         if name in KNOWN_VARIABLES:
             attrs.setdefault("long_name", KNOWN_VARIABLES[str(name)][1])
+            attrs.setdefault("standard_name", KNOWN_VARIABLES[str(name)][2])
         var.attrs = attrs
         out[name] = var
-    result = xr.Dataset(out, attrs=dict(ds.attrs))
-    result["latitude"].attrs.update(units="degrees_north", standard_name="latitude")
-    result["longitude"].attrs.update(units="degrees_east", standard_name="longitude")
+    result = with_valid_time(xr.Dataset(out, attrs=dict(ds.attrs)))
+    for name, cf in COORD_ATTRS.items():
+        if name in result.coords:
+            result[name].attrs.update({k: v for k, v in cf.items() if k != "units" or name != "level"})
     if "level" in result.coords:
         result["level"].attrs.setdefault("units", "hPa")
     return result

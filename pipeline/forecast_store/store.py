@@ -43,6 +43,7 @@ from pipeline.forecast_store.schema import (
     check_same_layout,
     normalise_cycle,
     parse_instant,
+    with_valid_time,
 )
 from pipeline.geo import GridExtent
 
@@ -295,7 +296,7 @@ class ForecastStore:
         session = self.session(snapshot=snapshot, tag=tag)
         if not self._has_cycles(session):
             raise UserError(f"{self.location}: the store has no cycles yet")
-        ds = _open_dataset(session)
+        ds = with_valid_time(_open_dataset(session))
         if init_time is not None:
             want = _parse_time(init_time)
             hits = np.nonzero(ds["init_time"].values == want)[0]
@@ -409,6 +410,8 @@ class ForecastStore:
             if self._has_cycles(session):
                 existing = _open_dataset(session)
                 check_same_layout(existing, cycle)
+                if "valid_time" not in existing.variables:  # a store written before valid_time was stored
+                    cycle = cycle.drop_vars("valid_time", errors="ignore")
                 hits = np.nonzero(existing["init_time"].values == init)[0]
                 if len(hits):
                     if on_exists == "skip":
@@ -601,6 +604,8 @@ def _encoding(cycle: xr.Dataset, chunks: ChunkSpec) -> dict[str, dict[str, Any]]
     }
     enc["init_time"] = {"units": "seconds since 1970-01-01T00:00:00", "dtype": "int64"}
     enc["lead_time"] = {"units": "seconds", "dtype": "int64"}
+    if "valid_time" in cycle.coords:
+        enc["valid_time"] = {"units": "seconds since 1970-01-01T00:00:00", "dtype": "int64"}
     return enc
 
 

@@ -91,7 +91,7 @@ def synthetic_forecast(
 
     data_vars = {}
     for name in variables:
-        units, long_name = KNOWN_VARIABLES.get(name, ("1", name))
+        units, long_name, _ = KNOWN_VARIABLES.get(name, ("1", name, ""))
         attrs = {"units": units, "long_name": long_name, "note": "SYNTHETIC test data"}
         if name in SURFACE:
             values = field(name, None).astype("float32")[None]

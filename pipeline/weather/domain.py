@@ -158,6 +158,16 @@ DOMAIN = Domain(
                     Flag("--deterministic", "deterministic", str, "Forecast store of the mse model."),
                     Flag("--perfect-model", "perfect_model", str, "Perfect-model ensemble store."),
                     Flag("--variables", "variables", str, "Comma-separated variables to score.", parse=comma_list))),
+        Verb("export", "Export a forecast store in another tool's layout: `--to wb2` writes WeatherBench2's forecast "
+                       "Zarr (time, prediction_timedelta, realization; valid_time; CF names).",
+             config="pipeline.weather.export:ExportConfig", run="pipeline.weather.export:export_weather",
+             summary="pipeline.weather.export:export_summary", out=None,
+             flags=(Flag("STORE", "store", str, "Forecast store: a local path or s3://BUCKET/PREFIX.", positional=True),
+                    Flag("OUT", "out", str, "Output Zarr directory.", positional=True),
+                    Flag("--to", "to", str, "Target layout: wb2 (WeatherBench2's forecast Zarr)."),
+                    Flag("--snapshot", "snapshot", str, "Export the store as of this snapshot (default: latest)."),
+                    Flag("--zarr-format", "zarr_format", int, "Zarr format of the output: 2 (default) or 3."),
+                    Flag("--overwrite", "overwrite", bool, "Replace an existing output.", value=True))),
         distill_verb("Distil a weather model into a few-step student (reflow); forecast with it via `velocast "
                      "forecast weather --model OUT`.",
                      config="pipeline.weather.modeling.distill:DistillWeatherConfig",
