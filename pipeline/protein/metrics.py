@@ -262,8 +262,15 @@ def circular_autocorrelation(theta: np.ndarray, max_lag: int) -> np.ndarray:
     return np.real(acf) / (n - np.arange(max_lag + 1)) / var
 
 
-def mean_autocorrelation(series: list[np.ndarray], max_lag: int) -> np.ndarray:
-    """Frame-weighted mean of :func:`circular_autocorrelation` over several trajectories."""
+MIN_LAG_PAIRS = 20
+"""An autocorrelation lag is estimated only from at least this many frame pairs, and from at least half the
+pairs of lag 0 (for one trajectory of N frames: lags up to N/2); NaN beyond. The last lags of a short
+trajectory rest on a handful of pairs and swing past ±1."""
+
+
+def mean_autocorrelation(series: list[np.ndarray], max_lag: int, *, min_pairs: int = MIN_LAG_PAIRS) -> np.ndarray:
+    """Frame-weighted mean of :func:`circular_autocorrelation` over several trajectories; NaN at lags with fewer
+    than ``min_pairs`` frame pairs in all or fewer than half the pairs of lag 0."""
     max_lag = int(min(max_lag, max(len(s) for s in series) - 1))
     total = np.zeros(max_lag + 1)
     weight = np.zeros(max_lag + 1)
@@ -274,7 +281,8 @@ def mean_autocorrelation(series: list[np.ndarray], max_lag: int) -> np.ndarray:
         w = (len(s) - np.arange(len(c))).astype(float)
         total[: len(c)] += c * w
         weight[: len(c)] += w
-    return np.where(weight > 0, total / np.maximum(weight, 1), np.nan)
+    enough = (weight >= max(min_pairs, 1)) & (weight >= 0.5 * weight[0])
+    return np.where(enough, total / np.maximum(weight, 1), np.nan)
 
 
 def integrated_time(acf: np.ndarray) -> float:
@@ -450,7 +458,8 @@ def evaluate_structures(
     metrics["speedup_vs_md"] = (sp / md) if sp and md else None
     # free energy
     fe = {name: free_energy_profile(a.phi) for name, a in angles.items()}
-    arrays: dict[str, Any] = {"angles": angles, "hists": hists, "free_energy": fe, "r0": r0, "pairs": pairs}
+    arrays: dict[str, Any] = {"angles": angles, "hists": hists, "free_energy": fe, "r0": r0, "pairs": pairs,
+                              "rmsf": {name: residue_rmsf(store) for name, store in sets.items()}}
     # dynamics: forecasts (member, frame, …) and any multi-frame time series with a time step
     is_forecast = bool(samples.dims) and samples.dims[0] == "member"
     metrics["kind"] = "forecast" if is_forecast else "ensemble"
@@ -472,6 +481,27 @@ def evaluate_structures(
         metrics["autocorrelation"] = acfs
         arrays["autocorrelation"] = acfs
     return metrics, arrays
+
+
+def residue_rmsf(store: StructureStore, *, max_frames: int = 5000) -> dict[str, Any]:
+    """Per-residue RMSF (Å) of a store's frames after optimal superposition on their mean structure
+    (mdtraj.rmsf; Cα where the residue has one, else the mean over its atoms); at most ``max_frames``
+    evenly spaced frames."""
+    import mdtraj
+
+    frames = store.frames()
+    frames = frames[even_subsample(len(frames), max_frames)]
+    traj = mdtraj.Trajectory(frames, store.topology)
+    mean = mdtraj.Trajectory(frames.mean(axis=0, keepdims=True), store.topology)
+    traj.superpose(mean)
+    per_atom = 10.0 * mdtraj.rmsf(traj, None, parallel=False)  # about the mean positions; nm → Å
+    labels, values = [], []
+    for residue in store.topology.residues:
+        atoms = [a.index for a in residue.atoms]
+        ca = [a.index for a in residue.atoms if a.name == "CA"]
+        labels.append(f"{residue.name}{residue.resSeq}")
+        values.append(float(per_atom[ca[0]] if ca else per_atom[atoms].mean()))
+    return {"residues": labels, "rmsf_angstrom": values}
 
 
 def _wrap(angle: np.ndarray) -> np.ndarray:

@@ -7,13 +7,37 @@ Files: ``report.md``, ``rama.png``
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from pipeline.protein.metrics import KT_KJ_PER_MOL_300K, MIN_LAG_PAIRS
+
+FES_MAX_KJ_PER_MOL = 25.0
+"""The colour scale's top: the free energy of a bin visited once in the equal-size subsample is about kT ln N."""
+
+CAPTIONS = {
+    "rama.png": "Free-energy surfaces F(φ, ψ) of the samples and the MD sets, equal-size subsamples, with the "
+                "β, αR and αL basin boundaries.",
+    "free_energy_phi.png": "Free energy along φ of every set (kJ/mol at 300 K, minimum 0).",
+    "sample.png": "The first sample drawn as sticks, coloured by element.",
+    "autocorrelation.png": "Circular autocorrelation of φ and ψ of the forecast trajectories and the reference "
+                           "MD, over the lags estimated from enough frame pairs.",
+    "rmsf.png": "Per-residue RMSF about each set's mean structure.",
+}
+
 ELEMENT_COLOURS = {"H": "#bbbbbb", "C": "#404040", "N": "#2f5fd0", "O": "#d03030", "S": "#d0b030"}
+
+
+def free_energy_surface(histogram: np.ndarray, *, kt: float = KT_KJ_PER_MOL_300K) -> np.ndarray:
+    """F = −kT ln p per bin (kJ/mol), minimum 0; NaN where the bin is empty."""
+    p = np.asarray(histogram, dtype=float)
+    p = p / max(p.sum(), 1e-300)
+    with np.errstate(divide="ignore"):
+        f = -kt * np.log(p)
+    f[~np.isfinite(f)] = np.nan
+    return f - np.nanmin(f) if np.isfinite(f).any() else f
 
 
 def write_plots(out: Path, *, arrays: dict[str, Any], samples: Any) -> list[str]:
@@ -25,24 +49,16 @@ def write_plots(out: Path, *, arrays: dict[str, Any], samples: Any) -> list[str]
 
     names: list[str] = []
     hists = arrays["hists"]
-    fig, axes = plt.subplots(1, len(hists), figsize=(4.2 * len(hists), 4), squeeze=False)
-    vmax = max(float(h.max()) for h in hists.values()) or 1.0
-    for ax, (name, h) in zip(axes[0], hists.items()):
-        with np.errstate(divide="ignore"):
-            img = np.log10(h.T)
-        ax.imshow(
-            img,
-            origin="lower",
-            extent=[-180, 180, -180, 180],
-            cmap="viridis",
-            vmin=math.log10(vmax) - 4,
-            vmax=math.log10(vmax),
-            aspect="equal",
-        )
+    fig, axes = plt.subplots(1, len(hists), figsize=(4.6 * len(hists), 4), squeeze=False)
+    surfaces = {name: free_energy_surface(h) for name, h in hists.items()}
+    top = FES_MAX_KJ_PER_MOL
+    for ax, (name, surface) in zip(axes[0], surfaces.items()):
+        image = ax.imshow(surface.T, origin="lower", extent=[-180, 180, -180, 180], cmap="viridis_r", vmin=0,
+                          vmax=top, aspect="equal")
         ax.set_title(f"{name} (equal-size subsample)")
         ax.set_xlabel("φ (°)")
         ax.set_ylabel("ψ (°)")
-        ax.set_facecolor("#f4f4f4")
+        ax.set_facecolor("#f4f4f4")  # never-visited bins
         style = {"color": "0.35", "lw": 0.7}
         ax.axvline(0, **style)
         ax.plot([-180, 0], [50, 50], **style)
@@ -52,7 +68,8 @@ def write_plots(out: Path, *, arrays: dict[str, Any], samples: Any) -> list[str]
         ax.text(-175, 165, "β", fontsize=9)
         ax.text(-175, 35, "αR", fontsize=9)
         ax.text(5, 85, "αL", fontsize=9)
-    fig.suptitle("Ramachandran density, log10 p (36×36 bins)")
+        fig.colorbar(image, ax=ax, shrink=0.8, label="F = −kT ln p (kJ/mol, 300 K; min 0)")
+    fig.suptitle("Free-energy surface over (φ, ψ), 36×36 bins; grey: never visited")
     fig.tight_layout()
     fig.savefig(out / "rama.png", dpi=110)
     plt.close(fig)
@@ -77,15 +94,34 @@ def write_plots(out: Path, *, arrays: dict[str, Any], samples: Any) -> list[str]
         fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
         for ax, angle in zip(axes, ("phi", "psi")):
             for name, acf in arrays["autocorrelation"].items():
-                ax.plot(acf["lag_ps"], acf[angle], label=name)
-            ax.set_xlabel("lag (ps)")
-            ax.set_ylabel(f"C_{angle}(τ)")
+                values = np.asarray(acf[angle], dtype=float)
+                ax.plot(np.asarray(acf["lag_ps"])[np.isfinite(values)], values[np.isfinite(values)], label=name)
+            ax.set_xlabel("lag τ (ps)")
+            ax.set_ylabel(f"C_{angle}(τ) (unitless)")
             ax.axhline(0, color="k", lw=0.5)
+            ax.set_title(f"lags with ≥ {MIN_LAG_PAIRS} frame pairs and ≥ half of lag 0's", fontsize=9)
             ax.legend()
         fig.tight_layout()
         fig.savefig(out / "autocorrelation.png", dpi=110)
         plt.close(fig)
         names.append("autocorrelation.png")
+    if arrays.get("rmsf"):
+        fig, ax = plt.subplots(figsize=(max(5.5, 0.12 * len(next(iter(arrays["rmsf"].values()))["residues"])), 3.6))
+        for name, rmsf in arrays["rmsf"].items():
+            ax.plot(np.arange(len(rmsf["residues"])), rmsf["rmsf_angstrom"], marker="o", ms=3, label=name)
+        labels = next(iter(arrays["rmsf"].values()))["residues"]
+        step = max(1, len(labels) // 30)
+        ax.set_xticks(np.arange(0, len(labels), step), labels[::step], rotation=90 if len(labels) > 8 else 0,
+                      fontsize=8)
+        ax.set_xlabel("residue")
+        ax.set_ylabel("RMSF (Å)")
+        ax.set_title("per-residue fluctuation about the mean structure (Cα, else the residue's atoms)", fontsize=9)
+        ax.grid(alpha=0.3)
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(out / "rmsf.png", dpi=110)
+        plt.close(fig)
+        names.append("rmsf.png")
     return names
 
 
@@ -175,21 +211,22 @@ def render_markdown(metrics: dict[str, Any], plots: list[str]) -> str:
         f"{_fmt(md.get('md_cpu_seconds'))} CPU-s.",
     ]
     if metrics.get("kind") == "forecast":
-        lines += ["", "## Transitions (core-set basins)", ""]
+        lines += ["", "## Transitions between core-set basins", "",
+                  "| set | simulated time (ns) | β → αR | β → αL | αR → β | αR → αL | αL → β | αL → αR "
+                  "| rate out of β, αR, αL (per ns) |",
+                  "|---|---|---|---|---|---|---|---|---|"]
         for name, t in metrics["transitions"].items():
-            lines.append(
-                f"- {name}: {t['time_ns']:.3f} ns, counts {t['counts']} (rows from β, αR, αL), "
-                f"rates out per ns {t['rate_out_per_ns']}"
-            )
+            c = t["counts"]
+            rates = ", ".join(_fmt(v) for v in t["rate_out_per_ns"].values())
+            lines.append(f"| {name} | {t['time_ns']:.3f} | {c[0][1]} | {c[0][2]} | {c[1][0]} | {c[1][2]} | {c[2][0]} "
+                         f"| {c[2][1]} | {rates} |")
     lines += [
         "",
         "## Definitions",
         "",
         "- JS distance: sqrt of the Jensen–Shannon divergence, log base 2 (in [0, 1]), of 36×36 (10°) (φ, ψ) "
         "histograms over [-180°, 180°)², each set subsampled to the same size with evenly spaced indices.",
-        "- Basins (degrees): "
-        + "; ".join(f"{k}: {v}" for k, v in metrics["basin_definitions_deg"].items())
-        + ".",
+        "- Basins (degrees): " + "; ".join(f"{k}: {v}" for k, v in metrics["basin_definitions_deg"].items()) + ".",
         "- Bond validity: every bond within 0.1 Å of the force field's equilibrium length; "
         "clash: atoms more than "
         "three bonds apart closer than 0.6 × the sum of Bondi radii.",
@@ -199,5 +236,7 @@ def render_markdown(metrics: dict[str, Any], plots: list[str]) -> str:
         "",
     ]
     for name in plots:
-        lines += [f"![{name}]({name})", ""]
+        caption = CAPTIONS.get(name, name)
+        lines += [f"![{caption}]({name})", "", f"*{caption}*", ""]
     return "\n".join(lines)
+

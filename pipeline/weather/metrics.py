@@ -10,7 +10,8 @@ Schema of the result (also written as ``metrics.json``)::
     {"variables": ["geopotential_500", ...], "lead_hours": [6, 12, ...],
      "systems": [...], "members": {SYSTEM: M}, "n_init_times": N,
      "scores": {SYSTEM: {METRIC: {VARIABLE: [value per lead]}}},
-     "rank_histograms": {SYSTEM: {VARIABLE: [[freq per rank] per lead]}}}
+     "rank_histograms": {SYSTEM: {VARIABLE: [[freq per rank] per lead]}},
+     "units": {VARIABLE: units of the truth}}
 
 METRIC is ``crps`` (fair), ``rmse`` (debiased ensemble mean), ``ssr`` (unbiased spread/skill, null for
 one member) and ``acc`` (when a climatology is given); see :mod:`pipeline.evaluation.ensemble`.
@@ -178,6 +179,7 @@ def score_systems(
         "n_init_times": int(reference.sizes["init_time"]),
         "scores": {},
         "rank_histograms": {},
+        "units": {},
     }
     valid = np.concatenate([_valid_times(f["init_time"].values, f["lead_time"].values) for f in forecasts.values()])
     truth = _truth_on(truth, variables, valid)  # read once for every system
@@ -192,4 +194,7 @@ def score_systems(
         result["members"][system] = int(forecast.sizes.get("member", 1))
         if not result["variables"]:
             result["variables"] = list(scores["crps"])
+    result["units"] = {channel: str(array.attrs.get("units") or "")
+                       for channel, array in channel_arrays(truth, variables=variables).items()
+                       if channel in result["variables"]}
     return result

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from pipeline.evaluation.html import write_html
 from pipeline.provenance import is_simulated
 from pipeline.weather.metrics import channel_arrays, truth_at_valid_times
 from pipeline.weather.schema import short_channel_name
@@ -59,53 +60,148 @@ def headline_rows(metrics: dict, *, metric: str = "crps") -> list[dict]:
     return rows
 
 
-def _line_panel(metrics: dict, metric: str, path: Path, *, ylabel: str, reference: float | None = None) -> Path:
-    channels = _headline(metrics)
+METRIC_LABEL = {"crps": "fair CRPS", "rmse": "ensemble-mean RMSE", "ssr": "spread/skill", "acc": "ACC"}
+PANEL_COLUMNS = 4
+
+
+def _units(metrics: dict, channel: str) -> str:
+    return str(metrics.get("units", {}).get(channel) or "")
+
+
+def _with_units(label: str, units: str) -> str:
+    return f"{label} ({units})" if units else label
+
+
+def _grid(n: int, *, width: float = 4.2, height: float = 3.3) -> tuple[plt.Figure, list]:
+    cols = min(n, PANEL_COLUMNS)
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(width * cols, height * rows), squeeze=False)
+    flat = list(axes.ravel())
+    for ax in flat[n:]:
+        ax.set_visible(False)
+    return fig, flat[:n]
+
+
+def _system_lines(ax, metrics: dict, metric: str, channel: str, *, transform=None) -> None:  # type: ignore[no-untyped-def]
     leads = metrics["lead_hours"]
-    fig, axes = plt.subplots(1, len(channels), figsize=(4.2 * len(channels), 3.4), squeeze=False)
-    for ax, channel in zip(axes[0], channels):
-        for system, by_metric in metrics["scores"].items():
-            values = by_metric.get(metric, {}).get(channel)
-            if values is None or all(v is None for v in values):
+    for system, by_metric in metrics["scores"].items():
+        values = by_metric.get(metric, {}).get(channel)
+        if values is None or all(v is None for v in values):
+            continue
+        y = np.array([np.nan if v is None else v for v in values], dtype=float)
+        if transform is not None:
+            y = transform(system, y)
+            if y is None:
                 continue
-            y = [np.nan if v is None else v for v in values]
-            ax.plot(leads, y, marker="o", ms=3, label=system, **SYSTEM_STYLE.get(system, {}))
-        if reference is not None:
-            ax.axhline(reference, color="k", lw=0.8, ls=":")
+        ax.plot(leads, y, marker="o", ms=3, label=system, **SYSTEM_STYLE.get(system, {}))
+
+
+def _log_axis(ax) -> None:  # type: ignore[no-untyped-def]
+    """A log y axis labelled in plain numbers (every minor tick too when the data span less than a decade)."""
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
+    ax.set_yscale("log")
+    plain = FuncFormatter(lambda value, _: f"{value:g}")
+    ax.yaxis.set_major_formatter(plain)
+    low, high = ax.get_ylim()
+    ax.yaxis.set_minor_formatter(plain if high / max(low, 1e-300) < 10 else NullFormatter())
+    ax.tick_params(axis="y", which="minor", labelsize=7)
+
+
+def _save(fig: plt.Figure, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+#: What each plot shows, printed under it in the report ({channel}: the plot's channel).
+CAPTIONS: dict[str, str] = {
+    "crps": "Fair CRPS of every system against lead, per channel (log axis; lower is better).",
+    "crps_skill": "CRPS skill score 1 − CRPS/CRPS_ref against persistence and against climatology: above 0 the "
+                  "system beats the reference, 1 is perfect.",
+    "rmse": "Debiased ensemble-mean RMSE against lead, per channel (log axis; lower is better).",
+    "ssr": "Spread/skill ratio against lead: 1 (dotted) is a calibrated ensemble, below 1 under-dispersed.",
+    "acc": "Anomaly correlation of the ensemble mean with the truth (anomalies from the day-of-year climatology; "
+           "the climatology's own anomaly is zero, so its ACC is 0). Above 0.6: useful skill.",
+    "rank": "Rank histograms of {channel} for every ensemble: flat (dotted line) is calibrated, U-shaped "
+            "under-dispersed, domed over-dispersed.",
+    "maps": "{channel}: ensemble mean, truth, error (mean − truth) and spread (member std) of one case.",
+    "plume": "{channel}: every member (thin), the ensemble mean and the truth at one grid point over the leads.",
+}
+
+
+def plot_metric(metrics: dict, metric: str, path: Path) -> Path:
+    """``metric`` against lead for every system, one panel per channel (all channels; CRPS and RMSE on a log
+    axis, so systems whose errors differ by orders of magnitude stay apart)."""
+    channels = _headline(metrics, limit=len(metrics["variables"]))
+    fig, axes = _grid(len(channels))
+    for ax, channel in zip(axes, channels):
+        _system_lines(ax, metrics, metric, channel)
+        units = _units(metrics, channel) if metric in ("crps", "rmse") else ""
+        if metric in ("crps", "rmse"):
+            _log_axis(ax)
+        if metric == "ssr":
+            ax.axhline(1.0, color="k", lw=1.0, ls=":", label="ideal (1)")
+        if metric == "acc":
+            ax.axhline(0.0, color=SYSTEM_STYLE["climatology"]["color"], lw=1.2, label="climatology (0 by definition)")
+            ax.axhline(0.6, color="k", lw=0.8, ls=":", label="useful skill (0.6)")
         ax.set_title(channel)
         ax.set_xlabel("lead (hours)")
-        ax.set_ylabel(ylabel)
-        ax.grid(alpha=0.3)
-    if axes[0][0].get_legend_handles_labels()[0]:
-        axes[0][0].legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+        ax.set_ylabel(_with_units(METRIC_LABEL[metric], units if metric in ("crps", "rmse") else "unitless"))
+        ax.grid(alpha=0.3, which="both")
+    if axes and axes[0].get_legend_handles_labels()[0]:
+        axes[0].legend(fontsize=7)
+    return _save(fig, path)
 
 
-def plot_rank_histograms(metrics: dict, path: Path, *, system: str = "velocast") -> Path | None:
-    """Rank histograms of ``system`` at three leads (first, middle, last) per headline channel."""
-    histograms = metrics.get("rank_histograms", {}).get(system)
-    if not histograms:
+def plot_crps_skill(metrics: dict, path: Path) -> Path | None:
+    """CRPS skill score 1 − CRPS / CRPS_ref against persistence (top row) and climatology (bottom row) for the
+    headline channels: 0 is no better than the reference, 1 is perfect."""
+    references = [r for r in ("persistence", "climatology") if r in metrics["scores"]]
+    if not references:
         return None
-    channels = [c for c in _headline(metrics) if c in histograms]
+    channels = _headline(metrics)
+    fig, axes = plt.subplots(len(references), len(channels), figsize=(4.2 * len(channels), 3.3 * len(references)),
+                             squeeze=False)
+    for row, reference in enumerate(references):
+        for ax, channel in zip(axes[row], channels):
+            ref = np.array([np.nan if v is None else v for v in metrics["scores"][reference]["crps"][channel]])
+
+            def skill(system: str, y: np.ndarray, ref: np.ndarray = ref, reference: str = reference) -> np.ndarray | None:
+                return None if system == reference else 1.0 - y / np.where(ref > 0, ref, np.nan)
+
+            _system_lines(ax, metrics, "crps", channel, transform=skill)
+            ax.axhline(0.0, color="k", lw=0.8)
+            ax.set_title(f"{channel}: skill vs {reference}")
+            ax.set_xlabel("lead (hours)")
+            ax.set_ylabel("CRPS skill score (unitless)")
+            ax.grid(alpha=0.3)
+        if axes[row][0].get_legend_handles_labels()[0]:
+            axes[row][0].legend(fontsize=7)
+    return _save(fig, path)
+
+
+def plot_rank_histograms(metrics: dict, path: Path, *, channel: str) -> Path | None:
+    """Rank histograms of every ensemble system (rows) at three leads (first, middle, last) for ``channel``."""
+    systems = [s for s, by_channel in metrics.get("rank_histograms", {}).items() if by_channel.get(channel)]
+    if not systems:
+        return None
     leads = metrics["lead_hours"]
     picks = sorted({0, len(leads) // 2, len(leads) - 1})
-    fig, axes = plt.subplots(len(channels), len(picks), figsize=(3.2 * len(picks), 2.6 * len(channels)),
-                             squeeze=False)
-    for row, channel in enumerate(channels):
+    fig, axes = plt.subplots(len(systems), len(picks), figsize=(3.2 * len(picks), 2.4 * len(systems)),
+                             squeeze=False, sharey=True)
+    for row, system in enumerate(systems):
+        colour = SYSTEM_STYLE.get(system, {}).get("color", "tab:purple")
         for col, lead_index in enumerate(picks):
-            freq = np.asarray(histograms[channel][lead_index])
+            freq = np.asarray(metrics["rank_histograms"][system][channel][lead_index])
             ax = axes[row][col]
-            ax.bar(np.arange(1, freq.size + 1), freq, color="tab:red", alpha=0.7)
+            ax.bar(np.arange(1, freq.size + 1), freq, color=colour, alpha=0.75)
             ax.axhline(1 / freq.size, color="k", lw=0.8, ls=":")
-            ax.set_title(f"{channel}, {leads[lead_index]} h", fontsize=9)
-            ax.set_xlabel("rank of truth")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+            ax.set_title(f"{system}, {leads[lead_index]:g} h", fontsize=9)
+            ax.set_xlabel("rank of the truth (1 … members + 1)")
+            ax.set_ylabel("frequency (fraction)")
+    return _save(fig, path)
 
 
 def is_real_earth(dataset: xr.Dataset) -> bool:
@@ -165,10 +261,7 @@ def plot_case_maps(forecast: xr.Dataset, truth: xr.Dataset, *, channel: str, ini
     valid = pd.Timestamp(init[0]) + pd.Timedelta(lead[0])
     fig.suptitle(f"{channel} ({units}): init {pd.Timestamp(init[0]):%Y-%m-%d %H}Z, lead {hours:g} h, "
                  f"valid {valid:%Y-%m-%d %H}Z")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def plot_plume(forecast: xr.Dataset, truth: xr.Dataset, *, channel: str, init_index: int,
@@ -192,10 +285,7 @@ def plot_plume(forecast: xr.Dataset, truth: xr.Dataset, *, channel: str, init_in
                  f"(init {pd.Timestamp(init[0]):%Y-%m-%d %H}Z)")
     ax.legend()
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def _table(metrics: dict, metric: str, channel: str, systems: Sequence[str]) -> list[str]:
@@ -221,25 +311,27 @@ def write_report(metrics: dict, out_dir: Path, *, forecast: xr.Dataset | None = 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=1))
-    plots = {
-        "CRPS": _line_panel(metrics, "crps", out_dir / "crps.png", ylabel="fair CRPS"),
-        "RMSE": _line_panel(metrics, "rmse", out_dir / "rmse.png", ylabel="ensemble-mean RMSE"),
-        "Spread/skill": _line_panel(metrics, "ssr", out_dir / "spread_skill.png", ylabel="spread/skill",
-                                    reference=1.0),
-        "ACC": _line_panel(metrics, "acc", out_dir / "acc.png", ylabel="ACC"),
-    }
-    rank = plot_rank_histograms(metrics, out_dir / "rank_histograms.png")
-    if rank is not None:
-        plots["Rank histograms (velocast)"] = rank
+    channel = _headline(metrics, 1)[0]
+    plots: list[tuple[Path, str]] = [
+        (plot_metric(metrics, "crps", out_dir / "crps.png"), CAPTIONS["crps"]),
+        (plot_crps_skill(metrics, out_dir / "crps_skill.png"), CAPTIONS["crps_skill"]),
+        (plot_metric(metrics, "rmse", out_dir / "rmse.png"), CAPTIONS["rmse"]),
+        (plot_metric(metrics, "ssr", out_dir / "spread_skill.png"), CAPTIONS["ssr"]),
+        (plot_metric(metrics, "acc", out_dir / "acc.png"), CAPTIONS["acc"]),
+    ]
+    for name in _headline(metrics, 2):
+        suffix = "" if name == channel else f"_{name}"
+        plots.append((plot_rank_histograms(metrics, out_dir / f"rank_histograms{suffix}.png", channel=name),
+                      CAPTIONS["rank"].format(channel=name)))
     if forecast is not None and truth is not None:
-        channel = _headline(metrics, 1)[0]
         mid = forecast.sizes["lead_time"] // 2
-        plots["Case maps"] = plot_case_maps(forecast, truth, channel=channel, init_index=0, lead_index=mid,
-                                            path=out_dir / "case_maps.png")
+        plots.append((plot_case_maps(forecast, truth, channel=channel, init_index=0, lead_index=mid,
+                                     path=out_dir / "case_maps.png"), CAPTIONS["maps"].format(channel=channel)))
         lat = float(forecast["latitude"].values[len(forecast["latitude"]) // 4])
-        plots["Plume"] = plot_plume(forecast, truth, channel=channel, init_index=0, latitude=lat,
-                                    longitude=float(forecast["longitude"].values[0]),
-                                    path=out_dir / "plume.png")
+        plots.append((plot_plume(forecast, truth, channel=channel, init_index=0, latitude=lat,
+                                 longitude=float(forecast["longitude"].values[0]), path=out_dir / "plume.png"),
+                      CAPTIONS["plume"].format(channel=channel)))
+    plots = [(path, caption) for path, caption in plots if path is not None]
 
     systems = list(metrics["scores"])
     lines = [f"# {title}", "",
@@ -250,9 +342,13 @@ def write_report(metrics: dict, out_dir: Path, *, forecast: xr.Dataset | None = 
         lines.append("")
     for metric, label in (("crps", "Fair CRPS (lower is better)"), ("rmse", "Debiased ensemble-mean RMSE"),
                           ("ssr", "Spread/skill ratio (1 is ideal)"), ("acc", "ACC (higher is better)")):
-        for channel in _headline(metrics):
-            lines += [f"## {label}: {channel}", ""] + _table(metrics, metric, channel, systems) + [""]
-    lines += ["## Plots", ""] + [f"![{name}]({path.name})" for name, path in plots.items()] + [""]
+        for name in _headline(metrics):
+            units = f" ({_units(metrics, name)})" if metric in ("crps", "rmse") and _units(metrics, name) else ""
+            lines += [f"## {label}: {name}{units}", ""] + _table(metrics, metric, name, systems) + [""]
+    lines += ["## Plots", ""]
+    for path, caption in plots:
+        lines += [f"![{caption}]({path.name})", "", f"*{caption}*", ""]
     report = out_dir / "report.md"
     report.write_text("\n".join(lines))
+    write_html(report, title=title)
     return report

@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import Field
 
 from pipeline.config import StrictModel
+from pipeline.evaluation.html import write_html
 from pipeline.protein.metrics import evaluate_structures
 from pipeline.protein.report import render_markdown, write_plots
 from pipeline.protein.store import _jsonable, _replace, _tmp_beside, open_structure_store
@@ -52,6 +53,7 @@ def evaluate_protein(config: EvaluateConfig, *, out: str | Path, progress: bool 
         (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
         plots = write_plots(tmp, arrays=arrays, samples=stores["samples"])
         (tmp / "report.md").write_text(render_markdown(metrics, plots))
+        write_html(tmp / "report.md")
         _replace(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

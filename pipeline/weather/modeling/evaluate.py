@@ -129,6 +129,9 @@ def evaluate_weather(config: EvaluateConfig, *, out: str | Path, progress: bool 
     valid_times = np.unique((init.values[:, None] + leads[None, :]).ravel())
     climatology = baselines.climatology_mean_at(history, valid_times, window_days=config.window_days)
     metrics = score_systems(systems, truth, variables=variables, climatology=climatology)
+    # the climatological forecast's anomaly is zero, so its ACC is 0 by definition; the draws' sampling noise
+    # would give a meaningless number instead
+    metrics["scores"]["climatology"]["acc"] = {c: [None] * len(leads) for c in metrics["variables"]}
     metrics["nfe_per_step"] = network_calls_per_step(config.forecast)
     write_report(metrics, Path(out), forecast=velocast, truth=truth, notes=notes)
     return metrics

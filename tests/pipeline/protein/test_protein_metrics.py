@@ -67,6 +67,16 @@ def test_autocorrelation_and_integrated_time_of_a_known_process() -> None:
     assert ev.integrated_time(c) == pytest.approx(5.0, abs=0.05)
 
 
+def test_autocorrelation_is_estimated_only_where_enough_frame_pairs_back_it() -> None:
+    """One trajectory of 100 frames: lags up to N/2 = 50; of 30 frames: up to 10 (20 pairs at least); beyond,
+    NaN, never a number from a handful of pairs."""
+    rng = np.random.default_rng(0)
+    long = ev.mean_autocorrelation([rng.uniform(-np.pi, np.pi, 100)], 99)
+    assert np.isfinite(long[:51]).all() and np.isnan(long[51:]).all()
+    short = ev.mean_autocorrelation([rng.uniform(-np.pi, np.pi, 30)], 29)
+    assert np.isfinite(short[:11]).all() and np.isnan(short[11:]).all()
+
+
 def test_transition_counts_and_rates_with_core_sets() -> None:
     """β β other αR αR β: the 'other' frame keeps β, so one β→αR and one αR→β transition."""
     states = [np.array([0, 0, -1, 1, 1, 0])]
@@ -175,8 +185,13 @@ def test_evaluate_cli_writes_documented_metrics_and_plots(md_stores) -> None:
         m["kind"] == "forecast"
         and m["transitions"]["samples"]["counts"] == m["transitions"]["reference"]["counts"]
     )
-    for name in ("rama.png", "free_energy_phi.png", "sample.png", "autocorrelation.png", "report.md"):
+    for name in ("rama.png", "free_energy_phi.png", "sample.png", "autocorrelation.png", "rmsf.png", "report.md"):
         assert (out / name).stat().st_size > 0
+    page = (out / "report.html").read_text()
+    assert page.count("data:image/png;base64,") == 5 and "<table>" in page  # self-contained: plots inlined
+    acf = m["autocorrelation"]["samples"]["phi"]  # 2 trajectories of 10 frames: too few pairs beyond lag 0
+    assert acf[0] is not None and all(v is None for v in acf[1:])
+    assert "{" not in (out / "report.md").read_text()  # no raw Python dicts
 
 
 def test_heavy_atom_samples_match_reference_atoms_by_name(md_stores) -> None:

@@ -39,6 +39,57 @@ def test_report_has_metrics_tables_and_plots(tmp_path) -> None:
         assert f"({name}.png)" in text
 
 
+def test_every_report_plot_is_non_trivial_and_labels_its_axes_with_units(tmp_path, monkeypatch) -> None:
+    """The plots are looked at: each has several colours, every axis names its quantity with units (or says
+    unitless), CRPS and RMSE are on a log axis, rank histograms cover every ensemble system, and the HTML twin
+    of the report holds every plot inline."""
+    import matplotlib.image as mpimg
+
+    from pipeline.weather import report
+
+    rng = np.random.default_rng(0)
+    time = pd.date_range("2000-01-01", periods=40, freq="6h")
+    lat, lon = np.linspace(-60, 60, 6), np.arange(0, 360, 30.0)
+    base = 5e4 + rng.normal(size=(40, 1, 6, 12)).cumsum(0) * 50
+    truth = xr.Dataset({"geopotential": (("time", "level", "latitude", "longitude"), base, {"units": "m**2 s**-2"}),
+                        "temperature": (("time", "level", "latitude", "longitude"), 280 + base / 1e4 - 5,
+                                        {"units": "K"})},
+                       coords={"time": time, "level": [500], "latitude": lat, "longitude": lon})
+    init, leads = time[4:12:2], pd.to_timedelta([6, 12, 18], unit="h")
+    persist = persistence(truth, init_times=init, lead_times=leads)
+    ensembles = {}
+    for name, size in (("velocast", 1.0), ("perfect_model", 0.5)):
+        ens = persist.isel(member=0, drop=True).expand_dims(member=np.arange(5)).copy(deep=True)
+        for var in ens.data_vars:
+            ens[var] = ens[var] + size * float(ens[var].std()) * 0.05 * rng.normal(size=ens[var].shape)
+        ensembles[name] = ens.transpose("init_time", "lead_time", "member", ...)
+    metrics = score_systems({**ensembles, "persistence": persist}, truth, variables=["geopotential", "temperature"])
+    assert metrics["units"] == {"geopotential_500": "m**2 s**-2", "temperature_500": "K"}
+    figures = {}
+    save = report._save
+
+    def looked_at(fig, path):
+        figures[path.name] = [(ax.get_xlabel(), ax.get_ylabel(), ax.get_yscale()) for ax in fig.axes
+                              if ax.get_visible() and ax.get_label() != "<colorbar>"]
+        return save(fig, path)
+
+    monkeypatch.setattr(report, "_save", looked_at)
+    path = report.write_report(metrics, tmp_path, forecast=ensembles["velocast"], truth=truth)
+    assert {"crps.png", "crps_skill.png", "rmse.png", "spread_skill.png", "acc.png", "rank_histograms.png",
+            "case_maps.png", "plume.png"} <= set(figures)
+    for name, axes in figures.items():
+        for xlabel, ylabel, _ in axes:
+            assert xlabel and ylabel and "(" in xlabel and "(" in ylabel, (name, xlabel, ylabel)
+        image = mpimg.imread(tmp_path / name)
+        colours = np.unique((image[..., :3] * 255).astype(int).reshape(-1, 3), axis=0)
+        assert len(colours) > 20, (name, len(colours))
+    assert figures["crps.png"][0][1] == "fair CRPS (m**2 s**-2)" and figures["crps.png"][1][1] == "fair CRPS (K)"
+    assert all(scale == "log" for _, _, scale in figures["crps.png"] + figures["rmse.png"])
+    assert len(figures["rank_histograms.png"]) == 2 * 3  # both ensembles × three leads
+    page = (tmp_path / "report.html").read_text()
+    assert page.count("data:image/png;base64,") == len(figures) and path.with_suffix(".html").exists()
+
+
 def _regional_case(*, simulated: bool):
     """A small regional forecast and truth over the British Isles (lat 48…60, lon −12…4)."""
     rng = np.random.default_rng(1)
