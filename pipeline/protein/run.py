@@ -215,7 +215,7 @@ def summary(layout: ProteinRunLayout) -> RunSummary:
     ]
     plots = sorted(layout.root.glob("*.png"))
     return RunSummary(title="alanine dipeptide: Ramachandran JS to the reference MD (lower is better)",
-                      headline=rows, report=layout.report,
+                      headline=rows, report=layout.report, html=layout.report.with_suffix(".html"),
                       plots=[p for p in plots if p.name == "rama.png"] + [p for p in plots if p.name != "rama.png"],
                       next_commands=[
                           (f"velocast sample protein --model {shown_path(layout.ensemble_model)} --n 1000 "

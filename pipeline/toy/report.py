@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from models.toy import eight_gaussians
+from pipeline.evaluation.html import write_html
 
 
 def plot_samples(samples: np.ndarray, path: Path, *, title: str) -> Path:
@@ -45,4 +46,5 @@ def write_report(metrics: dict[str, Any], samples: np.ndarray, out: Path) -> Pat
              f"Mode weights (ideal 0.125 each): {weights}", "", "![samples](samples.png)", ""]
     report = out / "report.md"
     report.write_text("\n".join(lines))
+    write_html(report)
     return report

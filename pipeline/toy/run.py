@@ -92,6 +92,7 @@ def summary(layout: ToyRunLayout) -> RunSummary:
             {"metric": "largest mode-weight error", "value": m["mode_weight_error"]},
             {"metric": "network calls per sample", "value": m["nfe"]}]
     return RunSummary(title="8-Gaussian mixture (lower is better)", headline=rows, report=layout.report,
+                      html=layout.report.with_suffix(".html"),
                       plots=[layout.root / "samples.png"],
                       next_commands=[(f"velocast sample toy --model {shown_path(layout.model)} --n 5000 --steps 4 "
                                       f"--out samples.png   # fewer sampler steps, plotted over the data")])

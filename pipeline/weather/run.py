@@ -277,7 +277,7 @@ def summary(layout: WeatherRunLayout) -> RunSummary:
     metrics = json.loads(layout.metrics.read_text())
     plots = sorted(layout.root.glob("*.png"), key=lambda p: (p.name != "crps.png", p.name))
     return RunSummary(title="weather: fair CRPS by lead (lower is better)", headline=headline_rows(metrics),
-                      report=layout.report, plots=plots,
+                      report=layout.report, html=layout.report.with_suffix(".html"), plots=plots,
                       next_commands=[
                           (f"velocast query point {shown_path(layout.forecast)} -V temperature -l 850 --lat 52.5 "
                            f"--lon 13.4 -q 0.1,0.5,0.9   # one point's ensemble plume"),
