@@ -65,11 +65,20 @@ def configure_logging(verbose: bool) -> None:
 
     from pipeline.console import err_console
 
+    class NamedRunHandler(RichHandler):
+        """Prefect's task- and flow-run lines carry the run's name as an attribute, not in the message
+        ("Finished in state Completed()"): show it ("simulate: Finished in state Completed()")."""
+
+        def format(self, record: logging.LogRecord) -> str:
+            text = super().format(record)
+            name = getattr(record, "task_run_name", None) or getattr(record, "flow_run_name", None)
+            return f"{name}: {text}" if name else text
+
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(message)s",
         datefmt="[%X]",
-        handlers=[RichHandler(console=err_console, show_path=verbose, rich_tracebacks=False)],
+        handlers=[NamedRunHandler(console=err_console, show_path=verbose, rich_tracebacks=False)],
         force=True,
     )
     # Third-party chatter stays at WARNING unless asked for.

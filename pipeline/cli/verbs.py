@@ -221,23 +221,36 @@ def print_run_summary(result: Any) -> None:
         print_table(rows_table(summary.headline, title=summary.title))
     for line in summary.lines:
         console.print(line, highlight=False)
-    outputs = Table(title=f"outputs in {root}", show_header=False, box=None, padding=(0, 1))
-    outputs.add_column("name", style="bold", no_wrap=True)
-    outputs.add_column("path", no_wrap=True)  # whole, so it can be copied; the description wraps instead
-    outputs.add_column("what", style="dim", overflow="fold")
-    for name, entry in result.layout.artefacts().items():
-        path = root / entry.path
-        if path.exists():
-            outputs.add_row(name, shown_path(path), entry.description)
+    rows = [(name, shown_path(root / entry.path), entry.description)
+            for name, entry in result.layout.artefacts().items() if (root / entry.path).exists()]
     if summary.html is not None and summary.html.exists():
-        outputs.add_row("html report", shown_path(summary.html), "the report with its plots in one file")
+        rows.append(("html report", shown_path(summary.html), "the report with its plots in one file"))
     if summary.plots:
-        outputs.add_row("plots", shown_path(summary.plots[0].parent / "*.png"), f"{len(summary.plots)} figure{'s' if len(summary.plots) > 1 else ''}")
-    console.print(outputs)
+        rows.append(("plots", shown_path(summary.plots[0].parent / "*.png"),
+                     f"{len(summary.plots)} figure{'s' if len(summary.plots) > 1 else ''}"))
+    print_table(_outputs_table(rows, title=f"outputs in {shown_path(root)}", width=console.width,
+                               terminal=console.is_terminal))
     if summary.next_commands:
         console.print("[bold]next:", highlight=False)
         for command in summary.next_commands:
             console.print(f"  {command}", highlight=False, soft_wrap=True)
+
+
+def _outputs_table(rows: list[tuple[str, str, str]], *, title: str, width: int, terminal: bool) -> Any:
+    """Name, path (never broken, so it can be copied) and description of every output; in a terminal too
+    narrow for the description beside the path, the description is left out."""
+    from rich.table import Table
+
+    table = Table(title=title, show_header=False, box=None, padding=(0, 1), title_justify="left")
+    table.add_column("name", style="bold", no_wrap=True)
+    table.add_column("path", no_wrap=True)
+    used = max((len(n) for n, _, _ in rows), default=0) + max((len(p) for _, p, _ in rows), default=0) + 4
+    described = not terminal or width - used >= 30
+    if described:
+        table.add_column("what", style="dim")
+    for name, path, what in rows:
+        table.add_row(name, path, *((what,) if described else ()))
+    return table
 
 
 def register_domain_commands() -> None:

@@ -115,7 +115,7 @@ def write_plots(out: Path, *, arrays: dict[str, Any], samples: Any) -> list[str]
                       fontsize=8)
         ax.set_xlabel("residue")
         ax.set_ylabel("RMSF (Å)")
-        ax.set_title("per-residue fluctuation about the mean structure (Cα, else the residue's atoms)", fontsize=9)
+        ax.set_title("about each set's mean structure (Cα, else all atoms)", fontsize=9)
         ax.grid(alpha=0.3)
         ax.legend()
         fig.tight_layout()

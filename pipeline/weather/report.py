@@ -173,6 +173,8 @@ def plot_crps_skill(metrics: dict, path: Path) -> Path | None:
 
             _system_lines(ax, metrics, "crps", channel, transform=skill)
             ax.axhline(0.0, color="k", lw=0.8)
+            low, _ = ax.get_ylim()
+            ax.set_ylim(max(low, -1.0), 1.02)  # below −1 (twice the reference's CRPS) the curve leaves the panel
             ax.set_title(f"{channel}: skill vs {reference}")
             ax.set_xlabel("lead (hours)")
             ax.set_ylabel("CRPS skill score (unitless)")
@@ -201,6 +203,7 @@ def plot_rank_histograms(metrics: dict, path: Path, *, channel: str) -> Path | N
             ax.set_title(f"{system}, {leads[lead_index]:g} h", fontsize=9)
             ax.set_xlabel("rank of the truth (1 … members + 1)")
             ax.set_ylabel("frequency (fraction)")
+    fig.suptitle(f"rank histograms: {channel}")
     return _save(fig, path)
 
 
