@@ -46,16 +46,18 @@ def velocast(*args: str) -> None:
 
 
 def periods(times: pd.DatetimeIndex, *, inits: int = 12, spacing_h: int = 12, lead_h: int = 24,
-            validation_days: float = 4.0, calibration_inits: int = 10) -> dict:
+            validation_days: float = 5.0) -> dict:
     """Test init times (a dozen, every 12 h at 00/12 UTC, the last leaving ``lead_h`` of truth), the
-    validation period before them and the calibration init times inside it, and the last training time."""
+    validation period before them, the calibration init times inside it (at the test's hours of day, every
+    ``spacing_h``: an hourly model's error growth depends on the time of day a forecast starts, so spread is
+    calibrated for the hours it will be used at), and the last training time."""
     last = (times[-1] - pd.Timedelta(hours=lead_h)).floor(f"{spacing_h}h")
     test = pd.date_range(end=last, periods=inits, freq=f"{spacing_h}h")
     valid_end = test[0] - pd.Timedelta(hours=1)
     train_end = test[0] - pd.Timedelta(days=validation_days) - pd.Timedelta(hours=1)
-    first_cal = (train_end + pd.Timedelta(hours=2)).ceil(f"{spacing_h}h")
+    first_cal = (train_end + pd.Timedelta(hours=1)).ceil(f"{spacing_h}h")
     last_cal = (valid_end - pd.Timedelta(hours=lead_h)).floor(f"{spacing_h}h")
-    calibration = pd.DatetimeIndex(np.unique(pd.date_range(first_cal, last_cal, periods=calibration_inits).floor("h")))
+    calibration = pd.date_range(first_cal, last_cal, freq=f"{spacing_h}h")
     return {"test": test, "calibration": calibration, "train_end": train_end, "valid_end": valid_end}
 
 
