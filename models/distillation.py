@@ -1,4 +1,19 @@
-"""Few-step distillation by reflow (rectified flow; Liu, Gong & Liu 2022), for conditional models.
+"""Few-step students of a flow-matching teacher, for conditional models: reflow and CRPS fine-tuning.
+
+Two methods (``ReflowConfig.method``), both giving an ordinary ``fm`` network sampled with ``K`` Euler steps
+(``K`` network calls; ``K = 1``: one call per sample):
+
+* ``reflow`` (rectified flow; Liu, Gong & Liu 2022): straighten the teacher's paths, below.
+* ``crps`` (FGN / AIFS-CRPS style; Alet et al. 2025, Lang et al. 2024): fine-tune the teacher's network so
+  that its ``K``-step Euler map from noise, ``x = Φ_θ(z | c)``, is a good *ensemble* of the data: draw ``M``
+  noises per condition, run the map (differentiably), and minimise the fair CRPS of those ``M`` members
+  against the data ``x1`` of that condition (:func:`fair_crps_loss`), averaged over every element with the
+  source's weights. No teacher samples are needed (the teacher is only the starting point), and the
+  objective is the score the ensemble is judged by, so its spread is learned rather than inherited.
+  The CRPS is proper for each element's marginal only: right for fields scored point by point (weather).
+* ``energy``: the same with the fair *energy score* of each whole sample, ``E‖X − y‖ − ½E‖X − X′‖``
+  (:func:`fair_energy_loss`), which is proper for the joint law: for samples whose parts must fit together
+  (a molecule's coordinates) and for unconditional ensembles.
 
 Convention (see :mod:`models`): ``x_t = (1-t)·x0 + t·x1``, ``x0 ~ N(0, I)`` noise, ``x1`` data, t: 0 → 1.
 
@@ -50,13 +65,18 @@ from models.training.data import BatchSource
 from models.training.ema import EMA
 
 TimeSampling = Literal["uniform", "grid", "mixed"]
+DistillMethod = Literal["reflow", "crps", "energy"]
 
 
 class ReflowConfig(BaseModel):
-    """Reflow distillation settings (``student_steps`` = K, the Euler steps the student is made for)."""
+    """Distillation settings (``student_steps`` = K, the Euler steps the student is made for; ``method`` reflow or
+    crps, see the module doc; ``members`` = M, the ensemble per condition of the crps method; ``pairs`` and the
+    ``teacher_*`` fields are reflow's)."""
 
     model_config = ConfigDict(extra="forbid")
 
+    method: DistillMethod = "reflow"
+    members: int = 2
     student_steps: int = 4
     teacher_sampler: str = "heun"
     teacher_steps: int = 16
@@ -169,10 +189,11 @@ def reflow_times(batch: int, *, steps: int, mode: TimeSampling, generator: torch
 
 @dataclass
 class DistillResult:
-    """The student (EMA weights), the couplings used, the last metrics, and the checkpoint written."""
+    """The student (EMA weights), the couplings used (reflow; None for crps), the last metrics, and the checkpoint
+    written."""
 
     student: nn.Module
-    couplings: Couplings
+    couplings: Couplings | None
     metrics: dict[str, float] = field(default_factory=dict)
     checkpoint: Path | None = None
     losses: list[float] = field(default_factory=list)
@@ -185,23 +206,17 @@ def _lr(step: int, config: ReflowConfig) -> float:
     return config.lr * 0.5 * (1 + math.cos(math.pi * progress))
 
 
-def student_metadata(config: ReflowConfig, *, teacher_objective: str, couplings: Couplings) -> dict[str, Any]:
+def student_metadata(config: ReflowConfig, *, teacher_objective: str, couplings: Couplings | None) -> dict[str, Any]:
     """What a student checkpoint records: its objective, its sampler and steps, and how it was made."""
-    return {
-        "objective": "fm",
-        "sampler": "euler",
-        "sampler_steps": config.student_steps,
-        "distillation": {
-            "method": "reflow",
-            "teacher_objective": teacher_objective,
-            "teacher_sampler": config.teacher_sampler,
-            "teacher_steps": config.teacher_steps,
-            "teacher_nfe": couplings.nfe,
-            "teacher_guidance": config.teacher_guidance,
-            "pairs": len(couplings),
-            "config": config.model_dump(mode="json"),
-        },
-    }
+    record: dict[str, Any] = {"method": config.method, "teacher_objective": teacher_objective,
+                              "config": config.model_dump(mode="json")}
+    if config.method == "reflow":
+        record.update(teacher_sampler=config.teacher_sampler, teacher_steps=config.teacher_steps,
+                      teacher_nfe=couplings.nfe if couplings is not None else None,
+                      teacher_guidance=config.teacher_guidance, pairs=len(couplings) if couplings is not None else 0)
+    else:
+        record.update(members=config.members)
+    return {"objective": "fm", "sampler": "euler", "sampler_steps": config.student_steps, "distillation": record}
 
 
 def recorded_sampler(
@@ -210,6 +225,77 @@ def recorded_sampler(
     """The sampler and steps to use: those given, else the checkpoint's (a distilled student records the
     ones it was distilled for, see :func:`student_metadata`), else ``default``."""
     return sampler or metadata.get("sampler") or default[0], int(steps or metadata.get("sampler_steps") or default[1])
+
+
+def fair_crps_loss(samples: Tensor, target: Tensor, weight: Tensor | None = None,
+                   mask: Tensor | None = None) -> Tensor:
+    """The fair CRPS of the ensemble ``samples`` ``[M, B, ...]`` (M ≥ 2) against ``target`` ``[B, ...]``, averaged
+    over every element (``weight`` and ``mask`` broadcast to ``target``):
+    ``(1/M) Σ_m |x_m − y| − 1/(2M(M−1)) Σ_{m≠n} |x_m − x_n|`` (unbiased for the CRPS of the members' law)."""
+    m = samples.shape[0]
+    if m < 2:
+        raise ValueError("the fair CRPS needs at least 2 members")
+    skill = (samples - target.unsqueeze(0)).abs().mean(0)
+    spread = (samples.unsqueeze(0) - samples.unsqueeze(1)).abs().sum((0, 1)) / (2 * m * (m - 1))
+    crps = skill - spread
+    w = torch.ones_like(crps)
+    if weight is not None:
+        w = w * weight
+    if mask is not None:
+        w = w * mask
+    return (crps * w).sum() / w.sum().clamp_min(1e-12)
+
+
+def fair_energy_loss(samples: Tensor, target: Tensor, weight: Tensor | None = None,
+                     mask: Tensor | None = None) -> Tensor:
+    """The fair energy score of the ensemble ``samples`` ``[M, B, ...]`` (M ≥ 2) against ``target`` ``[B, ...]``,
+    averaged over the batch: ``(1/M) Σ_m ‖x_m − y‖ − 1/(2M(M−1)) Σ_{m≠n} ‖x_m − x_n‖`` with ‖·‖ the (weighted)
+    Euclidean norm over each sample's elements."""
+    m = samples.shape[0]
+    if m < 2:
+        raise ValueError("the fair energy score needs at least 2 members")
+    w = torch.ones_like(target)
+    if weight is not None:
+        w = w * weight
+    if mask is not None:
+        w = w * mask
+    flat_w = w.reshape(1, target.shape[0], -1)
+    d_truth = ((samples - target.unsqueeze(0)).reshape(m, target.shape[0], -1).square() * flat_w).sum(-1)
+    diff = (samples.unsqueeze(0) - samples.unsqueeze(1)).reshape(m, m, target.shape[0], -1)
+    d_pair = (diff.square() * flat_w.unsqueeze(0)).sum(-1)
+    eps = 1e-12  # the norm's gradient at 0 (a member pair on the diagonal)
+    skill = (d_truth + eps).sqrt().mean(0)
+    off = ~torch.eye(m, dtype=torch.bool, device=samples.device)
+    spread = (d_pair[off] + eps).sqrt().sum(0) / (2 * m * (m - 1))
+    return (skill - spread).mean()
+
+
+SCORES = {"crps": fair_crps_loss, "energy": fair_energy_loss}
+
+
+def euler_map(net: nn.Module, objective: Objective, noise: Tensor, condition: Condition, *, steps: int) -> Tensor:
+    """``steps`` Euler steps of ``objective``'s velocity from ``noise`` at t = 0 to t = 1, differentiable (the map
+    a ``steps``-step Euler sampler computes)."""
+    x = noise
+    for k in range(steps):
+        t = torch.full((x.shape[0],), k / steps, dtype=x.dtype, device=x.device)
+        x = x + objective.predict(net, x, t, condition).velocity / steps
+    return x
+
+
+def _repeat_condition(condition: Condition, times: int) -> Condition:
+    return map_condition(lambda v: v.repeat(times, *([1] * (v.dim() - 1))), condition)
+
+
+def crps_loss_step(student: nn.Module, objective: Objective, batch: Any, *, config: ReflowConfig,
+                   noise_scale: Tensor | float, generator: torch.Generator) -> Tensor:
+    """The crps (or energy) method's loss on one data batch: ``M`` members per condition from ``noise_scale``·z
+    through the student's ``K``-step Euler map, scored by :data:`SCORES` ``[config.method]`` against the data."""
+    x1 = batch.x1
+    b, m = x1.shape[0], config.members
+    noise = noise_scale * torch.randn((m * b, *x1.shape[1:]), generator=generator, dtype=x1.dtype)
+    samples = euler_map(student, objective, noise, _repeat_condition(batch.condition, m), steps=config.student_steps)
+    return SCORES[config.method](samples.reshape(m, b, *x1.shape[1:]), x1, batch.weight, batch.mask)
 
 
 def reflow_distill(
@@ -226,15 +312,20 @@ def reflow_distill(
     noise_scale: Tensor | float = 1.0,
     progress: Any = None,
 ) -> DistillResult:
-    """Distil ``teacher`` into a ``config.student_steps``-step Euler student by reflow.
+    """Distil ``teacher`` into a ``config.student_steps``-step Euler student by ``config.method`` (module doc).
 
     ``student`` defaults to a copy of the teacher (``init_from_teacher``); give a fresh network of the same
-    signature otherwise. Couplings are drawn from ``source`` unless given, the teacher starting from
-    ``noise_scale``·z. With ``run_dir`` one checkpoint
-    (safetensors + JSON) is written at the end, its ``extra`` = ``extra`` updated by
-    :func:`student_metadata`. ``progress(stage, done, total)`` reports pairs and steps.
+    signature otherwise. Reflow draws its couplings from ``source`` unless given, the teacher starting from
+    ``noise_scale``·z; crps trains on ``source``'s data batches, its members starting from ``noise_scale``·z.
+    With ``run_dir`` one checkpoint (safetensors + JSON) is written at the end, its ``extra`` = ``extra``
+    updated by :func:`student_metadata`. ``progress(stage, done, total)`` reports pairs and steps.
     """
-    if couplings is None:
+    if config.method in SCORES:
+        if source is None:
+            raise ValueError(f"the {config.method} method trains on data: it needs a `source`")
+        if config.members < 2:
+            raise ValueError(f"the {config.method} method needs at least 2 members per condition, got {config.members}")
+    elif couplings is None:
         if source is None:
             raise ValueError("reflow_distill needs a source of conditions or ready couplings")
         report = (lambda n: progress("pairs", n, config.pairs)) if progress is not None else None
@@ -250,8 +341,6 @@ def reflow_distill(
     streams.seed_global(Stream.NETWORK)
     ema = EMA(student, decay=config.ema_decay)
     opt = torch.optim.AdamW(student.parameters(), lr=config.lr, weight_decay=config.weight_decay, foreach=True)
-    n = len(couplings)
-    batch = min(config.batch_size, n)
     losses: list[float] = []
     metrics: dict[str, float] = {}
     start = time.monotonic()
@@ -266,19 +355,26 @@ def reflow_distill(
                 break
             for group in opt.param_groups:
                 group["lr"] = _lr(step, config)
-            index = torch.randint(0, n, (batch,), generator=streams.generator(Stream.PAIRS, step))
-            noise, x1, cond = couplings.take(index)
-            t = reflow_times(batch, steps=config.student_steps, mode=config.time_sampling,
-                             generator=streams.generator(Stream.TIME, step))
-            out = objective.loss(student, x1, cond, weight=couplings.weight, t=t, noise=noise)
-            out.loss.backward()
+            if config.method in SCORES:
+                # batches offset from the teacher's own training batches at the same seed
+                loss = crps_loss_step(student, objective, source.batch(20_000_000 + step), config=config,
+                                      noise_scale=noise_scale, generator=streams.generator(Stream.NOISE, step))
+            else:
+                n = len(couplings)
+                batch = min(config.batch_size, n)
+                index = torch.randint(0, n, (batch,), generator=streams.generator(Stream.PAIRS, step))
+                noise, x1, cond = couplings.take(index)
+                t = reflow_times(batch, steps=config.student_steps, mode=config.time_sampling,
+                                 generator=streams.generator(Stream.TIME, step))
+                loss = objective.loss(student, x1, cond, weight=couplings.weight, t=t, noise=noise).loss
+            loss.backward()
             if config.grad_clip is not None:
                 torch.nn.utils.clip_grad_norm_(student.parameters(), config.grad_clip)
             opt.step()
             opt.zero_grad(set_to_none=True)
             ema.update(student)
             step += 1
-            losses.append(float(out.loss.detach()))
+            losses.append(float(loss.detach()))
             if step % config.log_every == 0 or step == config.steps:
                 metrics = {"step": step, "loss": losses[-1], "elapsed_s": time.monotonic() - start}
                 if log is not None:
@@ -292,6 +388,8 @@ def reflow_distill(
     final = copy.deepcopy(student)
     ema.copy_to(final)
     final.eval()
+    metrics.setdefault("step", step)
+    metrics["seconds"] = time.monotonic() - start
     checkpoint = None
     if run_dir is not None:
         meta = dict(extra or {})
@@ -305,8 +403,13 @@ def reflow_distill(
 
 __all__ = [
     "Couplings",
+    "DistillMethod",
     "DistillResult",
     "ReflowConfig",
+    "crps_loss_step",
+    "euler_map",
+    "fair_crps_loss",
+    "fair_energy_loss",
     "recorded_sampler",
     "reflow_distill",
     "reflow_times",

@@ -165,11 +165,15 @@ def train_verb(help: str, *, config: str, run: str, flags: tuple[Flag, ...], obj
 
 def distill_verb(help: str, *, config: str, run: str, summary: str, calls: str, data: str,
                  flags: tuple[Flag, ...] = ()) -> Verb:
-    """``velocast distill DOMAIN``: a reflow student of a trained model (``reflow.*`` set by the flags)."""
+    """``velocast distill DOMAIN``: a few-step student of a trained model (``reflow.*`` set by the flags)."""
     return Verb("distill", help, config=config, run=run, summary=summary,
                 out="New run directory for the student (must not exist or be empty).",
                 flags=(Flag("--model", "model", str, "Teacher run directory (newest checkpoint) or checkpoint "
                                                      "directory."),
+                       Flag("--method", "reflow.method", str, "reflow (straight paths through teacher samples), crps "
+                                                              "(a fair-CRPS fine-tune on the data, FGN-style) or energy "
+                                                              "(the same with the fair energy score of whole samples)."),
+                       Flag("--members", "reflow.members", int, "crps / energy: ensemble members per condition."),
                        Flag("--steps", "reflow.student_steps", int, f"Euler steps ({calls}) the student is made for."),
                        Flag("--data", "data", str, data),
                        Flag("--pairs", "reflow.pairs", int, "Teacher (noise, sample) pairs to generate."),

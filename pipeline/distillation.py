@@ -1,4 +1,4 @@
-"""Write a reflow student run atomically: the domain-independent half of ``velocast distill``.
+"""Write a student run atomically (reflow or crps): the domain-independent half of ``velocast distill``.
 
 Both domains pick a teacher network and a source of conditions; this module runs
 :func:`models.distillation.reflow_distill` into a hidden directory beside ``out`` with progress bars,
@@ -45,7 +45,8 @@ def distill_run(
     noise_scale: Tensor | float = 1.0,
     progress: bool = True,
 ) -> DistillResult:
-    """Reflow-distil ``teacher`` into the new run ``out``; ``files`` (name → text) are written beside it.
+    """Distil ``teacher`` into the new run ``out`` by ``config.method``; ``files`` (name → text) are written beside
+    it.
 
     The teacher starts from ``noise_scale``·z (see :mod:`models.distillation`). The student's checkpoint
     metadata is the teacher's ``metadata`` plus the teacher checkpoint's SHA-256
@@ -58,8 +59,9 @@ def distill_run(
     tmp = temp_beside(out, directory=True)
     try:
         with make_progress(enabled=progress) as bar:
-            tasks = {"pairs": bar.add_task("teacher pairs", total=config.pairs),
-                     "steps": bar.add_task("distil", total=config.steps)}
+            tasks = {"steps": bar.add_task(f"distil ({config.method})", total=config.steps)}
+            if config.method == "reflow":
+                tasks["pairs"] = bar.add_task("teacher pairs", total=config.pairs)
             result = reflow_distill(teacher=teacher, teacher_objective=teacher_objective, source=source,
                                     config=config, run_dir=tmp, extra=meta,
                                     teacher_objective_name=str(metadata.get("objective")),

@@ -34,8 +34,10 @@ def evaluate_summary(m: dict, config: Any, out: Any) -> str:
 
 def distill_summary(summary: dict, config: Any, out: Any) -> str:
     k = summary["student_steps"]
-    return (f"distilled the {summary['task']} model {config.model} -> {out}: {summary['pairs']} teacher pairs at "
-            f"{summary['teacher_nfe']} calls each, {summary['steps']} student steps; sample with --sampler euler "
+    made = (f"{summary['pairs']} teacher pairs at {summary['teacher_nfe']} calls each" if summary["method"] == "reflow"
+            else f"a {summary['method']} fine-tune on the training frames")
+    return (f"distilled the {summary['task']} model {config.model} -> {out}: {made}, {summary['steps']} student "
+            f"steps; sample with --sampler euler "
             f"--steps {k} ({k} network calls)")
 
 

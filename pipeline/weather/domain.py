@@ -69,8 +69,10 @@ def distill_summary(summary: dict, config: Any, out: Any) -> str:
 
     loss = summary.get("loss")
     k = summary["student_steps"]
-    return (f"distilled {config.model} -> {out}: {summary['pairs']} teacher pairs at {summary['teacher_nfe']} calls "
-            f"each, {summary['steps']} student steps" + (f", loss {loss:.4f}" if loss is not None else "")
+    made = (f"{summary['pairs']} teacher pairs at {summary['teacher_nfe']} calls each" if summary["method"] == "reflow"
+            else f"a {summary['method']} fine-tune on the training windows")
+    return (f"distilled {config.model} -> {out}: {made}, {summary['steps']} student steps"
+            + (f", loss {loss:.4f}" if loss is not None else "")
             + f"; forecasts default to euler x{k} ({k} network calls per step) from the teacher's noise "
             f"λ {describe_noise_scale(summary['noise_scale'])}, ρ {summary['noise_memory']}")
 

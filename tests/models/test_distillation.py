@@ -137,3 +137,51 @@ def test_a_wrong_student_does_not_pass(toy) -> None:
     result = reflow_distill(teacher=teacher, teacher_objective=make_objective("fm"), couplings=couplings,
                             config=config.model_copy(update={"steps": 0, "init_from_teacher": False}), student=fresh)
     assert scores(result.student, toy, 1)[0] > scores(teacher, toy, 1)[0] * 0.5
+
+
+def test_fair_crps_and_energy_scores_by_hand() -> None:
+    """Two members (0, 2) against y = 1: CRPS = mean(|0−1|, |2−1|) − |0−2|/2 = 0; a one-element energy score is
+    the CRPS; a 2-D energy score uses the Euclidean norm; fewer than 2 members is refused."""
+    from models.distillation import fair_crps_loss, fair_energy_loss
+
+    members = torch.tensor([[[0.0]], [[2.0]]])  # [M=2, B=1, 1]
+    assert float(fair_crps_loss(members, torch.tensor([[1.0]]))) == pytest.approx(0.0)
+    assert float(fair_crps_loss(members, torch.tensor([[3.0]]))) == pytest.approx(2.0 - 1.0)
+    assert float(fair_energy_loss(members, torch.tensor([[3.0]]))) == pytest.approx(1.0, abs=1e-5)
+    pair = torch.tensor([[[0.0, 0.0]], [[3.0, 4.0]]])  # ‖x1 − x2‖ = 5
+    assert float(fair_energy_loss(pair, torch.tensor([[0.0, 0.0]]))) == pytest.approx(0.5 * 5 - 0.5 * 5, abs=1e-5)
+    with pytest.raises(ValueError, match="at least 2"):
+        fair_crps_loss(members[:1], torch.tensor([[1.0]]))
+
+
+def test_the_fair_crps_is_lowest_for_the_true_spread() -> None:
+    """Members from N(0, σ²) against y ~ N(0, 1): the expected fair CRPS is smallest at σ = 1, even with only 2
+    members (the property that lets a 2-member loss train a calibrated generator)."""
+    from models.distillation import fair_crps_loss
+
+    gen = torch.Generator().manual_seed(0)
+    y = torch.randn(200_000, 1, generator=gen)
+    z = torch.randn(2, 200_000, 1, generator=gen)
+    crps = {sigma: float(fair_crps_loss(sigma * z, y)) for sigma in (0.6, 0.8, 1.0, 1.25, 1.6)}
+    assert min(crps, key=crps.get) == 1.0
+
+
+@pytest.mark.parametrize("method", ["crps", "energy"])
+def test_a_scoring_rule_student_makes_one_call_samples_of_the_data(toy, method, tmp_path) -> None:
+    """The crps and energy methods fine-tune the teacher on the data itself (no teacher samples): the one-call
+    student beats the teacher's one call, records its method, and samples through the normal Euler path.
+    Measured (300 steps, 4 members, 1 thread): teacher SW 1.256 at 1 call; crps student 0.148, energy 0.119
+    (the reflow student of the same teacher: 0.099)."""
+    teacher, _, _, _, config, _ = toy
+    student_config = config.model_copy(update={"method": method, "members": 4, "student_steps": 1,
+                                               "batch_size": 128})
+    result = reflow_distill(teacher=teacher, teacher_objective=make_objective("fm"), source=HalfLabelSource(128, 3),
+                            config=student_config, run_dir=tmp_path / method, teacher_objective_name="fm")
+    assert result.couplings is None
+    t_sw, _ = scores(teacher, toy, 1)
+    s_sw, _ = scores(result.student, toy, 1)
+    print(f"{method}: teacher SW {t_sw:.3f}, student SW {s_sw:.3f} at one call")
+    assert s_sw < 0.5 * t_sw
+    ckpt = load_checkpoint(tmp_path / method)
+    assert ckpt.extra["sampler_steps"] == 1 and ckpt.extra["distillation"]["method"] == method
+    assert ckpt.extra["distillation"]["members"] == 4

@@ -1,4 +1,8 @@
-"""The work behind ``velocast distill protein``: a few-step student of a trained alanine-dipeptide model by reflow.
+"""The work behind ``velocast distill protein``: a few-step student of a trained alanine-dipeptide model.
+
+By reflow (below) or by a scoring-rule fine-tune (``--method energy``, the fair energy score of whole
+conformations, proper for their joint law; ``crps`` scores each feature alone): see
+:mod:`models.distillation`. The scoring-rule students train on the training store's own frames.
 
 Ensemble models are unconditional: the teacher maps noise to conformations. Forecast models are
 conditioned on ``z(t)``: the conditions are the training store's frames that have a lagged successor
@@ -57,17 +61,24 @@ def distill_protein(config: DistillProteinConfig, *, out: str | Path, progress: 
     out = check_new_run_dir(out)
     model = load_protein_model(config.model)
     reflow = config.reflow
-    if model.task == "ensemble":
-        source = _Unconditional(model.dim, reflow.pair_batch_size)
+    if model.task == "ensemble" and reflow.method == "reflow":
+        source = _Unconditional(model.dim, reflow.pair_batch_size)  # reflow needs conditions only: none here
+    elif model.task == "ensemble":  # a scoring-rule student learns from the training conformations themselves
+        store = open_structure_store(config.data or model.metadata.get("data"))
+        z = torch.from_numpy(model.featuriser.encode(store.frames()))
+        source = TensorSource(z, batch_size=reflow.batch_size, seed=reflow.seed)
     else:
         data = config.data or model.metadata.get("data")
         store = open_structure_store(data)
         z = torch.from_numpy(model.featuriser.encode(store.frames()))
         first, second = lagged_pairs(trajectory_bounds(store), int(model.metadata["lag_frames"]))
-        source = TensorSource(z[second], condition=z[first], batch_size=reflow.pair_batch_size, seed=reflow.seed)
+        batch = reflow.pair_batch_size if reflow.method == "reflow" else reflow.batch_size
+        source = TensorSource(z[second], condition=z[first], batch_size=batch, seed=reflow.seed)
     result = distill_run(out=out, teacher=model.net, teacher_objective=model.objective,
                          teacher_checkpoint=model.checkpoint, teacher_model=config.model, metadata=model.metadata,
                          source=source, config=reflow, progress=progress,
                          files={"distill_config.json": config.model_dump_json(indent=1)})
-    return {"pairs": len(result.couplings), "teacher_nfe": result.couplings.nfe, "steps": reflow.steps,
+    couplings = result.couplings
+    return {"method": reflow.method, "pairs": len(couplings) if couplings is not None else 0,
+            "teacher_nfe": couplings.nfe if couplings is not None else None, "steps": int(result.metrics["step"]),
             "student_steps": reflow.student_steps, "loss": result.metrics.get("loss"), "task": model.task}

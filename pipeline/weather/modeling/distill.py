@@ -1,4 +1,8 @@
-"""``velocast distill weather``: a few-step student of a trained weather model by reflow.
+"""``velocast distill weather``: a few-step student of a trained weather model by reflow or crps.
+
+``--method crps`` fine-tunes the teacher's network on the same training windows with the fair CRPS of
+``members`` one- (or K-) step samples per window against the true next state (see
+:mod:`models.distillation`); the rest of this docstring describes reflow, whose data are teacher samples.
 
 The teacher's training windows (same store, same time split, the teacher's normalisation) give the
 conditions; the teacher's ODE (``teacher_sampler`` × ``teacher_steps``) maps fresh noise to residuals under
@@ -91,9 +95,13 @@ def distill_weather(config: DistillWeatherConfig, *, out: str | Path, progress: 
     scales = torch.from_numpy(channel_noise_scales(forecaster.channels, noise_scale)).float().reshape(-1, 1, 1)
     reflow = config.reflow
     source = windows.source(batch_size=min(reflow.pair_batch_size, len(windows.starts)), seed=reflow.seed)
-    log.info("distilling %s: %d pairs from %d windows, teacher %s x%d from noise λ %s, student euler x%d",
-             config.model, reflow.pairs, len(windows.starts), reflow.teacher_sampler, reflow.teacher_steps,
-             noise_scale, reflow.student_steps)
+    if reflow.method == "reflow":
+        log.info("distilling %s by reflow: %d pairs from %d windows, teacher %s x%d from noise λ %s, student euler x%d",
+                 config.model, reflow.pairs, len(windows.starts), reflow.teacher_sampler, reflow.teacher_steps,
+                 noise_scale, reflow.student_steps)
+    else:
+        log.info("distilling %s by crps: %d members per window of %d, from noise λ %s, student euler x%d",
+                 config.model, reflow.members, len(windows.starts), noise_scale, reflow.student_steps)
     calibration = {"noise_scale": noise_scale, "noise_memory": noise_memory,
                    "source": f"the teacher's noise ({config.model}); the student was distilled from it"}
 
@@ -104,6 +112,8 @@ def distill_weather(config: DistillWeatherConfig, *, out: str | Path, progress: 
                          files={"distill_config.json": config.model_dump_json(indent=1),
                                 "train_config.json": json.dumps(train_config, indent=1),
                                 CALIBRATION_FILE: json.dumps(calibration, indent=1)})
-    return {"out": str(out), "pairs": len(result.couplings), "teacher_nfe": result.couplings.nfe,
-            "steps": reflow.steps, "student_steps": reflow.student_steps, "loss": result.metrics.get("loss"),
-            "noise_scale": noise_scale, "noise_memory": noise_memory}
+    couplings = result.couplings
+    return {"out": str(out), "method": reflow.method, "pairs": len(couplings) if couplings is not None else 0,
+            "teacher_nfe": couplings.nfe if couplings is not None else None, "steps": int(result.metrics["step"]),
+            "student_steps": reflow.student_steps, "loss": result.metrics.get("loss"),
+            "seconds": result.metrics.get("seconds"), "noise_scale": noise_scale, "noise_memory": noise_memory}
