@@ -1,0 +1,152 @@
+"""One- and two-call students of the default weather run against their teacher, on the run's own test cases.
+
+    python tests/benchmarks/bench_students.py --run-dir runs/weather                        # reflow and crps at 1 call
+    python tests/benchmarks/bench_students.py --run-dir runs/weather --calls 1,2 --minutes 6 --json students.json
+
+For every method (``--methods``: reflow, crps, energy) and calls per forecast step (``--calls``), the
+teacher of a finished ``velocast run weather`` (``RUN/model``) is distilled with the same *training*
+wall-clock (``--minutes``; reflow first spends its own time sampling teacher pairs, reported apart), then the
+student goes through the run's own stages: calibrate (the run's validation init times, members, λ grid, ρ and
+spread factors), forecast (the run's test init times and members) and evaluate against the run's truth.
+Printed per lead: the student's fair CRPS ÷ the teacher's (the run's ``metrics.json``) for Z500 and T850,
+the spread/skill ratio, and the forecast wall-clock per member-step; then the issue's goals (1 call: CRPS
+within 3 % of the teacher at every lead from 12 h to 5 days, spread/skill in [0.8, 1.2]). JSON: ``--json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+HEADLINE = ("geopotential_500", "temperature_850")
+
+
+def student(run_dir: Path, out: Path, *, method: str, calls: int, minutes: float, members: int,
+            refresh: bool) -> dict:
+    """Distil, calibrate, forecast and evaluate one student; returns its metrics and timings."""
+    import shutil
+
+    from pipeline.weather.modeling.calibrate import CalibrateConfig, calibrate_spread
+    from pipeline.weather.modeling.distill import DistillWeatherConfig, distill_weather
+    from pipeline.weather.modeling.evaluate import EvaluateConfig, evaluate_weather
+    from pipeline.weather.modeling.generate import ForecastConfig, forecast_weather
+    from pipeline.weather.run import RunWeatherConfig
+
+    config = RunWeatherConfig.model_validate_json((run_dir / "run_config.json").read_text())
+    model, forecast, report = out / "model", out / "forecast.icechunk", out / "evaluation"
+    if refresh and out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    seconds: dict[str, float] = {}
+    if not (model / "checkpoints").exists():
+        start = time.perf_counter()
+        defaults = DistillWeatherConfig.model_fields["reflow"].default
+        reflow = defaults.model_copy(update={"method": method, "student_steps": calls, "members": members,
+                                             "steps": 100_000, "max_minutes": minutes})
+        summary = distill_weather(DistillWeatherConfig(model=str(run_dir / "model"), reflow=reflow), out=model,
+                                  progress=False)
+        seconds["distill"] = round(time.perf_counter() - start, 1)
+        seconds["distill_training"] = round(summary.get("seconds") or 0.0, 1)
+        (out / "distill.json").write_text(json.dumps(summary, indent=1, default=str))
+    if not (model / "calibration.json").exists() or "spread_factors" not in json.loads(
+            (model / "calibration.json").read_text()):
+        start = time.perf_counter()
+        calibrate_spread(CalibrateConfig(
+            model=str(model), data=str(run_dir / "atmosphere.zarr"),
+            init_times=[t.isoformat() for t in config.calibration_inits()], members=config.calibration_members,
+            lead_hours=config.lead_days * 24, min_lead_hours=min(24.0, config.lead_days * 24),
+            noise_scales=config.calibration_noise_scales, noise_memories=[config.noise_memory],
+            per_variable=config.calibration_per_variable, spread_factors=config.spread_factors, seed=config.seed),
+            progress=False)
+        seconds["calibrate"] = round(time.perf_counter() - start, 1)
+    if not forecast.exists():
+        start = time.perf_counter()
+        forecast_weather(ForecastConfig(model=str(model), data=str(run_dir / "atmosphere.zarr"),
+                                        init_times=[t.isoformat() for t in config.periods()[2]],
+                                        lead=f"{config.lead_days * 24:g}h", members=config.members,
+                                        seed=config.seed), out=forecast, progress=False)
+        seconds["forecast"] = round(time.perf_counter() - start, 1)
+    if not (report / "metrics.json").exists():
+        evaluate_weather(EvaluateConfig(forecast=str(forecast), truth=str(run_dir / "atmosphere.zarr"),
+                                        seed=config.seed), out=report, progress=False)
+    timings = json.loads((out / "timings.json").read_text()) if (out / "timings.json").exists() else {}
+    timings.update(seconds)
+    (out / "timings.json").write_text(json.dumps(timings, indent=1))
+    metrics = json.loads((report / "metrics.json").read_text())
+    steps = metrics["n_init_times"] * metrics["members"]["velocast"] * len(metrics["lead_hours"])
+    return {"method": method, "calls": calls, "metrics": metrics, "seconds": timings,
+            "forecast_ms_per_member_step": 1000.0 * timings.get("forecast", float("nan")) / steps}
+
+
+def compare(teacher: dict, entry: dict) -> dict:
+    """Per headline channel: CRPS ratio to the teacher and spread/skill per lead, and the goal checks."""
+    leads = teacher["lead_hours"]
+    out: dict = {"ratio": {}, "ssr": {}, "goals": {}}
+    for channel in HEADLINE:
+        ours = entry["metrics"]["scores"]["velocast"]["crps"][channel]
+        ref = teacher["scores"]["velocast"]["crps"][channel]
+        ratio = [o / r for o, r in zip(ours, ref)]
+        ssr = entry["metrics"]["scores"]["velocast"]["ssr"][channel]
+        out["ratio"][channel], out["ssr"][channel] = ratio, ssr
+        scored = [i for i, h in enumerate(leads) if 12 <= h <= 120]
+        out["goals"][channel] = {
+            "crps_within_3pct_12h_to_5d": all(ratio[i] <= 1.03 for i in scored),
+            "worst_ratio_12h_to_5d": max(ratio[i] for i in scored),
+            "ssr_in_0.8_1.2_12h_to_5d": all(0.8 <= ssr[i] <= 1.2 for i in scored),
+        }
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--run-dir", type=Path, required=True, help="a finished `velocast run weather` directory")
+    parser.add_argument("--out", type=Path, default=None, help="students' directory (default: RUN/students)")
+    parser.add_argument("--methods", default="reflow,crps")
+    parser.add_argument("--calls", default="1", help="network calls per forecast step, comma-separated")
+    parser.add_argument("--minutes", type=float, default=6.0, help="training wall-clock of every student")
+    parser.add_argument("--members", type=int, default=2, help="crps / energy members per training window")
+    parser.add_argument("--refresh", action="store_true")
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args(argv)
+    teacher = json.loads((args.run_dir / "metrics.json").read_text())
+    root = args.out or args.run_dir / "students"
+    leads = teacher["lead_hours"]
+    picks = [i for i, h in enumerate(leads) if h in (6, 12, 24, 48, 72, 96, 120)]
+    results = []
+    for method in [m.strip() for m in args.methods.split(",") if m.strip()]:
+        for calls in [int(c) for c in args.calls.split(",") if c.strip()]:
+            entry = student(args.run_dir, root / f"{method}-{calls}", method=method, calls=calls,
+                            minutes=args.minutes, members=args.members, refresh=args.refresh)
+            entry["comparison"] = compare(teacher, entry)
+            results.append(entry)
+    teacher_nfe = teacher.get("nfe_per_step")
+    print(f"\nteacher: {teacher_nfe} network calls per step; students trained {args.minutes:g} min each\n")
+    for channel in HEADLINE:
+        print(f"{channel}: fair CRPS ÷ teacher's (spread/skill)")
+        print(f"{'student':<12}" + "".join(f"{leads[i]:>14g}h" for i in picks))
+        for entry in results:
+            c = entry["comparison"]
+            print(f"{entry['method'] + ' x' + str(entry['calls']):<12}"
+                  + "".join(f"{c['ratio'][channel][i]:>8.3f} ({c['ssr'][channel][i]:.2f})" for i in picks))
+        print()
+    print(f"{'student':<12}{'distil s':>10}{'(training)':>12}{'calibrate s':>13}{'forecast ms/member-step':>26}")
+    for entry in results:
+        s = entry["seconds"]
+        print(f"{entry['method'] + ' x' + str(entry['calls']):<12}{s.get('distill', float('nan')):>10.0f}"
+              f"{s.get('distill_training', float('nan')):>12.0f}{s.get('calibrate', float('nan')):>13.0f}"
+              f"{entry['forecast_ms_per_member_step']:>26.1f}")
+    print("\ngoals (1 call: CRPS within 3 % of the teacher from 12 h to 5 days, spread/skill in [0.8, 1.2])")
+    for entry in results:
+        for channel, goal in entry["comparison"]["goals"].items():
+            print(f"  {entry['method']} x{entry['calls']} {channel}: {goal}")
+    record = {"teacher_nfe_per_step": teacher_nfe, "minutes": args.minutes, "lead_hours": leads,
+              "students": [{k: v for k, v in e.items() if k != "metrics"} for e in results]}
+    (args.json or root / "bench_students.json").write_text(json.dumps(record, indent=1, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
