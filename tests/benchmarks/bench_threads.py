@@ -4,6 +4,10 @@ one core kept busy by another process, and the count velocast chooses in each ca
     python tests/benchmarks/bench_threads.py                 # prints the table, writes bench_threads.json
     python tests/benchmarks/bench_threads.py --steps 40 --json out.json
 
+velocast is asked for its choice before each condition's measurements (which load the machine themselves): "quiet"
+first waits for the 1-minute load average to fall below ``--quiet-load``; "loaded" lets the busy loop run
+``--settle`` seconds, so the load average (a 1-minute mean) sees it.
+
 Each configuration runs in a fresh process (torch fixes its thread pool at start): a 30 × 53 regional grid (the
 regional development case's), the default weather network (base 48, levels [1, 2, 2], 2 blocks, attention),
 batch 16, a few warm-up steps then ``--steps`` timed forward + backward + optimiser steps. "Loaded" starts a busy
@@ -55,6 +59,13 @@ def measure(threads: int, steps: int) -> float:
     return float(done.stdout.strip().splitlines()[-1])
 
 
+def settle_until(load: float, *, timeout: float) -> None:
+    """Wait (at most ``timeout`` s) until the 1-minute load average is below ``load``."""
+    deadline = time.monotonic() + timeout
+    while os.getloadavg()[0] >= load and time.monotonic() < deadline:
+        time.sleep(2.0)
+
+
 def chosen() -> str:
     """What ``models.threads.choose_threads`` picks now, with no explicit request in the environment."""
     env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "VELOCAST_THREADS")}
@@ -67,6 +78,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--json", type=Path, default=Path("bench_threads.json"))
+    parser.add_argument("--settle", type=float, default=60.0, help="seconds the busy loop runs before velocast is asked")
+    parser.add_argument("--quiet-load", type=float, default=0.5, help="the load 'quiet' waits for (at most 3 × settle)")
     args = parser.parse_args(argv)
     from models.threads import available_cpus
 
@@ -77,10 +90,13 @@ def main(argv: list[str] | None = None) -> int:
         hog = mp.Process(target=_busy, args=(stop,)) if condition == "loaded" else None
         if hog is not None:
             hog.start()
-            time.sleep(1.0)
+            time.sleep(args.settle)  # the 1-minute load average velocast reads has to see the busy core
+        else:
+            settle_until(args.quiet_load, timeout=args.settle * 3)
         try:
+            choice, load = chosen(), round(os.getloadavg()[0], 2)  # asked before this benchmark adds load itself
             rows[condition] = {"steps_per_s": {n: round(measure(n, args.steps), 3) for n in counts},
-                               "velocast_chooses": chosen(), "load_1min": round(os.getloadavg()[0], 2)}
+                               "velocast_chooses": choice, "load_1min": load}
         finally:
             if hog is not None:
                 stop.set()
