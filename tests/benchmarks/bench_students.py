@@ -2,6 +2,7 @@
 
     python tests/benchmarks/bench_students.py --run-dir runs/weather                        # reflow and crps at 1 call
     python tests/benchmarks/bench_students.py --run-dir runs/weather --calls 1,2 --minutes 6 --json students.json
+    python tests/benchmarks/bench_students.py --protein-run runs/protein --methods reflow,energy --minutes 3
 
 For every method (``--methods``: reflow, crps, energy) and calls per forecast step (``--calls``), the
 teacher of a finished ``velocast run weather`` (``RUN/model``) is distilled with the same *training*
@@ -11,6 +12,11 @@ spread factors), forecast (the run's test init times and members) and evaluate a
 Printed per lead: the student's fair CRPS ÷ the teacher's (the run's ``metrics.json``) for Z500 and T850,
 the spread/skill ratio, and the forecast wall-clock per member-step; then the issue's goals (1 call: CRPS
 within 3 % of the teacher at every lead from 12 h to 5 days, spread/skill in [0.8, 1.2]). JSON: ``--json``.
+
+With ``--protein-run`` (a finished ``velocast run protein``) the run's ensemble model is distilled the same way,
+the student draws the run's number of conformations at its own calls, and ``velocast evaluate protein`` scores
+them against the run's reference MD: Ramachandran JS and the αR population next to the teacher's (the run's
+``metrics.json``), and the goal (1 call: JS within 0.02 of the teacher's).
 """
 
 from __future__ import annotations
@@ -81,6 +87,70 @@ def student(run_dir: Path, out: Path, *, method: str, calls: int, minutes: float
             "forecast_ms_per_member_step": 1000.0 * timings.get("forecast", float("nan")) / steps}
 
 
+def protein_student(run_dir: Path, out: Path, *, method: str, calls: int, minutes: float, members: int,
+                    refresh: bool) -> dict:
+    """Distil the protein run's ensemble model, sample the run's number of conformations, evaluate them."""
+    import shutil
+
+    from pipeline.protein.modeling.distill import DistillProteinConfig, distill_protein
+    from pipeline.protein.modeling.evaluate import EvaluateConfig, evaluate_protein
+    from pipeline.protein.modeling.generate import SampleConfig, sample_protein
+    from pipeline.protein.run import RunProteinConfig
+
+    config = RunProteinConfig.model_validate_json((run_dir / "run_config.json").read_text())
+    model, samples, report = out / "model", out / "samples", out / "evaluation"
+    if refresh and out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    seconds: dict[str, float] = {}
+    if not (model / "checkpoints").exists():
+        start = time.perf_counter()
+        defaults = DistillProteinConfig.model_fields["reflow"].default
+        reflow = defaults.model_copy(update={"method": method, "student_steps": calls, "members": members,
+                                             "steps": 1_000_000, "max_minutes": minutes})
+        summary = distill_protein(DistillProteinConfig(model=str(run_dir / "ensemble_model"), reflow=reflow),
+                                  out=model, progress=False)
+        seconds["distill"] = round(time.perf_counter() - start, 1)
+        (out / "distill.json").write_text(json.dumps(summary, indent=1, default=str))
+    if not (samples / "samples.zarr").exists():
+        start = time.perf_counter()
+        sample_protein(SampleConfig(model=str(model), n=config.samples, seed=config.seed, formats=[]), out=samples,
+                       progress=False)
+        seconds["sample"] = round(time.perf_counter() - start, 1)
+    if not (report / "metrics.json").exists():
+        evaluate_protein(EvaluateConfig(samples=str(samples / "samples.zarr"), reference=str(run_dir / "reference.zarr"),
+                                        training=str(run_dir / "train.zarr")), out=report, progress=False)
+    metrics = json.loads((report / "metrics.json").read_text())
+    return {"method": method, "calls": calls, "seconds": seconds, "rama_js": metrics.get("rama_js"),
+            "alpha_r": (metrics.get("basins") or {}).get("samples", {}).get("alpha_r"),
+            "valid_fraction": metrics.get("valid_fraction")}
+
+
+def protein_main(args: argparse.Namespace) -> int:
+    teacher = json.loads((args.protein_run / "metrics.json").read_text())
+    root = args.out or args.protein_run / "students"
+    results = []
+    for method in [m.strip() for m in args.methods.split(",") if m.strip()]:
+        for calls in [int(c) for c in args.calls.split(",") if c.strip()]:
+            results.append(protein_student(args.protein_run, root / f"{method}-{calls}", method=method, calls=calls,
+                                           minutes=args.minutes, members=args.members, refresh=args.refresh))
+    alpha = (teacher.get("basins") or {})
+    print(f"\n{'system':<14}{'rama_js':>9}{'alpha_r':>9}{'valid':>8}{'distil s':>10}{'sample s':>10}")
+    print(f"{'teacher':<14}{teacher['rama_js']:>9.4f}{alpha.get('samples', {}).get('alpha_r', float('nan')):>9.3f}"
+          f"{teacher.get('valid_fraction', float('nan')):>8.3f}")
+    print(f"{'reference MD':<14}{'':>9}{alpha.get('reference', {}).get('alpha_r', float('nan')):>9.3f}")
+    for entry in results:
+        s = entry["seconds"]
+        print(f"{entry['method'] + ' x' + str(entry['calls']):<14}{entry['rama_js']:>9.4f}{entry['alpha_r']:>9.3f}"
+              f"{entry['valid_fraction']:>8.3f}{s.get('distill', float('nan')):>10.0f}{s.get('sample', float('nan')):>10.1f}")
+        entry["js_within_0.02_of_teacher"] = entry["rama_js"] <= teacher["rama_js"] + 0.02
+    print("\ngoal (1 call: Ramachandran JS within 0.02 of the teacher's):",
+          {f"{e['method']} x{e['calls']}": e["js_within_0.02_of_teacher"] for e in results})
+    record = {"teacher_rama_js": teacher["rama_js"], "minutes": args.minutes, "students": results}
+    (args.json or root / "bench_students.json").write_text(json.dumps(record, indent=1, default=str))
+    return 0
+
+
 def compare(teacher: dict, entry: dict) -> dict:
     """Per headline channel: CRPS ratio to the teacher and spread/skill per lead, and the goal checks."""
     leads = teacher["lead_hours"]
@@ -102,7 +172,8 @@ def compare(teacher: dict, entry: dict) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--run-dir", type=Path, required=True, help="a finished `velocast run weather` directory")
+    parser.add_argument("--run-dir", type=Path, default=None, help="a finished `velocast run weather` directory")
+    parser.add_argument("--protein-run", type=Path, default=None, help="a finished `velocast run protein` directory")
     parser.add_argument("--out", type=Path, default=None, help="students' directory (default: RUN/students)")
     parser.add_argument("--methods", default="reflow,crps")
     parser.add_argument("--calls", default="1", help="network calls per forecast step, comma-separated")
@@ -111,6 +182,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--refresh", action="store_true")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
+    if args.protein_run is not None:
+        return protein_main(args)
+    if args.run_dir is None:
+        parser.error("give --run-dir (weather) or --protein-run")
     teacher = json.loads((args.run_dir / "metrics.json").read_text())
     root = args.out or args.run_dir / "students"
     leads = teacher["lead_hours"]
