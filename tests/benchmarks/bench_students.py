@@ -30,11 +30,29 @@ from pathlib import Path
 HEADLINE = ("geopotential_500", "temperature_850")
 
 
+def distil(out: Path, config_model: type, run: object, *, teacher: Path, method: str, calls: int, members: int,
+           minutes: float, refresh: bool) -> dict[str, float]:
+    """Distil ``teacher`` into ``out/model`` (unless there) with ``minutes`` of training; returns the timings."""
+    import shutil
+
+    if refresh and out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    seconds: dict[str, float] = {}
+    if not (out / "model" / "checkpoints").exists():
+        start = time.perf_counter()
+        reflow = config_model.model_fields["reflow"].default.model_copy(update={
+            "method": method, "student_steps": calls, "members": members, "steps": 1_000_000, "max_minutes": minutes})
+        summary = run(config_model(model=str(teacher), reflow=reflow), out=out / "model", progress=False)
+        seconds["distill"] = round(time.perf_counter() - start, 1)
+        seconds["distill_training"] = round(summary.get("seconds") or 0.0, 1)
+        (out / "distill.json").write_text(json.dumps(summary, indent=1, default=str))
+    return seconds
+
+
 def student(run_dir: Path, out: Path, *, method: str, calls: int, minutes: float, members: int,
             refresh: bool) -> dict:
     """Distil, calibrate, forecast and evaluate one student; returns its metrics and timings."""
-    import shutil
-
     from pipeline.weather.modeling.calibrate import CalibrateConfig, calibrate_spread
     from pipeline.weather.modeling.distill import DistillWeatherConfig, distill_weather
     from pipeline.weather.modeling.evaluate import EvaluateConfig, evaluate_weather
@@ -43,20 +61,8 @@ def student(run_dir: Path, out: Path, *, method: str, calls: int, minutes: float
 
     config = RunWeatherConfig.model_validate_json((run_dir / "run_config.json").read_text())
     model, forecast, report = out / "model", out / "forecast.icechunk", out / "evaluation"
-    if refresh and out.exists():
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
-    seconds: dict[str, float] = {}
-    if not (model / "checkpoints").exists():
-        start = time.perf_counter()
-        defaults = DistillWeatherConfig.model_fields["reflow"].default
-        reflow = defaults.model_copy(update={"method": method, "student_steps": calls, "members": members,
-                                             "steps": 100_000, "max_minutes": minutes})
-        summary = distill_weather(DistillWeatherConfig(model=str(run_dir / "model"), reflow=reflow), out=model,
-                                  progress=False)
-        seconds["distill"] = round(time.perf_counter() - start, 1)
-        seconds["distill_training"] = round(summary.get("seconds") or 0.0, 1)
-        (out / "distill.json").write_text(json.dumps(summary, indent=1, default=str))
+    seconds = distil(out, DistillWeatherConfig, distill_weather, teacher=run_dir / "model", method=method,
+                     calls=calls, members=members, minutes=minutes, refresh=refresh)
     if not (model / "calibration.json").exists() or "spread_factors" not in json.loads(
             (model / "calibration.json").read_text()):
         start = time.perf_counter()
@@ -90,8 +96,6 @@ def student(run_dir: Path, out: Path, *, method: str, calls: int, minutes: float
 def protein_student(run_dir: Path, out: Path, *, method: str, calls: int, minutes: float, members: int,
                     refresh: bool) -> dict:
     """Distil the protein run's ensemble model, sample the run's number of conformations, evaluate them."""
-    import shutil
-
     from pipeline.protein.modeling.distill import DistillProteinConfig, distill_protein
     from pipeline.protein.modeling.evaluate import EvaluateConfig, evaluate_protein
     from pipeline.protein.modeling.generate import SampleConfig, sample_protein
@@ -99,19 +103,8 @@ def protein_student(run_dir: Path, out: Path, *, method: str, calls: int, minute
 
     config = RunProteinConfig.model_validate_json((run_dir / "run_config.json").read_text())
     model, samples, report = out / "model", out / "samples", out / "evaluation"
-    if refresh and out.exists():
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
-    seconds: dict[str, float] = {}
-    if not (model / "checkpoints").exists():
-        start = time.perf_counter()
-        defaults = DistillProteinConfig.model_fields["reflow"].default
-        reflow = defaults.model_copy(update={"method": method, "student_steps": calls, "members": members,
-                                             "steps": 1_000_000, "max_minutes": minutes})
-        summary = distill_protein(DistillProteinConfig(model=str(run_dir / "ensemble_model"), reflow=reflow),
-                                  out=model, progress=False)
-        seconds["distill"] = round(time.perf_counter() - start, 1)
-        (out / "distill.json").write_text(json.dumps(summary, indent=1, default=str))
+    seconds = distil(out, DistillProteinConfig, distill_protein, teacher=run_dir / "ensemble_model", method=method,
+                     calls=calls, members=members, minutes=minutes, refresh=refresh)
     if not (samples / "samples.zarr").exists():
         start = time.perf_counter()
         sample_protein(SampleConfig(model=str(model), n=config.samples, seed=config.seed, formats=[]), out=samples,

@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from pipeline.weather.baselines import persistence
 from pipeline.weather.metrics import score_systems
 from pipeline.weather.report import write_report
-from pipeline.weather.baselines import persistence
 
 
 def test_report_has_metrics_tables_and_plots(tmp_path) -> None:
