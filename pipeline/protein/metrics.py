@@ -502,10 +502,15 @@ def residue_rmsf(store: StructureStore, *, max_frames: int = 5000) -> dict[str, 
 
     frames = store.frames()
     frames = frames[even_subsample(len(frames), max_frames)]
+    from pipeline.console import native_output_silenced
+
     traj = mdtraj.Trajectory(frames, store.topology)
     mean = mdtraj.Trajectory(frames.mean(axis=0, keepdims=True), store.topology)
-    traj.superpose(mean)
-    per_atom = 10.0 * mdtraj.rmsf(traj, None, parallel=False)  # about the mean positions; nm → Å
+    # mdtraj's QCP superposition prints "UNCONVERGED ROTATION MATRIX" on stderr for near-degenerate frames
+    # (it then keeps the frame unrotated): a message per frame is noise to a user, not a result
+    with native_output_silenced():
+        traj.superpose(mean)
+        per_atom = 10.0 * mdtraj.rmsf(traj, None, parallel=False)  # about the mean positions; nm → Å
     labels, values = [], []
     for residue in store.topology.residues:
         atoms = [a.index for a in residue.atoms]
