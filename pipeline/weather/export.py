@@ -97,7 +97,8 @@ def export_weather(config: ExportConfig, *, out: object = None, progress: bool =
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
     return {"out": str(dest), "layout": config.to, "variables": sorted(map(str, wb2.data_vars)),
-            "dims": {str(k): int(v) for k, v in wb2.sizes.items()}}
+            "dims": {d: int(wb2.sizes[d]) for d in (*(d for d in WB2_ORDER if d in wb2.sizes),
+                                                      *sorted(str(d) for d in wb2.sizes if d not in WB2_ORDER))}}
 
 
 def _write(ds: xr.Dataset, path: Path, *, encoding: dict, zarr_format: int, progress: bool) -> None:
