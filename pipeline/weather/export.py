@@ -11,15 +11,14 @@ user) read it without velocast:
 * chunks of one init time and one level over the whole grid (WeatherBench2's recommendation: whole in space,
   small in time), Zarr format 2 by default (what every WeatherBench2 release reads).
 
-The output is written beside its destination and renamed into place, so an interrupted export leaves
-nothing half-written; an existing destination is kept unless ``overwrite``.
+The output is written beside its destination and renamed into place (:mod:`pipeline.files`, so a killed
+export's leftovers are removed by the next), leaving nothing half-written; an existing destination is kept
+unless ``overwrite``.
 """
 
 from __future__ import annotations
 
-import os
 import shutil
-import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -28,6 +27,7 @@ from pydantic import Field
 
 from pipeline.config import StrictModel
 from pipeline.errors import UserError
+from pipeline.files import clean_stale, replace_into, temp_beside
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -84,17 +84,19 @@ def export_weather(config: ExportConfig, *, out: object = None, progress: bool =
     encoding["valid_time"] = {"units": "hours since 1970-01-01", "dtype": "int64"}
     if not np.all(wb2["time"].values.astype("datetime64[h]") == wb2["time"].values):
         encoding["time"] = encoding["valid_time"] = {"units": "seconds since 1970-01-01", "dtype": "int64"}
-    staging = dest.parent / f".{dest.name}.partial-{uuid.uuid4().hex[:8]}"
+    clean_stale(dest)
+    staging: Path | None = None
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
+        staging = temp_beside(dest)
         _write(wb2, staging, encoding=encoding, zarr_format=config.zarr_format, progress=progress)
-        if dest.exists():
-            shutil.rmtree(dest) if dest.is_dir() else dest.unlink()
-        os.replace(staging, dest)
+        if dest.is_file():
+            dest.unlink()
+        replace_into(staging, dest)
     except OSError as exc:
         raise UserError(f"cannot write {dest}: {exc.strerror or exc}") from None
     finally:
-        if staging.exists():
+        if staging is not None and staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
     return {"out": str(dest), "layout": config.to, "variables": sorted(map(str, wb2.data_vars)),
             "dims": {d: int(wb2.sizes[d]) for d in (*(d for d in WB2_ORDER if d in wb2.sizes),
