@@ -91,7 +91,8 @@ def run_flow(domain: str) -> Any:
                         result = state.result()
                     cached = result["cached"] or state.name == "Cached"
                     outcomes.append({**result, "cached": cached, "seconds": 0.0 if cached else result["seconds"]})
-                    run_display.stage_finished(number, len(spec.stages), stage.name, cached=cached, seconds=outcomes[-1]["seconds"])
+                    run_display.stage_finished(number, len(spec.stages), stage.name, cached=cached,
+                                               seconds=outcomes[-1]["seconds"])
         publish_summary(domain, spec.summary(layout), timer)
         return outcomes
 

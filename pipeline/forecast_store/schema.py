@@ -60,9 +60,7 @@ def with_valid_time(ds: xr.Dataset) -> xr.Dataset:
     """``ds`` with the 2-D ``valid_time = init_time + lead_time`` coordinate (as WeatherBench2 derives it)."""
     if "valid_time" in ds.coords or "init_time" not in ds.coords or "lead_time" not in ds.coords:
         return ds
-    valid = ds["init_time"] + ds["lead_time"]
-    if valid.dims != tuple(d for d in ("init_time", "lead_time") if d in valid.dims):
-        valid = valid.transpose(*(d for d in ("init_time", "lead_time") if d in valid.dims))
+    valid = (ds["init_time"] + ds["lead_time"]).transpose("init_time", "lead_time", missing_dims="ignore")
     ds = ds.assign_coords(valid_time=valid)
     ds["valid_time"].attrs.update(COORD_ATTRS["valid_time"])
     return ds
@@ -171,10 +169,9 @@ def normalise_cycle(ds: xr.Dataset) -> xr.Dataset:
         out[name] = var
     result = with_valid_time(xr.Dataset(out, attrs=dict(ds.attrs)))
     for name, cf in COORD_ATTRS.items():
-        if name in result.coords:
-            result[name].attrs.update({k: v for k, v in cf.items() if k != "units" or name != "level"})
-    if "level" in result.coords:
-        result["level"].attrs.setdefault("units", "hPa")
+        if name in result.coords:  # a level's own units are kept (hPa by default)
+            kept = {"units": result[name].attrs["units"]} if name == "level" and "units" in result[name].attrs else {}
+            result[name].attrs.update({**cf, **kept})
     return result
 
 

@@ -470,7 +470,8 @@ def evaluate_structures(
     # free energy
     fe = {name: free_energy_profile(a.phi) for name, a in angles.items()}
     arrays: dict[str, Any] = {"angles": angles, "hists": hists, "free_energy": fe, "r0": r0, "pairs": pairs,
-                              "rmsf": {name: residue_rmsf(store) for name, store in sets.items()}}
+                              "rmsf": {name: residue_rmsf(x if name == "samples" else store.frames(), store.topology)
+                                       for name, store in sets.items()}}
     # dynamics: forecasts (member, frame, …) and any multi-frame time series with a time step
     is_forecast = bool(samples.dims) and samples.dims[0] == "member"
     metrics["kind"] = "forecast" if is_forecast else "ensemble"
@@ -494,25 +495,24 @@ def evaluate_structures(
     return metrics, arrays
 
 
-def residue_rmsf(store: StructureStore, *, max_frames: int = 5000) -> dict[str, Any]:
-    """Per-residue RMSF (Å) of a store's frames after optimal superposition on their mean structure
+def residue_rmsf(frames: np.ndarray, topology: mdtraj.Topology, *, max_frames: int = 5000) -> dict[str, Any]:
+    """Per-residue RMSF (Å) of ``frames`` (n, atom, xyz; nm) after optimal superposition on their mean structure
     (mdtraj.rmsf; Cα where the residue has one, else the mean over its atoms); at most ``max_frames``
     evenly spaced frames."""
     import mdtraj
 
-    frames = store.frames()
-    frames = frames[even_subsample(len(frames), max_frames)]
     from pipeline.console import native_output_silenced
 
-    traj = mdtraj.Trajectory(frames, store.topology)
-    mean = mdtraj.Trajectory(frames.mean(axis=0, keepdims=True), store.topology)
+    frames = frames[even_subsample(len(frames), max_frames)]
+    traj = mdtraj.Trajectory(frames, topology)
+    mean = mdtraj.Trajectory(frames.mean(axis=0, keepdims=True), topology)
     # mdtraj's QCP superposition prints "UNCONVERGED ROTATION MATRIX" on stderr for near-degenerate frames
     # (it then keeps the frame unrotated): a message per frame is noise to a user, not a result
     with native_output_silenced():
         traj.superpose(mean)
         per_atom = 10.0 * mdtraj.rmsf(traj, None, parallel=False)  # about the mean positions; nm → Å
     labels, values = [], []
-    for residue in store.topology.residues:
+    for residue in topology.residues:
         atoms = [a.index for a in residue.atoms]
         ca = [a.index for a in residue.atoms if a.name == "CA"]
         labels.append(f"{residue.name}{residue.resSeq}")

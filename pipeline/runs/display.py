@@ -85,10 +85,10 @@ class RunDisplay:
             row.state, row.started = "running", time.monotonic()
         self.note = ""
 
-    def finished(self, name: str, *, cached: bool, seconds: float, failed: bool = False) -> None:
+    def finished(self, name: str, *, cached: bool, seconds: float) -> None:
         row = self._row(name)
         if row is not None:
-            row.state = "failed" if failed else "cached" if cached else "done"
+            row.state = "cached" if cached else "done"
             row.seconds = None if cached else seconds
 
     def set_note(self, text: str) -> None:

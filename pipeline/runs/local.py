@@ -4,7 +4,6 @@ local``, and by ``--runner auto`` when no Prefect API can be had."""
 
 from __future__ import annotations
 
-import logging
 import time
 from pathlib import Path
 
@@ -14,8 +13,6 @@ from pipeline.runs import display
 from pipeline.runs.execute import RunResult, execute_stage, prepare_run
 from pipeline.runs.record import run_lock
 from pipeline.runs.spec import RunSpec, StageContext
-
-log = logging.getLogger(__name__)
 
 
 def run_local(spec: RunSpec, config: BaseModel, out: str | Path, *, refresh: bool = False,

@@ -138,7 +138,7 @@ def plot_metric(metrics: dict, metric: str, path: Path) -> Path:
     fig, axes = _grid(len(channels))
     for ax, channel in zip(axes, channels):
         _system_lines(ax, metrics, metric, channel)
-        units = _units(metrics, channel) if metric in ("crps", "rmse") else ""
+        units = _units(metrics, channel) if metric in ("crps", "rmse") else "unitless"
         if metric in ("crps", "rmse"):
             _log_axis(ax)
         if metric == "ssr":
@@ -148,7 +148,7 @@ def plot_metric(metrics: dict, metric: str, path: Path) -> Path:
             ax.axhline(0.6, color="k", lw=0.8, ls=":", label="useful skill (0.6)")
         ax.set_title(channel)
         ax.set_xlabel("lead (hours)")
-        ax.set_ylabel(_with_units(METRIC_LABEL[metric], units if metric in ("crps", "rmse") else "unitless"))
+        ax.set_ylabel(_with_units(METRIC_LABEL[metric], units))
         ax.grid(alpha=0.3, which="both")
     if axes and axes[0].get_legend_handles_labels()[0]:
         axes[0].legend(fontsize=7)
