@@ -39,6 +39,8 @@ class Stream(StrEnum):
     """Which teacher couplings a reflow step trains on."""
     PAIR_NOISE = "pair_noise"
     """The start noise of the teacher's couplings."""
+    SMOOTHING = "smoothing"
+    """The Gaussian kernel noise a data source adds to its examples (``TensorSource(smoothing=…)``)."""
     SAMPLER = "sampler"
     """The noise a stochastic sampler adds along the way (``churn``)."""
 

@@ -47,7 +47,10 @@ class TensorSource:
     """Random minibatches (with replacement) from in-memory tensors, drawn from the ``data`` stream of
     ``seed`` at ``step`` (:mod:`models.randomness`).
 
-    ``condition`` is a nest of tensors with the same first dimension as ``x1``.
+    ``condition`` is a nest of tensors with the same first dimension as ``x1``. ``smoothing`` > 0 adds
+    ``smoothing · ε``, ``ε ~ N(0, I)`` from the ``smoothing`` stream, to every drawn example: the model then learns
+    the data convolved with a Gaussian kernel of that bandwidth (a kernel density estimate) rather than the
+    empirical distribution, which a long training on few examples would otherwise reproduce frame by frame.
     """
 
     def __init__(
@@ -58,15 +61,19 @@ class TensorSource:
         condition: Condition = None,
         weight: Tensor | None = None,
         seed: int = 0,
+        smoothing: float = 0.0,
     ) -> None:
         self.x1, self.condition, self.weight = x1, condition, weight
-        self.batch_size, self.seed = batch_size, seed
+        self.batch_size, self.seed, self.smoothing = batch_size, seed, float(smoothing)
 
     def batch(self, step: int, *, rank: int = 0, world_size: int = 1) -> Batch:
         gen = Streams(self.seed).generator(Stream.DATA, step)
         idx = torch.randint(0, self.x1.shape[0], (self.batch_size,), generator=gen)
         per = self.batch_size // world_size
-        idx = idx[rank * per : (rank + 1) * per]
-        return Batch(
-            x1=self.x1[idx], condition=map_condition(lambda v: v[idx], self.condition), weight=self.weight
-        )
+        part = slice(rank * per, (rank + 1) * per)
+        x1 = self.x1[idx[part]]
+        if self.smoothing > 0:
+            kernel = Streams(self.seed).generator(Stream.SMOOTHING, step)
+            x1 = x1 + self.smoothing * torch.randn((self.batch_size, *self.x1.shape[1:]), generator=kernel)[part]
+        idx = idx[part]
+        return Batch(x1=x1, condition=map_condition(lambda v: v[idx], self.condition), weight=self.weight)

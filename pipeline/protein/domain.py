@@ -26,10 +26,20 @@ def evaluate_summary(m: dict, config: Any, out: Any) -> str:
     def f(v: object) -> str:
         return "n/a" if v is None else f"{v:.3f}" if isinstance(v, float) else str(v)
 
-    b = m["basins"]
-    return (f"rama_js {f(m['rama_js'])} (training {f(m['rama_js_training'])}, n={m['rama_js_n']} each); "
-            f"alpha_r samples {f(b['samples']['alpha_r'])} reference {f(b['reference']['alpha_r'])}; "
-            f"valid {f(m['valid_fraction'])}\nwrote {out}/metrics.json and {out}/report.md")
+    parts = []
+    if m.get("basins"):
+        b = m["basins"]
+        parts += [f"rama_js {f(m['rama_js'])} (training {f(m['rama_js_training'])}, n={m['rama_js_n']} each)",
+                  f"alpha_r samples {f(b['samples']['alpha_r'])} reference {f(b['reference']['alpha_r'])}"]
+    if "fold" in m:
+        fold = m["fold"]
+        parts += [f"chain-valid {f(fold['chain_valid_fraction'])}",
+                  f"Rg {fold['rg_angstrom']['samples']['mean']:.2f} Å ({fold['against']} "
+                  f"{fold['rg_angstrom']['md']['mean']:.2f})",
+                  f"nearest-frame RMSD {fold['nearest_md_rmsd_angstrom']['samples_median']:.2f} Å "
+                  f"({fold['against']} {fold['nearest_md_rmsd_angstrom']['md_own_median']:.2f})"]
+    parts += [f"valid {f(m['valid_fraction'])} (clash-free {f(m['clash_free_fraction'])})"]
+    return "; ".join(parts) + f"\nwrote {out}/metrics.json and {out}/report.md"
 
 
 def distill_summary(summary: dict, config: Any, out: Any) -> str:
@@ -53,8 +63,9 @@ DOMAIN = Domain(
                    flags=(Flag("--data", "data", str, "Structure store (ingest protein / simulate peptide)."),
                           Flag("--task", "task", str, "ensemble (conformations) or forecast (x(t+τ) | x(t))."),
                           Flag("--lag-ps", "lag_ps", float, "Forecast lag τ in ps."),
-                          Flag("--representation", "representation", str, "internal (bond lengths, angles, "
-                                                                           "dihedrals; default) or cartesian."),
+                          Flag("--representation", "representation", str,
+                               "auto (default: internal up to 30 residues, else modes), internal (bond lengths, "
+                               "angles, dihedrals), modes (whitened principal modes, chain kept) or cartesian."),
                           Flag("--bonds", "bonds", str, "internal only: fixed (default: each bond held at its mean "
                                                         "training length) or learned (bond lengths are features "
                                                         "too)."))),
@@ -77,7 +88,8 @@ DOMAIN = Domain(
                     Flag("--members", "members", int, "Independent trajectories."), sampler_flag(),
                     Flag("--sampler-steps", "sampler_steps", int, "Sampler steps per lag (default: the model's own, "
                                                                   "else 16)."), SEED, FORMATS)),
-        Verb("evaluate", "Score samples against reference MD: Ramachandran JS, basins, validity, free energy, cost, "
+        Verb("evaluate", "Score samples against reference MD: Ramachandran JS, basins, validity, chain and fold (Cα), "
+                         "free energy, cost, "
                          "dynamics.",
              config="pipeline.protein.modeling.evaluate:EvaluateConfig",
              run="pipeline.protein.modeling.evaluate:evaluate_protein",

@@ -93,7 +93,7 @@ def phi_psi(coordinates: np.ndarray, topology: mdtraj.Topology) -> tuple[np.ndar
         raise ValueError("topology has no residue with both φ and ψ")
     phi_q = np.array([p for p, _ in pairs])
     psi_q = np.array([q for _, q in pairs])
-    x = np.asarray(coordinates, dtype=np.float64)
-    phi = dihedral(*(x[:, phi_q[:, k]] for k in range(4)))
-    psi = dihedral(*(x[:, psi_q[:, k]] for k in range(4)))
-    return phi, psi
+    def corners(quads: np.ndarray) -> list[np.ndarray]:
+        return [np.asarray(coordinates[:, quads[:, k]], dtype=np.float64) for k in range(4)]
+
+    return dihedral(*corners(phi_q)), dihedral(*corners(psi_q))

@@ -14,8 +14,12 @@ Definitions (all angles in radians internally, degrees in the basin table):
 - Bond validity: a structure is bond-valid when every topology bond is within 0.01 nm (0.1 Å) of its
   equilibrium length: the force field's (HarmonicBondForce r0 or constraint length, recorded by
   ``simulate`` as ``bond_lengths_nm``), else the median length in the reference store.
-- Clash: two atoms more than three bonds apart closer than 0.6 × the sum of their Bondi van der Waals
-  radii (H 0.12, C 0.17, N 0.155, O 0.152, S 0.18 nm). ``valid`` = bond-valid and clash-free.
+- Clash: two heavy atoms more than three links apart (bonds, and the virtual Cα–Cα links of a Cα trace) whose
+  van der Waals spheres overlap by more than 0.04 nm (MolProbity's "serious clash", 0.4 Å), with MolProbity's radii
+  (C 0.17, N 0.155, O 0.14, S 0.18, P 0.18 nm; a Cα of a trace is a carbon). Pairs of two N/O atoms are the
+  donor and acceptor of hydrogen bonds and salt bridges, which sit at 0.26–0.32 nm, well inside their radii sum:
+  they clash only closer than 0.25 nm. Hydrogens are left out (their positions follow from the heavy atoms and
+  their contacts are what hydrogen bonds are made of). ``valid`` = bond-valid and clash-free.
 - Free energy along φ: ``F(φ) = −kT ln p(φ)`` on 36 bins, kT at 300 K in kJ/mol, minimum shifted to 0.
 - Autocorrelation of an angle θ (circular): with z = e^{iθ} and z̄ its mean,
   ``C(τ) = Re⟨(z(t+τ) − z̄)·conj(z(t) − z̄)⟩ / ⟨|z − z̄|²⟩`` (1 at τ = 0).
@@ -40,8 +44,11 @@ if TYPE_CHECKING:
 
 BINS = 36
 BOND_TOLERANCE_NM = 0.01
-CLASH_SCALE = 0.6
-BONDI_RADII_NM = {"H": 0.12, "C": 0.17, "N": 0.155, "O": 0.152, "S": 0.18, "P": 0.18}
+CLASH_OVERLAP_NM = 0.04
+POLAR_CLASH_NM = 0.25
+VDW_RADII_NM = {"H": 0.117, "C": 0.17, "N": 0.155, "O": 0.14, "S": 0.18, "P": 0.18}
+"""The van der Waals radii of MolProbity's probe (Word et al. 1999, J. Mol. Biol. 285, 1711), with which its
+clashscore counts overlaps of 0.4 Å or more."""
 KT_KJ_PER_MOL_300K = 0.0083144626 * 300.0
 BASIN_NAMES = ("beta", "alpha_r", "alpha_l")
 BASIN_BOUNDS_DEG = {
@@ -153,12 +160,18 @@ def bond_valid(
     return np.all(np.abs(bond_lengths(coordinates, pairs) - r0[None, :]) <= tol_nm, axis=1)
 
 
-def local_pairs(topology: mdtraj.Topology, *, max_separation: int = 3) -> np.ndarray:
-    """Sorted codes ``i·n + j`` (i < j) of the atom pairs at most ``max_separation`` bonds apart: O(atoms) of
-    them (a breadth-first search of depth ``max_separation`` from every atom)."""
+def local_pairs(topology: mdtraj.Topology, *, max_separation: int = 3, links: np.ndarray | None = None) -> np.ndarray:
+    """Sorted codes ``i·n + j`` (i < j) of the atom pairs at most ``max_separation`` links apart: O(atoms) of them
+    (a breadth-first search of depth ``max_separation`` from every atom). ``links`` (k, 2) are the graph's edges;
+    by default the bonds plus the virtual Cα–Cα links of residues no bond joins
+    (:func:`pipeline.protein.chain.virtual_ca_links`)."""
+    from pipeline.protein.chain import virtual_ca_links
+
     n = topology.n_atoms
+    if links is None:
+        links = np.concatenate([bond_pairs(topology), virtual_ca_links(topology)])
     adjacency: list[list[int]] = [[] for _ in range(n)]
-    for i, j in bond_pairs(topology):
+    for i, j in links:
         adjacency[i].append(int(j))
         adjacency[j].append(int(i))
     codes: list[int] = []
@@ -172,7 +185,7 @@ def local_pairs(topology: mdtraj.Topology, *, max_separation: int = 3) -> np.nda
 
 
 def nonlocal_pairs(topology: mdtraj.Topology, *, min_separation: int = 4) -> np.ndarray:
-    """Atom pairs at least ``min_separation`` bonds apart (or unconnected), (k, 2). All pairs: for small
+    """Atom pairs at least ``min_separation`` links apart (or unconnected), (k, 2). All pairs: for small
     molecules and tests; :func:`clash_free` never lists them."""
     n = topology.n_atoms
     i, j = np.triu_indices(n, 1)
@@ -180,10 +193,15 @@ def nonlocal_pairs(topology: mdtraj.Topology, *, min_separation: int = 4) -> np.
     return np.stack([i[keep], j[keep]], axis=1)
 
 
-def clash_free(
-    coordinates: np.ndarray, topology: mdtraj.Topology, *, scale: float = CLASH_SCALE
-) -> np.ndarray:
-    """(n,) True where no atom pair more than three bonds apart is closer than ``scale`` × (sum of Bondi radii).
+def clash_limits(topology: mdtraj.Topology) -> tuple[np.ndarray, np.ndarray]:
+    """(heavy-atom indices, their van der Waals radii in nm) of the clash test."""
+    heavy = [a for a in topology.atoms if a.element is None or a.element.symbol != "H"]
+    radii = np.array([VDW_RADII_NM.get(a.element.symbol if a.element is not None else "", 0.17) for a in heavy])
+    return np.array([a.index for a in heavy], dtype=np.int64), radii
+
+
+def clash_free(coordinates: np.ndarray, topology: mdtraj.Topology) -> np.ndarray:
+    """(n,) True where no two heavy atoms more than three links apart overlap (definition in the module docstring).
 
     Frame by frame with a k-d tree (``scipy.spatial.cKDTree``): only pairs within the largest possible limit are
     ever listed, so memory grows with the atoms, not their square (a 3,000-atom protein would otherwise need
@@ -191,21 +209,22 @@ def clash_free(
     from scipy.spatial import cKDTree
 
     n = topology.n_atoms
-    radii = np.array(
-        [BONDI_RADII_NM.get(a.element.symbol if a.element is not None else "", 0.17) for a in topology.atoms]
-    )
+    heavy, radii = clash_limits(topology)
+    polar = np.array([topology.atom(int(k)).element is not None and topology.atom(int(k)).element.symbol in "NO"
+                      for k in heavy])
     local = local_pairs(topology)
-    reach = scale * 2.0 * float(radii.max()) if n else 0.0
+    reach = 2.0 * float(radii.max()) - CLASH_OVERLAP_NM if len(heavy) else 0.0
     out = np.ones(len(coordinates), dtype=bool)
-    for f, frame in enumerate(np.asarray(coordinates, dtype=np.float64)):
+    for f, frame in enumerate(np.asarray(coordinates, dtype=np.float64)[:, heavy]):
         close = cKDTree(frame).query_pairs(reach, output_type="ndarray")
         if len(close) == 0:
             continue
         i, j = close.min(axis=1), close.max(axis=1)
-        far = ~np.isin(i * n + j, local)
+        far = ~np.isin(heavy[i] * n + heavy[j], local)
         i, j = i[far], j[far]
         d = np.linalg.norm(frame[i] - frame[j], axis=1)
-        out[f] = not np.any(d < scale * (radii[i] + radii[j]))
+        limit = np.where(polar[i] & polar[j], POLAR_CLASH_NM, radii[i] + radii[j] - CLASH_OVERLAP_NM)
+        out[f] = not np.any(d < limit)
     return out
 
 
@@ -232,8 +251,7 @@ def reference_bond_lengths(
             "force-field bond lengths; evaluate against a reference with the same atoms",
             path=reference.path,
         )
-    ref = reference.frames()
-    ref = ref[even_subsample(len(ref), 5000)][:, mapping]
+    ref = reference.frames(even_subsample(reference.n_structures, 5000))[:, mapping]
     return np.median(bond_lengths(ref, pairs), axis=0), "reference_median"
 
 
@@ -409,6 +427,41 @@ def samples_per_cpu_second(store: StructureStore) -> float | None:
     return None if value is None else float(value)
 
 
+MAX_COMPARED_VALUES = 4_000_000
+"""MD frames read for the validity and RMSF comparisons: at most this many coordinates' worth (evenly spaced
+frames, and never more than 20,000): 48 MB of float32 whatever the protein's size."""
+
+
+def compared_frames(store: StructureStore, *, limit: int = 20000) -> np.ndarray:
+    """Evenly spaced structures of ``store``, at most ``limit`` and :data:`MAX_COMPARED_VALUES` values' worth."""
+    keep = min(limit, max(200, MAX_COMPARED_VALUES // max(1, store.n_atoms)))
+    return store.frames(even_subsample(store.n_structures, keep))
+
+
+def has_phi_psi(topology: mdtraj.Topology) -> bool:
+    """True when some residue has both a backbone φ and ψ (a Cα trace or a lone residue has none)."""
+    from pipeline.protein.geometry import backbone_dihedral_indices
+
+    phi, psi = backbone_dihedral_indices(topology)
+    return bool(set(phi[:, 2].tolist()) & set(psi[:, 1].tolist())) if len(phi) and len(psi) else False
+
+
+def ramachandran_metrics(angles: dict[str, AngleSet]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(φ, ψ) statistics of every set: JS distances, basin populations, free energy along φ (+ plot arrays)."""
+    n_equal = min(len(a.phi) for a in angles.values())
+    hists = {name: even_histogram(a, n_equal) for name, a in angles.items()}
+    metrics = {
+        "rama_js": js_distance(hists["samples"], hists["reference"]),
+        "rama_js_training": js_distance(hists["training"], hists["reference"]) if "training" in hists else None,
+        "rama_js_n": n_equal,
+        "rama_bins": [BINS, BINS],
+        "basins": {name: basin_populations(a.phi, a.psi) for name, a in angles.items()},
+        "basin_definitions_deg": BASIN_BOUNDS_DEG,
+    }
+    return metrics, {"angles": angles, "hists": hists,
+                     "free_energy": {name: free_energy_profile(a.phi) for name, a in angles.items()}}
+
+
 def evaluate_structures(
     *,
     samples: StructureStore,
@@ -416,30 +469,24 @@ def evaluate_structures(
     training: StructureStore | None = None,
     autocorrelation_lags: int = 200,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(metrics dict — the metrics.json schema —, arrays for the plots)."""
+    """(metrics dict — the metrics.json schema —, arrays for the plots). The (φ, ψ) metrics need a topology with
+    backbone dihedrals; the fold metrics (:mod:`pipeline.protein.fold`) need at least 3 Cα."""
+    from pipeline.protein.fold import fold_metrics
+
     sets = {"samples": samples, "reference": reference} | (
         {"training": training} if training is not None else {}
     )
-    angles = {name: angles_of(store) for name, store in sets.items()}
-    n_equal = min(len(a.phi) for a in angles.values())
-    hists = {name: even_histogram(a, n_equal) for name, a in angles.items()}
-    metrics: dict[str, Any] = {
-        "rama_js": js_distance(hists["samples"], hists["reference"]),
-        "rama_js_training": js_distance(hists["training"], hists["reference"])
-        if training is not None
-        else None,
-        "rama_js_n": n_equal,
-        "rama_bins": [BINS, BINS],
-        "basins": {
-            name: {k: v for k, v in basin_populations(a.phi, a.psi).items()} for name, a in angles.items()
-        },
-        "basin_definitions_deg": BASIN_BOUNDS_DEG,
-        "n_structures": {name: len(a.phi) for name, a in angles.items()},
-    }
+    x = samples.frames()
+    md_frames = {name: compared_frames(store) for name, store in sets.items() if name != "samples"}
+    angles = {name: angles_of(store) for name, store in sets.items()} if has_phi_psi(samples.topology) else None
+    metrics: dict[str, Any] = {"n_structures": {name: store.n_structures for name, store in sets.items()}}
+    arrays: dict[str, Any] = {}
+    if angles is not None:
+        rama, arrays = ramachandran_metrics(angles)
+        metrics |= rama
     # validity
     pairs = bond_pairs(samples.topology)
     r0, r0_source = reference_bond_lengths(samples, reference, pairs)
-    x = samples.frames()
     bonds_ok = bond_valid(x, pairs, r0)
     no_clash = clash_free(x, samples.topology)
     metrics |= {
@@ -451,15 +498,24 @@ def evaluate_structures(
     }
     mapping = atom_mapping(samples.topology, reference.topology)
     if mapping is not None:
-        xr = reference.frames()
-        xr = xr[even_subsample(len(xr), 20000)][:, mapping]
-        reference_bonds_ok = bond_valid(xr, pairs, r0)
-        metrics["reference_valid_fraction"] = float(np.mean(reference_bonds_ok & clash_free(xr, samples.topology)))
+        xr = md_frames["reference"][:, mapping]
+        reference_bonds_ok, reference_no_clash = bond_valid(xr, pairs, r0), clash_free(xr, samples.topology)
+        metrics["reference_valid_fraction"] = float(np.mean(reference_bonds_ok & reference_no_clash))
+        metrics["reference_clash_free_fraction"] = float(np.mean(reference_no_clash))
         # thermal bond fluctuations at 300 K (σ ≈ 0.003 nm) put even MD frames past 0.01 nm now and then
         metrics["reference_bond_valid_fraction"] = float(np.mean(reference_bonds_ok))
+    # the fold, against the training frames when given
+    md_name = "training" if training is not None else "reference"
+    if mapping is not None or md_name == "training":
+        md_x = md_frames[md_name] if md_name == "training" else md_frames[md_name][:, mapping]
+        fold, fold_arrays = fold_metrics(x, md_x, samples.topology)
+        if fold:
+            metrics["fold"] = {"against": md_name, **fold}
+            arrays["fold"] = fold_arrays
     # cost
-    md_store, md_name = (training, "training") if training is not None else (reference, "reference")
-    decor = md_decorrelation(md_store, angles[md_name])
+    decor = md_decorrelation(sets[md_name], angles[md_name]) if angles is not None else {
+        "time_step_ps": sets[md_name].time_step_ps, "tau_ps": None, "independent_samples": None,
+        "md_cpu_seconds": sets[md_name].attrs.get("md_cpu_seconds"), "independent_samples_per_cpu_second": None}
     metrics |= {
         "samples_per_cpu_second": samples_per_cpu_second(samples),
         "md_independent_samples_per_cpu_second": decor["independent_samples_per_cpu_second"],
@@ -467,15 +523,12 @@ def evaluate_structures(
     }
     sp, md = metrics["samples_per_cpu_second"], metrics["md_independent_samples_per_cpu_second"]
     metrics["speedup_vs_md"] = (sp / md) if sp and md else None
-    # free energy
-    fe = {name: free_energy_profile(a.phi) for name, a in angles.items()}
-    arrays: dict[str, Any] = {"angles": angles, "hists": hists, "free_energy": fe, "r0": r0, "pairs": pairs,
-                              "rmsf": {name: residue_rmsf(x if name == "samples" else store.frames(), store.topology)
-                                       for name, store in sets.items()}}
+    arrays["rmsf"] = {name: residue_rmsf(x if name == "samples" else md_frames[name], store.topology)
+                      for name, store in sets.items()}
     # dynamics: forecasts (member, frame, …) and any multi-frame time series with a time step
     is_forecast = bool(samples.dims) and samples.dims[0] == "member"
     metrics["kind"] = "forecast" if is_forecast else "ensemble"
-    if is_forecast:
+    if is_forecast and angles is not None:
         dyn: dict[str, Any] = {}
         acfs: dict[str, Any] = {}
         for name in ("samples", "reference"):

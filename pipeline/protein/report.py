@@ -25,6 +25,8 @@ CAPTIONS = {
     "autocorrelation.png": "Circular autocorrelation of φ and ψ of the forecast trajectories and the reference "
                            "MD, over the lags estimated from enough frame pairs.",
     "rmsf.png": "Per-residue RMSF about each set's mean structure.",
+    "fold.png": "Radius of gyration, position along the MD frames' first principal component, and RMSD to the "
+                "nearest MD frame, of the samples and the MD frames.",
 }
 
 ELEMENT_COLOURS = {"H": "#bbbbbb", "C": "#404040", "N": "#2f5fd0", "O": "#d03030", "S": "#d0b030"}
@@ -48,6 +50,37 @@ def write_plots(out: Path, *, arrays: dict[str, Any], samples: Any) -> list[str]
     import matplotlib.pyplot as plt
 
     names: list[str] = []
+    if "hists" in arrays:
+        names += _ramachandran_plots(out, arrays, plt)
+    if "fold" in arrays:
+        names += _fold_plots(out, arrays["fold"], plt)
+    names += _dynamics_plots(out, arrays, samples, plt)
+    return names
+
+
+def _fold_plots(out: Path, fold: dict[str, Any], plt: Any) -> list[str]:
+    """fold.png: Rg, PC1 and nearest-frame RMSD histograms of the samples and the MD frames."""
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    panels = [(fold["rg"], "radius of gyration of the Cα (Å)"),
+              ({k: v[:, 0] for k, v in fold["pcs"].items()}, "projection on the MD frames' PC1 (nm)"),
+              (fold["nearest"], "RMSD to the nearest MD frame (Å)")]
+    for ax, (values, label) in zip(axes, panels):
+        everything = np.concatenate([np.ravel(v) for v in values.values()])
+        edges = np.linspace(everything.min(), everything.max(), 41)
+        for name, v in values.items():
+            ax.hist(np.ravel(v), bins=edges, density=True, histtype="step", lw=1.5,
+                    label="MD frames (own nearest, self left out)" if name == "md" and "RMSD" in label else name)
+        ax.set_xlabel(label)
+        ax.set_ylabel("density (1/unit)")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out / "fold.png", dpi=110)
+    plt.close(fig)
+    return ["fold.png"]
+
+
+def _ramachandran_plots(out: Path, arrays: dict[str, Any], plt: Any) -> list[str]:
+    names = []
     hists = arrays["hists"]
     fig, axes = plt.subplots(1, len(hists), figsize=(4.6 * len(hists), 4), squeeze=False)
     surfaces = {name: free_energy_surface(h) for name, h in hists.items()}
@@ -86,7 +119,11 @@ def write_plots(out: Path, *, arrays: dict[str, Any], samples: Any) -> list[str]
     fig.savefig(out / "free_energy_phi.png", dpi=110)
     plt.close(fig)
     names.append("free_energy_phi.png")
+    return names
 
+
+def _dynamics_plots(out: Path, arrays: dict[str, Any], samples: Any, plt: Any) -> list[str]:
+    names = []
     render_structure(out / "sample.png", samples.frames()[0], samples.topology, title="first sample")
     names.append("sample.png")
 
@@ -136,8 +173,10 @@ def render_structure(path: Path, xyz: np.ndarray, topology: Any, *, title: str =
     x = x - x.mean(axis=0)
     fig = plt.figure(figsize=(4.5, 4.5))
     ax = fig.add_subplot(projection="3d")
-    for bond in topology.bonds:
-        a, b = bond.atom1.index, bond.atom2.index
+    from pipeline.protein.chain import virtual_ca_links
+
+    links = [(b.atom1.index, b.atom2.index) for b in topology.bonds] + virtual_ca_links(topology).tolist()
+    for a, b in links:
         ax.plot(*zip(x[a], x[b]), color="#555555", lw=2)
     symbols = [a.element.symbol if a.element is not None else "" for a in topology.atoms]
     colours = [ELEMENT_COLOURS.get(s, "#8a2be2") for s in symbols]
@@ -167,15 +206,37 @@ def _fmt(value: Any, digits: int = 3) -> str:
     return str(value)
 
 
+def fold_table(fold: dict[str, Any]) -> list[str]:
+    """The chain-and-fold rows of the report (:mod:`pipeline.protein.fold`)."""
+    rg, nearest, pc1, contacts = fold["rg_angstrom"], fold["nearest_md_rmsd_angstrom"], fold["pc1"], fold["contacts"]
+    return [
+        "", f"## Chain and fold (Cα, against the {fold['against']} frames)", "",
+        "| metric | samples | MD frames |", "|---|---|---|",
+        f"| every consecutive Cα–Cα within {fold['chain_tolerance_angstrom']:.1f} Å of the MD mean (fraction) | "
+        f"{_fmt(fold['chain_valid_fraction'])} | {_fmt(fold['md_chain_valid_fraction'])} |",
+        f"| radius of gyration, mean ± sd (Å) | {rg['samples']['mean']:.2f} ± {rg['samples']['std']:.2f} | "
+        f"{rg['md']['mean']:.2f} ± {rg['md']['std']:.2f} |",
+        f"| median RMSD to the nearest MD frame (Å; MD: self left out) | {nearest['samples_median']:.2f} | "
+        f"{nearest['md_own_median']:.2f} |",
+        f"| PC1 range (nm) | {pc1['samples_range'][0]:.2f} … {pc1['samples_range'][1]:.2f} | "
+        f"{pc1['md_range'][0]:.2f} … {pc1['md_range'][1]:.2f} |",
+        f"| MD PC1 range covered by the samples | {_fmt(pc1['coverage'])} | |",
+        f"| Cα contact map ({contacts['cutoff_angstrom']:.0f} Å): mean abs. difference, correlation | "
+        f"{_fmt(contacts['mean_abs_difference'])}, {_fmt(contacts['correlation'])} | |",
+    ]
+
+
 def render_markdown(metrics: dict[str, Any], plots: list[str]) -> str:
     """report.md: headline metrics, basin table, definitions, plots."""
     lines = ["# Protein evaluation report", ""]
+    lines += ["| metric | value |", "|---|---|"]
+    if metrics.get("rama_js") is not None:
+        lines += [
+            f"| Ramachandran JS distance, samples vs reference (`rama_js`) | {_fmt(metrics['rama_js'])} |",
+            f"| … training data vs reference (`rama_js_training`) | {_fmt(metrics['rama_js_training'])} |",
+            f"| structures per set compared (equal-size, evenly spaced subsample) | {metrics['rama_js_n']} |",
+        ]
     lines += [
-        "| metric | value |",
-        "|---|---|",
-        f"| Ramachandran JS distance, samples vs reference (`rama_js`) | {_fmt(metrics['rama_js'])} |",
-        f"| … training data vs reference (`rama_js_training`) | {_fmt(metrics['rama_js_training'])} |",
-        f"| structures per set compared (equal-size, evenly spaced subsample) | {metrics['rama_js_n']} |",
         f"| valid fraction (bonds within 0.1 Å and no clash) | {_fmt(metrics['valid_fraction'])} |",
         f"| bond-valid fraction / clash-free fraction | {_fmt(metrics['bond_valid_fraction'])} / "
         f"{_fmt(metrics['clash_free_fraction'])} |",
@@ -186,30 +247,30 @@ def render_markdown(metrics: dict[str, Any], plots: list[str]) -> str:
         "| MD independent samples per CPU-second | "
         f"{_fmt(metrics['md_independent_samples_per_cpu_second'])} |",
         f"| speed-up vs MD | {_fmt(metrics.get('speedup_vs_md'))} |",
-        "",
-        "## Basin populations",
-        "",
-        "| set | β/C7eq | αR | αL | other |",
-        "|---|---|---|---|---|",
     ]
-    for name, pops in metrics["basins"].items():
-        lines.append(
-            f"| {name} | {pops['beta']:.3f} | {pops['alpha_r']:.3f} | {pops['alpha_l']:.3f} "
-            f"| {pops['other']:.3f} |"
-        )
-    if "training" in metrics["basins"]:
-        err = abs(metrics["basins"]["training"]["alpha_r"] - metrics["basins"]["reference"]["alpha_r"])
-        lines += ["", f"The training data's own αR error against the reference: {err:.3f}."]
+    if "fold" in metrics:
+        lines += fold_table(metrics["fold"])
+    if metrics.get("basins"):
+        lines += ["", "## Basin populations", "", "| set | β/C7eq | αR | αL | other |", "|---|---|---|---|---|"]
+        for name, pops in metrics["basins"].items():
+            lines.append(
+                f"| {name} | {pops['beta']:.3f} | {pops['alpha_r']:.3f} | {pops['alpha_l']:.3f} "
+                f"| {pops['other']:.3f} |"
+            )
+        if "training" in metrics["basins"]:
+            err = abs(metrics["basins"]["training"]["alpha_r"] - metrics["basins"]["reference"]["alpha_r"])
+            lines += ["", f"The training data's own αR error against the reference: {err:.3f}."]
     md = metrics["md_decorrelation"]
-    lines += [
-        "",
-        "## MD decorrelation",
-        "",
-        f"From the {md['store']} store: τ_int(φ) = {_fmt(md.get('tau_phi_ps'))} ps, "
-        f"τ_int(ψ) = {_fmt(md.get('tau_psi_ps'))} ps; "
-        f"{_fmt(md.get('independent_samples'))} independent samples from {md.get('frames')} frames costing "
-        f"{_fmt(md.get('md_cpu_seconds'))} CPU-s.",
-    ]
+    if md.get("tau_ps") is not None:
+        lines += [
+            "",
+            "## MD decorrelation",
+            "",
+            f"From the {md['store']} store: τ_int(φ) = {_fmt(md.get('tau_phi_ps'))} ps, "
+            f"τ_int(ψ) = {_fmt(md.get('tau_psi_ps'))} ps; "
+            f"{_fmt(md.get('independent_samples'))} independent samples from {md.get('frames')} frames costing "
+            f"{_fmt(md.get('md_cpu_seconds'))} CPU-s.",
+        ]
     if metrics.get("kind") == "forecast":
         lines += ["", "## Transitions between core-set basins", "",
                   "| set | simulated time (ns) | β → αR | β → αL | αR → β | αR → αL | αL → β | αL → αR "
@@ -220,21 +281,26 @@ def render_markdown(metrics: dict[str, Any], plots: list[str]) -> str:
             rates = ", ".join(_fmt(v) for v in t["rate_out_per_ns"].values())
             lines.append(f"| {name} | {t['time_ns']:.3f} | {c[0][1]} | {c[0][2]} | {c[1][0]} | {c[1][2]} | {c[2][0]} "
                          f"| {c[2][1]} | {rates} |")
+    lines += ["", "## Definitions", ""]
+    if metrics.get("basins"):
+        lines += [
+            "- JS distance: sqrt of the Jensen–Shannon divergence, log base 2 (in [0, 1]), of 36×36 (10°) (φ, ψ) "
+            "histograms over [-180°, 180°)², each set subsampled to the same size with evenly spaced indices.",
+            "- Basins (degrees): " + "; ".join(f"{k}: {v}" for k, v in metrics["basin_definitions_deg"].items()) + ".",
+            "- Free energy along φ: −kT ln p(φ), 36 bins, 300 K, minimum set to 0.",
+            "- Decorrelation: integrated autocorrelation time of the circular autocorrelation of φ and ψ (larger "
+            "of the two), summed to the first non-positive lag.",
+        ]
     lines += [
-        "",
-        "## Definitions",
-        "",
-        "- JS distance: sqrt of the Jensen–Shannon divergence, log base 2 (in [0, 1]), of 36×36 (10°) (φ, ψ) "
-        "histograms over [-180°, 180°)², each set subsampled to the same size with evenly spaced indices.",
-        "- Basins (degrees): " + "; ".join(f"{k}: {v}" for k, v in metrics["basin_definitions_deg"].items()) + ".",
-        "- Bond validity: every bond within 0.1 Å of the force field's equilibrium length; "
-        "clash: atoms more than "
-        "three bonds apart closer than 0.6 × the sum of Bondi radii.",
-        "- Free energy along φ: −kT ln p(φ), 36 bins, 300 K, minimum set to 0.",
-        "- Decorrelation: integrated autocorrelation time of the circular autocorrelation of φ and ψ (larger "
-        "of the two), summed to the first non-positive lag.",
-        "",
+        "- Bond validity: every bond within 0.1 Å of the force field's equilibrium length; clash: two heavy atoms "
+        "more than three links apart whose van der Waals spheres (MolProbity radii) overlap by more than 0.4 Å; N/O "
+        "pairs (hydrogen bonds, salt bridges) only closer than 2.5 Å.",
     ]
+    if "fold" in metrics:
+        lines += ["- Chain and fold: Cα only; nearest-frame RMSD after optimal superposition; PC1 of the MD frames' "
+                  "aligned Cα coordinates (scikit-learn PCA); contacts: Cα pairs ≥ 3 residues apart within 8 Å, "
+                  "compared over pairs in contact in ≥ 5 % of either set (docs/concepts/molecules.md)."]
+    lines.append("")
     for name in plots:
         caption = CAPTIONS.get(name, name)
         lines += [f"![{caption}]({name})", "", f"*{caption}*", ""]

@@ -44,7 +44,8 @@ class RunProteinConfig(StrictModel):
     sampler: str = "heun"
     sampler_steps: int = 8
     lag_ps: float = 10.0
-    representation: Representation = Field("internal", description="internal or cartesian features")
+    representation: Representation = Field("auto", description="auto, internal, modes or cartesian features "
+                                                                "(velocast train protein --help)")
     bonds: BondModel | None = Field(None, description="internal features: fixed (default) or learned bond lengths")
     forecast_steps: int = Field(500, description="lags per forecast trajectory")
     forecast_members: int = 8

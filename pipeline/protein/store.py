@@ -70,10 +70,20 @@ class StructureStore:
         value = self.attrs.get("time_step_ps")
         return None if value is None else float(value)
 
-    def frames(self) -> np.ndarray:
-        """All structures as one (n, atom, xyz) float32 array (leading dims flattened)."""
+    @property
+    def n_structures(self) -> int:
+        """Structures in the store (leading dims flattened)."""
+        return int(np.prod(self.coordinates.shape[:-2]))
+
+    def frames(self, at: np.ndarray | None = None) -> np.ndarray:
+        """All structures (or those at the flat indices ``at``) as one (n, atom, xyz) float32 array, leading dims
+        flattened; ``at`` on a frame store reads only those frames."""
+        if at is not None and len(self.coordinates.shape) == 3:
+            return np.asarray(self.coordinates.get_orthogonal_selection((np.asarray(at), slice(None), slice(None))),
+                              dtype=np.float32)
         data = np.asarray(self.coordinates[...], dtype=np.float32)
-        return data.reshape(-1, data.shape[-2], 3)
+        data = data.reshape(-1, data.shape[-2], 3)
+        return data if at is None else data[np.asarray(at)]
 
     def trajectories(self) -> list[np.ndarray]:
         """The store as a list of time series (frame, atom, xyz): one per trajectory or member.

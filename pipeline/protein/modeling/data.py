@@ -13,6 +13,10 @@ its mean training length (as SHAKE holds X−H bonds in MD, and as structure gen
 geometry), and the model learns the ``2N − 5`` angles and dihedrals. Samples then lack the thermal bond vibration (σ ≈ 0.03 Å at
 300 K), which moves no conformational statistic but keeps every bond near its force-field length.
 
+``modes`` (the default above :data:`AUTO_INTERNAL_MAX_RESIDUES` residues, and for atom sets with no connected bond
+graph such as a Cα trace): aligned Cartesian coordinates in the whitened basis of the training frames' principal
+modes, decoded through the chain projection of :mod:`pipeline.protein.chain` (see :class:`PrincipalModes`).
+
 ``cartesian``: every frame is Kabsch-aligned (all atoms) to the mean structure (two passes), coordinates
 are standardised per component around it and flattened to ``3N``; the prior is an anisotropic Gaussian
 around the mean structure in the reference frame. Measured worse: bond lengths come out as the
@@ -28,14 +32,26 @@ from typing import TYPE_CHECKING, Literal, Protocol
 
 import numpy as np
 
+from pipeline.protein.chain import ChainLinks, project_links
 from pipeline.protein.geometry import kabsch_align
+from pipeline.protein.metrics import even_subsample
 from pipeline.protein.store import StructureStore
 from pipeline.protein.zmatrix import ZMatrix
 
 if TYPE_CHECKING:
     import mdtraj
 
-Representation = Literal["internal", "cartesian"]
+Representation = Literal["auto", "internal", "modes", "cartesian"]
+ConcreteRepresentation = Literal["internal", "modes", "cartesian"]
+
+AUTO_INTERNAL_MAX_RESIDUES = 30
+"""``auto`` takes internal coordinates up to this many residues (peptides: exact local geometry, and the lever arm
+of independent dihedrals is short) and principal modes above it (a fold, which dihedral errors would unravel)."""
+MAX_MODES = 768
+"""At most this many principal modes are features (the rest, of the least variance, are left at the mean and the
+chain projection restores their bond lengths); keeps the checkpoint's JSON small for all-atom proteins."""
+MODE_FIT_VALUES = 60_000_000
+"""The modes are fitted on at most this many coordinate values (evenly spaced frames): 240 MB of float32."""
 BondModel = Literal["learned", "fixed"]
 
 
@@ -101,6 +117,71 @@ class Standardiser:
     @classmethod
     def from_json(cls, data: dict) -> Standardiser:
         return cls(**{k: np.asarray(data[k], dtype=np.float64) for k in ("reference", "mean", "std")})
+
+
+@dataclass(frozen=True)
+class PrincipalModes:
+    """``modes``: aligned coordinates in the whitened basis of the training frames' principal modes.
+
+    Frames are Kabsch-aligned to the mean structure ``x̄`` (two passes). With the principal components of the centred
+    training frames (scikit-learn's PCA), mode ``k`` has direction ``v_k`` (unit, 3N) and standard deviation ``σ_k``;
+    the features are ``z_k = v_kᵀ(x − x̄) / σ_k`` for the ``K`` modes with ``σ_k`` above 1e-5 nm (``K`` ≤ frames − 1,
+    ≤ :data:`MAX_MODES`). The prior ``N(0, I)`` in ``z`` is then the training frames' own Gaussian, and a model error
+    ``δ`` in ``z`` moves the structure by ``Σ σ_k δ_k v_k``: hardly along the stiff modes (bond stretching) and
+    freely along the soft ones (domain motions). Per-atom standardisation (``cartesian``) spends the same error on
+    every direction, which is what breaks the chain. Decoding ends with :func:`pipeline.protein.chain.project_links`
+    onto the training frames' mean link lengths (every bond, and the virtual Cα–Cα links of a Cα trace).
+    """
+
+    reference: np.ndarray  # (N, 3) nm: the frame everything is aligned to (the mean structure)
+    basis: np.ndarray  # (K, 3N) orthonormal rows v_k
+    scale: np.ndarray  # (K,) nm: σ_k
+    links: ChainLinks
+    kind = "modes"
+
+    @classmethod
+    def fit(cls, frames: np.ndarray, topology: mdtraj.Topology) -> PrincipalModes:
+        from sklearn.decomposition import PCA
+
+        reference = mean_structure(frames)
+        fit = frames[even_subsample(len(frames), max(2, MODE_FIT_VALUES // max(1, frames[0].size)))]
+        flat = (kabsch_align(fit, reference) - reference).reshape(len(fit), -1)
+        pca = PCA(n_components=min(MAX_MODES, len(fit) - 1, flat.shape[1]), svd_solver="auto", random_state=0)
+        pca.fit(flat)
+        scale = np.sqrt(pca.explained_variance_)
+        keep = scale > 1e-5
+        # PCA centres on the aligned frames' mean, which is the reference up to the second alignment pass
+        reference = reference + pca.mean_.reshape(reference.shape)
+        return cls(reference=reference, basis=pca.components_[keep].astype(np.float64), scale=scale[keep],
+                   links=ChainLinks.fit(topology, frames))
+
+    @property
+    def dim(self) -> int:
+        return int(self.scale.size)
+
+    def encode(self, frames: np.ndarray) -> np.ndarray:
+        """(…, N, 3) nm, any pose → (…, K) float32."""
+        x = np.asarray(frames, dtype=np.float64)
+        aligned = kabsch_align(x.reshape(-1, *x.shape[-2:]), self.reference) - self.reference
+        z = aligned.reshape(len(aligned), -1) @ self.basis.T / self.scale
+        return z.reshape(*x.shape[:-2], -1).astype(np.float32)
+
+    def decode(self, z: np.ndarray) -> np.ndarray:
+        """(…, K) → (…, N, 3) nm in the reference frame, every link at its training length."""
+        z = np.asarray(z, dtype=np.float64)
+        flat = (z.reshape(-1, z.shape[-1]) * self.scale) @ self.basis
+        x = project_links(flat.reshape(-1, *self.reference.shape) + self.reference, self.links)
+        return x.reshape(*z.shape[:-1], *self.reference.shape)
+
+    def to_json(self) -> dict:
+        return {"kind": self.kind, "links": self.links.to_json(), "reference": self.reference.round(7).tolist(),
+                "basis": self.basis.astype(np.float32).tolist(), "scale": self.scale.round(9).tolist()}
+
+    @classmethod
+    def from_json(cls, data: dict) -> PrincipalModes:
+        return cls(reference=np.asarray(data["reference"], dtype=np.float64),
+                   basis=np.asarray(data["basis"], dtype=np.float64),
+                   scale=np.asarray(data["scale"], dtype=np.float64), links=ChainLinks.from_json(data["links"]))
 
 
 # floors of σ: constrained bonds have σ ≈ 0, which must not blow up z
@@ -201,27 +282,48 @@ def _unwrap(dihedrals: np.ndarray, cuts: np.ndarray) -> np.ndarray:
 
 
 def resolve_bond_model(representation: Representation, bonds: BondModel | None) -> BondModel:
-    """``bonds`` as given, else ``fixed`` for internal and ``learned`` for cartesian coordinates; ValueError for
-    fixed bonds without internal coordinates (configs validate with it)."""
-    if bonds == "fixed" and representation != "internal":
-        raise ValueError("bonds: fixed needs representation: internal (cartesian coordinates have no bond lengths to hold)")
-    return bonds or ("fixed" if representation == "internal" else "learned")
+    """``bonds`` as given, else ``fixed`` for internal and ``learned`` otherwise; ValueError for fixed bonds with
+    a representation that cannot be internal (configs validate with it; ``auto`` is checked once resolved)."""
+    if bonds == "fixed" and representation not in ("internal", "auto"):
+        raise ValueError(f"bonds: fixed needs representation: internal ({representation} coordinates have no bond "
+                         "lengths to hold)")
+    return bonds or ("fixed" if representation in ("internal", "auto") else "learned")
+
+
+def resolve_representation(representation: Representation, topology: mdtraj.Topology) -> ConcreteRepresentation:
+    """``auto``: ``internal`` for a molecule of at most :data:`AUTO_INTERNAL_MAX_RESIDUES` residues with one connected
+    bond graph, else ``modes``; any other choice as given."""
+    if representation != "auto":
+        return representation
+    if topology.n_residues > AUTO_INTERNAL_MAX_RESIDUES:
+        return "modes"
+    try:
+        ZMatrix.from_topology(topology)
+    except ValueError:
+        return "modes"
+    return "internal"
 
 
 def fit_featuriser(representation: Representation, frames: np.ndarray, topology: mdtraj.Topology, *,
                    bonds: BondModel | None = None) -> Featuriser:
-    """Fit the ``internal`` or ``cartesian`` featurisation on training ``frames`` (F, N, 3) nm; ``bonds`` as
-    :func:`resolve_bond_model` (default: fixed for internal)."""
-    bonds = resolve_bond_model(representation, bonds)
+    """Fit a featurisation (``auto`` resolved by :func:`resolve_representation`) on training ``frames`` (F, N, 3)
+    nm; ``bonds`` as :func:`resolve_bond_model` (internal only)."""
+    representation = resolve_representation(representation, topology)
+    bonds = resolve_bond_model(representation, bonds if representation == "internal" else None)
     if representation == "internal":
         return InternalCoordinates.fit(frames, topology, bonds=bonds)
+    if representation == "modes":
+        return PrincipalModes.fit(frames, topology)
     return Standardiser.fit(frames)
 
 
 def featuriser_from_json(data: dict) -> Featuriser:
     """The featuriser a checkpoint recorded (``kind`` absent: a cartesian one from before ``internal``)."""
-    if data.get("kind", "cartesian") == "internal":
+    kind = data.get("kind", "cartesian")
+    if kind == "internal":
         return InternalCoordinates.from_json(data)
+    if kind == "modes":
+        return PrincipalModes.from_json(data)
     return Standardiser.from_json(data)
 
 

@@ -13,7 +13,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from pathlib import Path
+from typing import Literal
 
+import numpy as np
 import torch
 from pydantic import Field, model_validator
 
@@ -24,10 +26,13 @@ from pipeline.errors import UserError
 from pipeline.files import check_writable, training_directory
 from pipeline.protein.modeling.data import (
     BondModel,
+    Featuriser,
+    PrincipalModes,
     Representation,
     fit_featuriser,
     lagged_pairs,
     resolve_bond_model,
+    resolve_representation,
     trajectory_bounds,
 )
 from pipeline.protein.modeling.model import ProteinNetworkConfig, Task, build_network
@@ -44,11 +49,17 @@ class ProteinTrainConfig(StrictModel):
     )
     task: Task = "ensemble"
     representation: Representation = Field(
-        "internal", description="internal (bonds, angles, dihedrals; default) or cartesian (aligned coordinates)"
+        "auto", description="auto (internal up to 30 residues with one bond graph, else modes), internal (bonds, "
+                            "angles, dihedrals), modes (whitened principal modes of the aligned frames, chain "
+                            "projected) or cartesian (per-atom standardised aligned coordinates)"
     )
     bonds: BondModel | None = Field(
         None, description="internal only: fixed (the default: each bond held at its mean training length; the model "
                           "learns angles and dihedrals) or learned (bond lengths are features too)")
+    smoothing: float | Literal["auto"] = Field(
+        "auto", description="bandwidth (in feature standard deviations) of the Gaussian kernel added to every "
+                            "training example; auto: 0 for internal coordinates, else the training frames' own "
+                            "nearest-neighbour RMSD over their RMS fluctuation (see smoothing_bandwidth)")
     lag_ps: float = Field(10.0, description="forecast lag τ in ps (a multiple of the store's frame spacing)")
     network: ProteinNetworkConfig = ProteinNetworkConfig()
     train: TrainConfig = Field(TrainConfig(steps=6000, batch_size=512, lr=1e-3, warmup_steps=200, ema_decay=0.999,
@@ -59,6 +70,24 @@ class ProteinTrainConfig(StrictModel):
     def _fixed_bonds_need_internal(self) -> ProteinTrainConfig:
         resolve_bond_model(self.representation, self.bonds)
         return self
+
+
+def smoothing_bandwidth(frames: np.ndarray, featuriser: Featuriser) -> float:
+    """``auto`` smoothing of whitened Cartesian features: the bandwidth ``h`` at which the kernel moves a structure
+    by twice the training frames' own median nearest-neighbour RMSD, ``h = 2 RMSD_nn / sqrt(Σ_k σ_k² / N)``,
+    clipped to [0.05, 0.5]. Finer than the frame spacing the frames carry no information, and a model resolving
+    it reproduces the frames instead of the ensemble; at twice the spacing a drawn structure is new (further from
+    every frame than neighbouring frames are from each other), while the ensemble's covariance grows by only
+    ``1 + h²`` (≤ 25 %). 0 for other featurisers."""
+    if not isinstance(featuriser, PrincipalModes):
+        return 0.0
+    from pipeline.protein.fold import MAX_COMPARISON_FRAMES, nearest_rmsd
+    from pipeline.protein.metrics import even_subsample
+
+    subset = frames[even_subsample(len(frames), MAX_COMPARISON_FRAMES)]
+    own = float(np.median(nearest_rmsd(subset, subset, leave_self_out=True)))
+    fluctuation = float(np.sqrt(np.sum(featuriser.scale ** 2) / frames.shape[1]))
+    return float(np.clip(2.0 * own / max(fluctuation, 1e-9), 0.05, 0.5))
 
 
 def lag_frames(lag_ps: float, time_step_ps: float | None) -> int:
@@ -81,25 +110,31 @@ def train_protein(config: ProteinTrainConfig, *, out: str | Path, progress: bool
     if len(store.coordinates.shape) != 3:
         raise UserError("training needs an MD store with dims (frame, atom, xyz)", path=config.data)
     frames = store.frames()
-    bonds = resolve_bond_model(config.representation, config.bonds)
+    representation = resolve_representation(config.representation, store.topology)
+    if config.bonds == "fixed" and representation != "internal":
+        raise UserError(f"--bonds fixed needs internal coordinates, and this {store.topology.n_residues}-residue "
+                        f"store takes {representation}; drop --bonds or give --representation internal")
+    bonds = resolve_bond_model(representation, config.bonds)
     try:
-        featuriser = fit_featuriser(config.representation, frames, store.topology, bonds=bonds)
+        featuriser = fit_featuriser(representation, frames, store.topology, bonds=bonds)
     except ValueError as exc:
-        raise UserError(f"cannot build {config.representation} coordinates: {exc}; atom sets without one connected "
-                        "bond graph (e.g. Cα only) need --representation cartesian", path=config.data) from exc
+        raise UserError(f"cannot build {representation} coordinates: {exc}; atom sets without one connected "
+                        "bond graph (e.g. Cα only) need --representation modes (or auto)", path=config.data) from exc
     z = torch.from_numpy(featuriser.encode(frames))
     dim = z.shape[1]
+    smoothing = smoothing_bandwidth(frames, featuriser) if config.smoothing == "auto" else float(config.smoothing)
     metadata = {
         "domain": "protein",
         "task": config.task,
         "objective": objective_json(config.train.objective),
         "network": config.network.model_dump(mode="json"),
-        "representation": config.representation,
+        "representation": representation,
         "bonds": bonds,
         "featuriser": featuriser.to_json(),
         "topology": topology_to_dict(store.topology),
         "data": str(config.data),
         "n_training_frames": len(frames),
+        "smoothing": smoothing,
         "time_step_ps": store.time_step_ps,
     }
     condition = None
@@ -108,10 +143,12 @@ def train_protein(config: ProteinTrainConfig, *, out: str | Path, progress: bool
         first, second = lagged_pairs(trajectory_bounds(store), lag)
         condition, z = z[first], z[second]
         metadata |= {"lag_ps": config.lag_ps, "lag_frames": lag}
-    log.info("training the %s model on %d examples of %d coordinates", config.task, len(z), dim)
+    log.info("training the %s model on %d examples of %d %s coordinates (smoothing %.3g)", config.task, len(z), dim,
+             representation, smoothing)
     torch.manual_seed(config.train.seed)
     net = build_network(config.network, dim=dim, task=config.task)
-    source = TensorSource(z, batch_size=config.train.batch_size, condition=condition, seed=config.train.seed)
+    source = TensorSource(z, batch_size=config.train.batch_size, condition=condition, seed=config.train.seed,
+                          smoothing=smoothing)
     with training_directory(out, config_json=config.model_dump_json(indent=1)):
         return train(net=net, data=source, config=config.train, run_dir=out, progress=progress, extra=metadata,
                      on_step=on_step)

@@ -7,7 +7,7 @@ import mdtraj
 import numpy as np
 import pytest
 
-from models.training import TrainConfig
+from models.training import TrainConfig, load_checkpoint
 from pipeline.protein.modeling.data import Standardiser, lagged_pairs
 from pipeline.protein.modeling.generate import ForecastConfig, SampleConfig, forecast_protein, sample_protein
 from pipeline.protein.modeling.model import ProteinNetworkConfig
@@ -91,13 +91,59 @@ def test_wrong_model_kind_and_lag_are_clear_errors(md_store, tmp_path) -> None:
         train_protein(bad, out=tmp_path / "bad", progress=False)
 
 
-def test_internal_coordinates_of_an_unbonded_selection_ask_for_cartesian(tmp_path, ala_traj) -> None:
-    """A Cα-only store has no bonds: training says in one line to use --representation cartesian."""
+def test_internal_coordinates_of_an_unbonded_selection_ask_for_modes(tmp_path, ala_traj) -> None:
+    """A Cα-only store has no bond graph: --representation internal says in one line to use modes (or auto)."""
     from pipeline.errors import UserError
     from pipeline.protein.store import write_structure_store
 
     ca = ala_traj.topology.select("name CA or name CH3")
     path = write_structure_store(tmp_path / "ca.zarr", coordinates=ala_traj.xyz[:, ca],
                                  topology=ala_traj.topology.subset(ca))
-    with pytest.raises(UserError, match="--representation cartesian"):
-        train_protein(tiny("ensemble", str(path)), out=tmp_path / "run", progress=False)
+    config = tiny("ensemble", str(path)).model_copy(update={"representation": "internal"})
+    with pytest.raises(UserError, match="--representation modes"):
+        train_protein(config, out=tmp_path / "run", progress=False)
+
+
+def test_auto_takes_internal_coordinates_for_a_peptide_and_modes_for_a_ca_trace(ala_traj, hinge_traj) -> None:
+    from pipeline.protein.modeling.data import resolve_representation
+
+    assert resolve_representation("auto", ala_traj.topology) == "internal"
+    assert resolve_representation("auto", hinge_traj.topology) == "modes"
+    assert resolve_representation("cartesian", hinge_traj.topology) == "cartesian"
+
+
+def test_principal_modes_round_trip_the_training_frames_and_keep_the_chain(hinge_traj) -> None:
+    """Encoding then decoding a training frame gives it back (within the projection's 0.005 Å and the frame's
+    own distance from the modes' span); a random draw from the prior is decoded with every link at its length."""
+    from pipeline.protein.modeling.data import PrincipalModes, featuriser_from_json
+
+    modes = PrincipalModes.fit(hinge_traj.xyz, hinge_traj.topology)
+    assert modes.dim <= len(hinge_traj.xyz) - 1
+    z = modes.encode(hinge_traj.xyz)
+    np.testing.assert_allclose(z.std(axis=0), 1.0, atol=0.05)
+    back = modes.decode(z)
+    from pipeline.protein.geometry import kabsch_align
+    aligned = kabsch_align(hinge_traj.xyz, modes.reference)
+    assert np.sqrt(np.mean((back - aligned) ** 2)) < 0.005
+    prior = modes.decode(np.random.default_rng(0).standard_normal((20, modes.dim)).astype(np.float32))
+    assert np.abs(modes.links.errors(prior)[:, modes.links.virtual]).max() < 0.01  # 0.1 Å; the chain test allows 0.3
+    again = featuriser_from_json(modes.to_json())
+    np.testing.assert_allclose(again.decode(z[:3]), back[:3], atol=1e-5)
+
+
+def test_a_ca_trace_trains_samples_and_evaluates_end_to_end(tmp_path, hinge_traj) -> None:
+    """auto → modes on a 40-residue Cα trace: the samples keep the chain, and evaluate reports the fold (no φ/ψ)."""
+    from pipeline.protein.modeling.evaluate import EvaluateConfig, evaluate_protein
+    from pipeline.protein.modeling.generate import SampleConfig, sample_protein
+    from pipeline.protein.store import write_structure_store
+
+    path = write_structure_store(tmp_path / "ca.zarr", coordinates=hinge_traj.xyz, topology=hinge_traj.topology)
+    train_protein(tiny("ensemble", str(path), steps=60), out=tmp_path / "run", progress=False)
+    ckpt = load_checkpoint(tmp_path / "run")
+    assert ckpt.extra["representation"] == "modes" and 0.05 <= ckpt.extra["smoothing"] <= 0.5
+    sample_protein(SampleConfig(model=str(tmp_path / "run"), n=50, formats=[]), out=tmp_path / "s", progress=False)
+    metrics = evaluate_protein(EvaluateConfig(samples=str(tmp_path / "s" / "samples.zarr"), reference=str(path),
+                                              training=str(path)), out=tmp_path / "report", progress=False)
+    assert metrics.get("rama_js") is None and metrics["fold"]["against"] == "training"
+    assert metrics["fold"]["chain_valid_fraction"] == 1.0
+    assert (tmp_path / "report" / "fold.png").exists()

@@ -1,0 +1,21 @@
+"""In-memory data sources (models.training.data.TensorSource)."""
+
+from __future__ import annotations
+
+import torch
+
+from models.training import TensorSource
+
+
+def test_smoothing_adds_its_own_gaussian_kernel_noise_and_none_by_default() -> None:
+    """With smoothing h the batch is the same examples plus h·ε (ε of unit variance, from its own stream, the same
+    for the same step); without it the examples come back exactly."""
+    x = torch.zeros(100, 8)
+    plain = TensorSource(x, batch_size=4096, seed=3)
+    assert torch.equal(plain.batch(0).x1, torch.zeros(4096, 8))
+    smooth = TensorSource(x, batch_size=4096, seed=3, smoothing=0.25)
+    a, b, c = smooth.batch(0).x1, smooth.batch(0).x1, smooth.batch(1).x1
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    assert abs(float(a.std()) - 0.25) < 0.01
+    ranks = torch.cat([smooth.batch(0, rank=r, world_size=2).x1 for r in range(2)])
+    assert torch.equal(ranks, a)  # the ranks' halves are the single process's batch
