@@ -15,10 +15,12 @@ Definitions (all angles in radians internally, degrees in the basin table):
   equilibrium length: the force field's (HarmonicBondForce r0 or constraint length, recorded by
   ``simulate`` as ``bond_lengths_nm``), else the median length in the reference store.
 - Clash: two heavy atoms more than three links apart (bonds, and the virtual Cα–Cα links of a Cα trace) whose
-  van der Waals spheres overlap by more than 0.04 nm (MolProbity's "serious clash", 0.4 Å), with MolProbity's radii
-  (C 0.17, N 0.155, O 0.14, S 0.18, P 0.18 nm; a Cα of a trace is a carbon). Pairs of two N/O atoms are the
-  donor and acceptor of hydrogen bonds and salt bridges, which sit at 0.26–0.32 nm, well inside their radii sum:
-  they clash only closer than 0.25 nm. Hydrogens are left out (their positions follow from the heavy atoms and
+  van der Waals spheres overlap by 0.06 nm (0.6 Å) or more: ChimeraX's default for structures without hydrogens
+  (MolProbity's 0.4 Å assumes explicit hydrogens, whose own overlaps come first), with MolProbity's radii (C 0.17,
+  N 0.155, O 0.14, S 0.18, P 0.18 nm; a Cα of a trace is a carbon). Pairs of two N/O atoms are the donor and acceptor of hydrogen bonds and salt bridges, which
+  sit at 0.24–0.32 nm, inside their radii sum: they clash only closer than 0.22 nm, shorter than any hydrogen
+  bond; so do the atoms of an acidic and a basic group (:data:`SALT_BRIDGE_ATOMS`: a salt bridge presses the
+  carboxylate's carbon against the amine). Hydrogens are left out (their positions follow from the heavy atoms and
   their contacts are what hydrogen bonds are made of). ``valid`` = bond-valid and clash-free.
 - Free energy along φ: ``F(φ) = −kT ln p(φ)`` on 36 bins, kT at 300 K in kJ/mol, minimum shifted to 0.
 - Autocorrelation of an angle θ (circular): with z = e^{iθ} and z̄ its mean,
@@ -44,8 +46,8 @@ if TYPE_CHECKING:
 
 BINS = 36
 BOND_TOLERANCE_NM = 0.01
-CLASH_OVERLAP_NM = 0.04
-POLAR_CLASH_NM = 0.25
+CLASH_OVERLAP_NM = 0.06
+POLAR_CLASH_NM = 0.22
 VDW_RADII_NM = {"H": 0.117, "C": 0.17, "N": 0.155, "O": 0.14, "S": 0.18, "P": 0.18}
 """The van der Waals radii of MolProbity's probe (Word et al. 1999, J. Mol. Biol. 285, 1711), with which its
 clashscore counts overlaps of 0.4 Å or more."""
@@ -193,6 +195,25 @@ def nonlocal_pairs(topology: mdtraj.Topology, *, min_separation: int = 4) -> np.
     return np.stack([i[keep], j[keep]], axis=1)
 
 
+SALT_BRIDGE_ATOMS = {
+    "acid": {"ASP": {"CG", "OD1", "OD2"}, "GLU": {"CD", "OE1", "OE2"}, "*": {"OXT"}},
+    "base": {"LYS": {"CE", "NZ"}, "ARG": {"NE", "CZ", "NH1", "NH2"}, "HIS": {"CG", "ND1", "CE1", "NE2", "CD2"}},
+}
+"""The charged groups whose pairs (an acid atom with a base atom) form salt bridges; a terminal carboxylate's OXT
+counts in any residue."""
+
+
+def salt_bridge_side(topology: mdtraj.Topology, atoms: np.ndarray) -> np.ndarray:
+    """Per atom: +1 base group atom, -1 acid group atom, 0 neither (:data:`SALT_BRIDGE_ATOMS`)."""
+    def side(atom: Any) -> int:
+        for sign, groups in ((-1, SALT_BRIDGE_ATOMS["acid"]), (1, SALT_BRIDGE_ATOMS["base"])):
+            if atom.name in groups.get(atom.residue.name, set()) | groups.get("*", set()):
+                return sign
+        return 0
+
+    return np.array([side(topology.atom(int(k))) for k in atoms], dtype=np.int64)
+
+
 def clash_limits(topology: mdtraj.Topology) -> tuple[np.ndarray, np.ndarray]:
     """(heavy-atom indices, their van der Waals radii in nm) of the clash test."""
     heavy = [a for a in topology.atoms if a.element is None or a.element.symbol != "H"]
@@ -212,6 +233,7 @@ def clash_free(coordinates: np.ndarray, topology: mdtraj.Topology) -> np.ndarray
     heavy, radii = clash_limits(topology)
     polar = np.array([topology.atom(int(k)).element is not None and topology.atom(int(k)).element.symbol in "NO"
                       for k in heavy])
+    charge = salt_bridge_side(topology, heavy)
     local = local_pairs(topology)
     reach = 2.0 * float(radii.max()) - CLASH_OVERLAP_NM if len(heavy) else 0.0
     out = np.ones(len(coordinates), dtype=bool)
@@ -223,7 +245,8 @@ def clash_free(coordinates: np.ndarray, topology: mdtraj.Topology) -> np.ndarray
         far = ~np.isin(heavy[i] * n + heavy[j], local)
         i, j = i[far], j[far]
         d = np.linalg.norm(frame[i] - frame[j], axis=1)
-        limit = np.where(polar[i] & polar[j], POLAR_CLASH_NM, radii[i] + radii[j] - CLASH_OVERLAP_NM)
+        bridged = (polar[i] & polar[j]) | (charge[i] * charge[j] < 0)
+        limit = np.where(bridged, POLAR_CLASH_NM, radii[i] + radii[j] - CLASH_OVERLAP_NM)
         out[f] = not np.any(d < limit)
     return out
 

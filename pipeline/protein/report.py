@@ -293,8 +293,8 @@ def render_markdown(metrics: dict[str, Any], plots: list[str]) -> str:
         ]
     lines += [
         "- Bond validity: every bond within 0.1 Å of the force field's equilibrium length; clash: two heavy atoms "
-        "more than three links apart whose van der Waals spheres (MolProbity radii) overlap by more than 0.4 Å; N/O "
-        "pairs (hydrogen bonds, salt bridges) only closer than 2.5 Å.",
+        "more than three links apart whose van der Waals spheres (MolProbity radii) overlap by 0.6 Å or more; N/O "
+        "pairs (hydrogen bonds) and acid–base pairs (salt bridges) only closer than 2.2 Å.",
     ]
     if "fold" in metrics:
         lines += ["- Chain and fold: Cα only; nearest-frame RMSD after optimal superposition; PC1 of the MD frames' "

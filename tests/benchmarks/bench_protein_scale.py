@@ -141,6 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--minutes", type=float, default=15.0, help="training wall-clock per representation")
     parser.add_argument("--n", type=int, default=1000, help="samples drawn")
     parser.add_argument("--out", type=Path, default=Path("runs/scale"))
+    parser.add_argument("--reuse", action="store_true", help="keep models and samples already in OUT; evaluate again")
     args = parser.parse_args(argv)
     if (args.case is None) == (args.traj is None):
         parser.error("give --case or --traj (with --top)")
@@ -164,9 +165,10 @@ def main(argv: list[str] | None = None) -> int:
                      "date": time.strftime("%Y-%m-%d"), "representations": {}}
     for representation in args.representations.split(","):
         model, samples, report = (work / f"{kind}-{representation}" for kind in ("model", "samples", "report"))
-        velocast("train", "protein", "--data", str(store), "--representation", representation, "--steps", "10000000",
-                 "--max-minutes", str(args.minutes), "--out", str(model), "--no-progress")
-        velocast("sample", "protein", "--model", str(model), "--n", str(args.n), "--out", str(samples))
+        if not (args.reuse and (samples / "samples.zarr").exists()):
+            velocast("train", "protein", "--data", str(store), "--representation", representation, "--steps",
+                     "10000000", "--max-minutes", str(args.minutes), "--out", str(model), "--no-progress")
+            velocast("sample", "protein", "--model", str(model), "--n", str(args.n), "--out", str(samples))
         metrics, seconds, peak = evaluate_measured(report, samples / "samples.zarr", store)
         rows = goal_rows(metrics, seconds, peak)
         results["representations"][representation] = {
