@@ -380,6 +380,30 @@ def transition_statistics(state_series: list[np.ndarray], dt_ps: float) -> dict[
     }
 
 
+def implied_timescales(state_series: list[np.ndarray], *, lag_frames: int, dt_ps: float, k: int = 2) -> list[float | None]:
+    """The ``k`` slowest implied timescales (ps) ``t_i = −τ / ln|λ_i|`` of a reversible maximum-likelihood Markov
+    state model (deeptime) of core-set state series at lag ``τ = lag_frames · dt_ps``, on the largest connected
+    set; None where the model has fewer processes (a basin never left or never reached)."""
+    from deeptime.markov import TransitionCountEstimator
+    from deeptime.markov.msm import MaximumLikelihoodMSM
+
+    series = []
+    for states in state_series:
+        s = core_set_states(states)
+        s = s[np.argmax(s >= 0):] if (s >= 0).any() else s[:0]
+        if len(s) > lag_frames:
+            series.append(s.astype(np.int32))
+    if not series:
+        return [None] * k
+    counts = TransitionCountEstimator(lagtime=lag_frames, count_mode="sliding").fit(series).fetch_model()
+    connected = counts.submodel_largest()
+    if connected.n_states < 2:
+        return [None] * k
+    msm = MaximumLikelihoodMSM(reversible=True).fit(connected).fetch_model()
+    found = [float(t) * dt_ps for t in msm.timescales(min(k, connected.n_states - 1))]
+    return found + [None] * (k - len(found))
+
+
 # ---------------------------------------------------------------- the evaluation
 
 
@@ -567,8 +591,23 @@ def evaluate_structures(
             }
         metrics["transitions"] = dyn
         metrics["autocorrelation"] = acfs
+        metrics["implied_timescales"] = msm_comparison(sets, angles)
         arrays["autocorrelation"] = acfs
     return metrics, arrays
+
+
+def msm_comparison(sets: dict[str, StructureStore], angles: dict[str, AngleSet]) -> dict[str, Any]:
+    """The two slowest implied timescales of the forecast trajectories and of the reference MD, each an MSM of the
+    same core-set basin discretisation at the forecast's lag (one trajectory frame; that many MD frames)."""
+    lag_ps = sets["samples"].time_step_ps or 1.0
+    md_dt = sets["reference"].time_step_ps or lag_ps
+    out: dict[str, Any] = {"lag_ps": lag_ps, "states": list(BASIN_NAMES)}
+    for name, dt, lag in (("samples", lag_ps, 1), ("reference", md_dt, max(1, round(lag_ps / md_dt)))):
+        a = angles[name]
+        out[name] = implied_timescales([assign_basins(p, q) for p, q in zip(a.series_phi, a.series_psi)],
+                                       lag_frames=lag, dt_ps=dt)
+    out["ratio"] = [None if s is None or r is None else s / r for s, r in zip(out["samples"], out["reference"])]
+    return out
 
 
 def residue_rmsf(frames: np.ndarray, topology: mdtraj.Topology, *, max_frames: int = 5000) -> dict[str, Any]:

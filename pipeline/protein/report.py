@@ -281,6 +281,14 @@ def render_markdown(metrics: dict[str, Any], plots: list[str]) -> str:
             rates = ", ".join(_fmt(v) for v in t["rate_out_per_ns"].values())
             lines.append(f"| {name} | {t['time_ns']:.3f} | {c[0][1]} | {c[0][2]} | {c[1][0]} | {c[1][2]} | {c[2][0]} "
                          f"| {c[2][1]} | {rates} |")
+        its = metrics.get("implied_timescales")
+        if its:
+            lines += ["", f"Implied timescales of a Markov state model (deeptime, reversible maximum likelihood) of the "
+                          f"core-set basins at lag {its['lag_ps']:g} ps, the two slowest processes (ps):", "",
+                      "| set | t₁ | t₂ |", "|---|---|---|"]
+            for name in ("samples", "reference"):
+                lines.append(f"| {name} | {_fmt(its[name][0])} | {_fmt(its[name][1])} |")
+            lines.append(f"| ratio | {_fmt(its['ratio'][0])} | {_fmt(its['ratio'][1])} |")
     lines += ["", "## Definitions", ""]
     if metrics.get("basins"):
         lines += [

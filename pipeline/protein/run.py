@@ -171,7 +171,7 @@ def evaluate(config: RunProteinConfig, layout: ProteinRunLayout, context: StageC
         if item.is_file() and item.name != "metrics.json":
             shutil.copy2(item, root / item.name)
     metrics["forecast"] = {k: trajectories.get(k) for k in ("rama_js", "basins", "valid_fraction", "transitions",
-                                                            "samples_per_cpu_second")}
+                                                            "implied_timescales", "samples_per_cpu_second")}
     layout.metrics.write_text(json.dumps(metrics, indent=2) + "\n")
     return {"metrics": str(layout.metrics), "rama_js": metrics.get("rama_js")}
 
