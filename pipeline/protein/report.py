@@ -68,8 +68,8 @@ def _fold_plots(out: Path, fold: dict[str, Any], plt: Any) -> list[str]:
         everything = np.concatenate([np.ravel(v) for v in values.values()])
         edges = np.linspace(everything.min(), everything.max(), 41)
         for name, v in values.items():
-            ax.hist(np.ravel(v), bins=edges, density=True, histtype="step", lw=1.5,
-                    label="MD frames (own nearest, self left out)" if name == "md" and "RMSD" in label else name)
+            shown = {"md": "MD frames (own nearest, self left out)" if "RMSD" in label else "MD frames"}
+            ax.hist(np.ravel(v), bins=edges, density=True, histtype="step", lw=1.5, label=shown.get(name, name))
         ax.set_xlabel(label)
         ax.set_ylabel("density (1/unit)")
         ax.legend(fontsize=8)

@@ -85,6 +85,22 @@ class StructureStore:
         data = data.reshape(-1, data.shape[-2], 3)
         return data if at is None else data[np.asarray(at)]
 
+    def trajectory_pieces(self, atoms: np.ndarray, *, chunk: int = 5000):
+        """Yield ``(trajectory index, frames (n, len(atoms), 3) float32)`` of every trajectory (as
+        :meth:`trajectories` splits them), reading only ``atoms`` and at most ``chunk`` frames at a time."""
+        atoms = np.asarray(atoms)
+        shape = self.coordinates.shape
+        if len(shape) == 4:
+            for k in range(shape[0]):
+                yield k, np.asarray(self.coordinates.get_orthogonal_selection((k, slice(None), atoms, slice(None))),
+                                    dtype=np.float32)
+            return
+        bounds = [*(int(v) for v in self.trajectory_start), int(shape[0])]
+        for k, (a, b) in enumerate((a, b) for a, b in zip(bounds[:-1], bounds[1:]) if b > a):
+            for begin in range(a, b, chunk):
+                part = (slice(begin, min(b, begin + chunk)), atoms, slice(None))
+                yield k, np.asarray(self.coordinates.get_orthogonal_selection(part), dtype=np.float32)
+
     def trajectories(self) -> list[np.ndarray]:
         """The store as a list of time series (frame, atom, xyz): one per trajectory or member.
 
