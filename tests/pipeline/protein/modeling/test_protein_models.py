@@ -104,10 +104,17 @@ def test_internal_coordinates_of_an_unbonded_selection_ask_for_modes(tmp_path, a
         train_protein(config, out=tmp_path / "run", progress=False)
 
 
-def test_auto_takes_internal_coordinates_for_a_peptide_and_modes_for_a_ca_trace(ala_traj, hinge_traj) -> None:
+def test_auto_takes_internal_coordinates_for_a_peptide_and_modes_for_a_ca_trace(ala_traj, hinge_traj,
+                                                                               make_chain) -> None:
+    """auto: a peptide with one bond graph → internal; a Cα trace, or two all-atom chains, → modes."""
+    import mdtraj
+
     from pipeline.protein.modeling.data import resolve_representation
 
     assert resolve_representation("auto", ala_traj.topology) == "internal"
+    two = ala_traj.topology.join(ala_traj.topology)  # two molecules: no single bond graph
+    assert isinstance(two, mdtraj.Topology) and resolve_representation("auto", two) == "modes"
+    assert resolve_representation("auto", make_chain(n_frames=2, chains=2).topology) == "modes"
     assert resolve_representation("auto", hinge_traj.topology) == "modes"
     assert resolve_representation("cartesian", hinge_traj.topology) == "cartesian"
 
