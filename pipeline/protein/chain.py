@@ -19,12 +19,11 @@ link lengths, so a sample that is almost right is moved by almost nothing.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from itertools import pairwise
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from pipeline.protein.metrics import bond_pairs
+from pipeline.protein.graph import bond_pairs, local_pairs, virtual_ca_links
 
 if TYPE_CHECKING:
     import mdtraj
@@ -34,21 +33,6 @@ CHAIN_BREAK_NM = 0.45
 RIGID_STD_NM = 0.01
 """A pair within three links is held at its mean when its training standard deviation is at most this (0.1 Å):
 bond angles and planar groups vibrate by ~0.05 Å at 300 K, a free torsion moves its 1–4 pair by ≥ 0.3 Å."""
-
-
-def virtual_ca_links(topology: mdtraj.Topology) -> np.ndarray:
-    """(k, 2) Cα pairs of consecutive residues of one chain with no bond between the two residues."""
-    joined = {tuple(sorted((b.atom1.residue.index, b.atom2.residue.index))) for b in topology.bonds}
-    links = []
-    for chain in topology.chains:
-        residues = list(chain.residues)
-        for first, second in pairwise(residues):
-            if (first.index, second.index) in joined:
-                continue
-            ca = [next((a.index for a in r.atoms if a.name == "CA"), None) for r in (first, second)]
-            if None not in ca:
-                links.append(ca)
-    return np.array(links, dtype=np.int64).reshape(-1, 2)
 
 
 def distance_moments(frames: np.ndarray, pairs: np.ndarray, *, chunk: int = 2048) -> tuple[np.ndarray, np.ndarray]:
@@ -80,8 +64,6 @@ class ChainLinks:
     @classmethod
     def fit(cls, topology: mdtraj.Topology, frames: np.ndarray, *, rigid_std_nm: float = RIGID_STD_NM) -> ChainLinks:
         """Links of ``topology`` (module docstring) with their mean lengths over ``frames``; chain breaks dropped."""
-        from pipeline.protein.metrics import local_pairs
-
         frames = frames[np.linspace(0, len(frames) - 1, min(len(frames), 5000)).astype(np.int64)]
         bonds, virtual = np.unique(bond_pairs(topology), axis=0).reshape(-1, 2), virtual_ca_links(topology)
         virtual = virtual[mean_distances(frames, virtual) <= CHAIN_BREAK_NM]

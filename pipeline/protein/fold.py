@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from pipeline.protein.chain import CHAIN_BREAK_NM, mean_distances
-from pipeline.protein.metrics import even_subsample
+from pipeline.protein.geometry import even_subsample, kabsch_align, mean_structure
 
 if TYPE_CHECKING:
     import mdtraj
@@ -94,8 +94,6 @@ def fold_metrics(samples: np.ndarray, md: np.ndarray, topology: mdtraj.Topology)
     import mdtraj
     from sklearn.decomposition import PCA
 
-    from pipeline.protein.geometry import kabsch_align
-    from pipeline.protein.modeling.data import mean_structure
 
     ca = ca_atoms(topology)
     if len(ca) < 3:

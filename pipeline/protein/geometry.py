@@ -97,3 +97,16 @@ def phi_psi(coordinates: np.ndarray, topology: mdtraj.Topology) -> tuple[np.ndar
         return [np.asarray(coordinates[:, quads[:, k]], dtype=np.float64) for k in range(4)]
 
     return dihedral(*corners(phi_q)), dihedral(*corners(psi_q))
+
+
+def even_subsample(n_items: int, n_keep: int) -> np.ndarray:
+    """``n_keep`` evenly spaced indices of ``range(n_items)`` (all of them when n_keep >= n_items)."""
+    if n_keep >= n_items:
+        return np.arange(n_items)
+    return np.floor(np.arange(n_keep) * (n_items / n_keep)).astype(np.int64)
+
+
+def mean_structure(frames: np.ndarray) -> np.ndarray:
+    """The mean of ``frames`` after two Kabsch passes (on the first frame, then on the first mean)."""
+    reference = kabsch_align(frames, frames[0]).mean(axis=0)
+    return kabsch_align(frames, reference).mean(axis=0).astype(np.float64)

@@ -39,6 +39,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from pipeline.protein.geometry import even_subsample
+from pipeline.protein.graph import bond_pairs, local_pairs
+
 if TYPE_CHECKING:
     import mdtraj
 
@@ -88,13 +91,6 @@ def js_distance(p: np.ndarray, q: np.ndarray) -> float:
     return float(np.sqrt(max(0.0, 0.5 * kl(p) + 0.5 * kl(q))))
 
 
-def even_subsample(n_items: int, n_keep: int) -> np.ndarray:
-    """``n_keep`` evenly spaced indices of ``range(n_items)`` (all of them when n_keep >= n_items)."""
-    if n_keep >= n_items:
-        return np.arange(n_items)
-    return np.floor(np.arange(n_keep) * (n_items / n_keep)).astype(np.int64)
-
-
 def even_histogram(angles: AngleSet, n: int) -> np.ndarray:
     """The Ramachandran histogram of ``n`` evenly spaced (φ, ψ) pairs of ``angles`` (all when fewer): sets
     compared by JS distance are made equal-sized this way (see the module doc)."""
@@ -140,13 +136,6 @@ def free_energy_profile(
 # ---------------------------------------------------------------- validity
 
 
-def bond_pairs(topology: mdtraj.Topology) -> np.ndarray:
-    """(n_bonds, 2) atom indices of the topology's bonds, each sorted."""
-    return np.array(
-        sorted(tuple(sorted((b.atom1.index, b.atom2.index))) for b in topology.bonds), dtype=np.int64
-    ).reshape(-1, 2)
-
-
 def bond_lengths(coordinates: np.ndarray, pairs: np.ndarray) -> np.ndarray:
     """(n, n_bonds) distances in nm."""
     x = np.asarray(coordinates, dtype=np.float64)
@@ -160,39 +149,6 @@ def bond_valid(
     if len(pairs) == 0:
         return np.ones(len(coordinates), dtype=bool)
     return np.all(np.abs(bond_lengths(coordinates, pairs) - r0[None, :]) <= tol_nm, axis=1)
-
-
-def local_pairs(topology: mdtraj.Topology, *, max_separation: int = 3, links: np.ndarray | None = None) -> np.ndarray:
-    """Sorted codes ``i·n + j`` (i < j) of the atom pairs at most ``max_separation`` links apart: O(atoms) of them
-    (a breadth-first search of depth ``max_separation`` from every atom). ``links`` (k, 2) are the graph's edges;
-    by default the bonds plus the virtual Cα–Cα links of residues no bond joins
-    (:func:`pipeline.protein.chain.virtual_ca_links`)."""
-    from pipeline.protein.chain import virtual_ca_links
-
-    n = topology.n_atoms
-    if links is None:
-        links = np.concatenate([bond_pairs(topology), virtual_ca_links(topology)])
-    adjacency: list[list[int]] = [[] for _ in range(n)]
-    for i, j in links:
-        adjacency[i].append(int(j))
-        adjacency[j].append(int(i))
-    codes: list[int] = []
-    for src in range(n):
-        seen, frontier = {src}, [src]
-        for _ in range(max_separation):
-            frontier = [b for a in frontier for b in adjacency[a] if b not in seen]
-            seen.update(frontier)
-        codes.extend(src * n + b for b in seen if b > src)
-    return np.unique(np.asarray(codes, dtype=np.int64))
-
-
-def nonlocal_pairs(topology: mdtraj.Topology, *, min_separation: int = 4) -> np.ndarray:
-    """Atom pairs at least ``min_separation`` links apart (or unconnected), (k, 2). All pairs: for small
-    molecules and tests; :func:`clash_free` never lists them."""
-    n = topology.n_atoms
-    i, j = np.triu_indices(n, 1)
-    keep = ~np.isin(i * n + j, local_pairs(topology, max_separation=min_separation - 1))
-    return np.stack([i[keep], j[keep]], axis=1)
 
 
 SALT_BRIDGE_ATOMS = {

@@ -173,7 +173,7 @@ def render_structure(path: Path, xyz: np.ndarray, topology: Any, *, title: str =
     x = x - x.mean(axis=0)
     fig = plt.figure(figsize=(4.5, 4.5))
     ax = fig.add_subplot(projection="3d")
-    from pipeline.protein.chain import virtual_ca_links
+    from pipeline.protein.graph import virtual_ca_links
 
     links = [(b.atom1.index, b.atom2.index) for b in topology.bonds] + virtual_ca_links(topology).tolist()
     for a, b in links:

@@ -33,8 +33,7 @@ from typing import TYPE_CHECKING, Literal, Protocol
 import numpy as np
 
 from pipeline.protein.chain import ChainLinks, project_links
-from pipeline.protein.geometry import kabsch_align
-from pipeline.protein.metrics import even_subsample
+from pipeline.protein.geometry import even_subsample, kabsch_align, mean_structure
 from pipeline.protein.store import StructureStore
 from pipeline.protein.zmatrix import ZMatrix
 
@@ -68,12 +67,6 @@ class Featuriser(Protocol):
     def decode(self, z: np.ndarray) -> np.ndarray: ...
 
     def to_json(self) -> dict: ...
-
-
-def mean_structure(frames: np.ndarray) -> np.ndarray:
-    """The mean of ``frames`` after two Kabsch passes (on the first frame, then on the first mean)."""
-    reference = kabsch_align(frames, frames[0]).mean(axis=0)
-    return kabsch_align(frames, reference).mean(axis=0).astype(np.float64)
 
 
 @dataclass(frozen=True)

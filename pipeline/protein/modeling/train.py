@@ -82,7 +82,7 @@ def smoothing_bandwidth(frames: np.ndarray, featuriser: Featuriser) -> float:
     if not isinstance(featuriser, PrincipalModes):
         return 0.0
     from pipeline.protein.fold import MAX_COMPARISON_FRAMES, nearest_rmsd
-    from pipeline.protein.metrics import even_subsample
+    from pipeline.protein.geometry import even_subsample
 
     subset = frames[even_subsample(len(frames), MAX_COMPARISON_FRAMES)]
     own = float(np.median(nearest_rmsd(subset, subset, leave_self_out=True)))

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.protein.chain import ChainLinks, edge_colouring, project_links, virtual_ca_links
+from pipeline.protein.chain import ChainLinks, edge_colouring, project_links
+from pipeline.protein.graph import virtual_ca_links
 
 
 def test_a_ca_trace_is_linked_residue_to_residue_within_each_chain_only(hinge_traj, make_chain) -> None:

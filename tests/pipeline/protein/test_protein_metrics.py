@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from pipeline.protein import metrics as ev
+from pipeline.protein.graph import nonlocal_pairs
 from pipeline.protein.store import write_structure_store
 
 DEG = np.pi / 180
@@ -100,7 +101,7 @@ def test_bond_validity_flags_a_stretched_bond_and_clash_flags_overlap(ala_traj) 
         assert ev.bond_valid(y, pairs, r0)[0] == ok
     assert ev.clash_free(x, ala_traj.topology)[0]
     carbon = {a.index for a in ala_traj.topology.atoms if a.element.symbol == "C"}
-    far = next(p for p in ev.nonlocal_pairs(ala_traj.topology) if set(p.tolist()) <= carbon)
+    far = next(p for p in nonlocal_pairs(ala_traj.topology) if set(p.tolist()) <= carbon)
     y = x.copy()
     y[0, far[1]] = y[0, far[0]] + 0.05
     assert not ev.clash_free(y, ala_traj.topology)[0]
@@ -129,7 +130,7 @@ def test_the_clash_test_agrees_with_all_pairs_and_scales_to_thousands_of_atoms()
 
     rng = np.random.default_rng(0)
     top = _chain_topology(60)
-    pairs = ev.nonlocal_pairs(top)
+    pairs = nonlocal_pairs(top)
     radii = 0.17
     frames = rng.uniform(0, 6.5, size=(40, 60, 3))
     brute = np.array([np.all(np.linalg.norm(f[pairs[:, 0]] - f[pairs[:, 1]], axis=1) >= 2 * radii - ev.CLASH_OVERLAP_NM)
