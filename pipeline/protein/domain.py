@@ -99,6 +99,20 @@ DOMAIN = Domain(
                     Flag("--reference", "reference", str, "Structure store of the reference MD (independent run)."),
                     Flag("--training", "training", str, "Structure store of the training MD (for rama_js_training, "
                                                         "its basins and the MD cost)."))),
+        Verb("export", "Export a structure store to PDB/XTC/DCD: all of it, --n evenly spaced structures, or "
+                       "rebuilt all-atom from backbone samples (--all-atom: PDBFixer adds the side chains).",
+             config="pipeline.protein.export:ExportProteinConfig", run="pipeline.protein.export:export_protein",
+             summary="pipeline.protein.export:export_summary", out=None,
+             flags=(Flag("STORE", "store", str, "Structure store (samples, forecasts or MD).", positional=True),
+                    Flag("OUT", "out", str, "Output directory: exports/ (and structures.zarr for a subset or a "
+                                            "rebuild).", positional=True),
+                    Flag("--all-atom", "all_atom", bool, "Rebuild side chains and OXT of backbone structures with "
+                                                         "PDBFixer (about a minute per 200 residues).", value=True),
+                    Flag("--hydrogens", "hydrogens", bool, "With --all-atom: add hydrogens (pH 7).", value=True),
+                    Flag("--n", "n", int, "Export this many evenly spaced structures (default: all; with "
+                                          "--all-atom: 10)."),
+                    SEED, FORMATS,
+                    Flag("--overwrite", "overwrite", bool, "Replace an existing output.", value=True))),
         distill_verb("Distil a protein model into a few-step student (reflow).",
                      config="pipeline.protein.modeling.distill:DistillProteinConfig",
                      run="pipeline.protein.modeling.distill:distill_protein",

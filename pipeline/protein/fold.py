@@ -11,6 +11,12 @@ Every figure compares the samples with a set of MD frames (the training frames w
   samples are not copies of frames.
 - Principal components (scikit-learn's PCA) of the MD frames' aligned Cα coordinates; every set is projected on
   them. Coverage of PC1 is the fraction of the MD frames' PC1 range that the samples' range covers.
+- TICA (deeptime) of the MD trajectories, where they are time series: the slowest linear combination of the
+  aligned Cα coordinates (reduced to their first :data:`TICA_PCA_COMPONENTS` principal components first, since
+  a short trajectory of a large protein has fewer frames than coordinates) at a lag of 1 % of the median
+  trajectory length (at least one frame). Every set is projected on TIC1: its range coverage, as for PC1, and the
+  Jensen–Shannon distance (base 2) between the samples' and the MD frames' TIC1 histograms (50 bins over the MD
+  range, samples outside it in the end bins).
 - Contact map: the fraction of structures in which a Cα pair at least 3 residues apart is within
   :data:`CONTACT_NM`; the agreement is the mean absolute difference of those frequencies over the pairs in contact
   in at least 5 % of either set, and their Pearson correlation.
@@ -36,6 +42,8 @@ CHAIN_TOLERANCE_NM = 0.03
 CONTACT_NM = 0.8
 CONTACT_MIN_SEPARATION = 3
 MAX_COMPARISON_FRAMES = 2000
+TICA_PCA_COMPONENTS = 20
+TICA_BINS = 50
 
 
 def ca_atoms(topology: mdtraj.Topology) -> np.ndarray:
@@ -88,9 +96,50 @@ def contact_frequencies(ca: np.ndarray, *, chunk: int = 256) -> np.ndarray:
     return counts / max(1, len(ca))
 
 
-def fold_metrics(samples: np.ndarray, md: np.ndarray, topology: mdtraj.Topology) -> tuple[dict[str, Any], dict]:
+def _coverage(samples: np.ndarray, md: np.ndarray) -> float:
+    """Fraction of the MD values' range (1-D) that the samples' range covers."""
+    lo, hi = md.min(), md.max()
+    covered = max(0.0, min(hi, samples.max()) - max(lo, samples.min()))
+    return float(covered / max(hi - lo, 1e-12))
+
+
+def tica_metrics(samples: np.ndarray, md_series: list[np.ndarray], reference: np.ndarray) -> dict[str, Any] | None:
+    """TIC1 of the MD Cα series (each (T, N, 3) nm) and the samples (n, N, 3) on it (module docstring); None when
+    the series are too short for a lag (fewer than 10 frame pairs)."""
+    from deeptime.decomposition import TICA
+    from scipy.spatial.distance import jensenshannon
+    from sklearn.decomposition import PCA
+
+    lengths = [len(x) for x in md_series]
+    lag = max(1, round(0.01 * float(np.median(lengths)))) if lengths else 1
+    series = [kabsch_align(np.asarray(x, dtype=np.float64), reference).reshape(len(x), -1)
+              for x in md_series if len(x) > lag]
+    if sum(len(x) - lag for x in series) < 10:
+        return None
+    frames = np.concatenate(series)
+    pca = PCA(n_components=min(TICA_PCA_COMPONENTS, len(frames) - 1, frames.shape[1]), random_state=0)
+    pca.fit(frames[even_subsample(len(frames), 20000)])
+    tica = TICA(lagtime=lag, dim=1).fit([pca.transform(x) for x in series]).fetch_model()
+    md_tic = tica.transform(pca.transform(frames))[:, 0]
+    sample_tic = tica.transform(pca.transform(kabsch_align(samples, reference).reshape(len(samples), -1)))[:, 0]
+    edges = np.linspace(md_tic.min(), md_tic.max(), TICA_BINS + 1)
+
+    def histogram(v: np.ndarray) -> np.ndarray:
+        return np.bincount(np.clip(np.searchsorted(edges, v, side="right") - 1, 0, TICA_BINS - 1),
+                           minlength=TICA_BINS) / max(1, len(v))
+
+    return {"lag_frames": lag, "md_frames": len(frames),
+            "md_range": [float(md_tic.min()), float(md_tic.max())],
+            "samples_range": [float(sample_tic.min()), float(sample_tic.max())],
+            "coverage": _coverage(sample_tic, md_tic),
+            "js_distance": float(jensenshannon(histogram(sample_tic), histogram(md_tic), base=2))}
+
+
+def fold_metrics(samples: np.ndarray, md: np.ndarray, topology: mdtraj.Topology, *,
+                 md_series: list[np.ndarray] | None = None) -> tuple[dict[str, Any], dict]:
     """(metrics, arrays for plots) comparing all-atom ``samples`` (n, atoms, 3) with MD ``md`` frames (m, atoms, 3)
-    of ``topology`` (nm); empty when the topology has fewer than 3 Cα."""
+    of ``topology`` (nm); empty when the topology has fewer than 3 Cα. ``md_series``: the MD as time series of
+    its Cα only (each (T, n_ca, 3)), for TICA."""
     import mdtraj
     from sklearn.decomposition import PCA
 
@@ -114,7 +163,6 @@ def fold_metrics(samples: np.ndarray, md: np.ndarray, topology: mdtraj.Topology)
     pca = PCA(n_components=min(2, len(md) - 1), random_state=0).fit(aligned["md"])
     pcs = {name: pca.transform(v) for name, v in aligned.items()}
     lo, hi = pcs["md"][:, 0].min(), pcs["md"][:, 0].max()
-    covered = max(0.0, min(hi, pcs["samples"][:, 0].max()) - max(lo, pcs["samples"][:, 0].min()))
     nearest = 10.0 * nearest_rmsd(x, md)
     own = 10.0 * nearest_rmsd(md, md, leave_self_out=True)
     contacts = {name: contact_frequencies(v) for name, v in (("samples", x), ("md", md))}
@@ -135,12 +183,15 @@ def fold_metrics(samples: np.ndarray, md: np.ndarray, topology: mdtraj.Topology)
                                      "md_own_median": float(np.median(own))},
         "pc1": {"md_range": [float(lo), float(hi)],
                 "samples_range": [float(pcs["samples"][:, 0].min()), float(pcs["samples"][:, 0].max())],
-                "coverage": float(covered / max(hi - lo, 1e-12)),
+                "coverage": _coverage(pcs["samples"][:, 0], pcs["md"][:, 0]),
                 "explained_variance_ratio": [float(v) for v in pca.explained_variance_ratio_]},
         "contacts": {"cutoff_angstrom": 10.0 * CONTACT_NM, "pairs": int(shown.sum()),
                      "mean_abs_difference": float(np.mean(np.abs(a - b))) if len(a) else 0.0,
                      "correlation": float(np.corrcoef(a, b)[0, 1]) if len(a) > 1 and a.std() > 0 and b.std() > 0
                      else None},
     }
+    tic = tica_metrics(x, md_series, reference) if md_series else None
+    if tic is not None:
+        metrics["tic1"] = tic
     arrays = {"rg": rg, "pcs": pcs, "nearest": {"samples": nearest, "md": own}}
     return metrics, arrays

@@ -454,6 +454,19 @@ def has_phi_psi(topology: mdtraj.Topology) -> bool:
     return bool(set(phi[:, 2].tolist()) & set(psi[:, 1].tolist())) if len(phi) and len(psi) else False
 
 
+def ca_series(store: StructureStore, atoms: np.ndarray, *, max_frames: int = 200_000) -> list[np.ndarray]:
+    """The store's trajectories as time series of ``atoms`` (read chunk by chunk, nothing else), each strided so
+    that all of them together hold at most ``max_frames`` frames."""
+    stride = max(1, -(-store.n_structures // max_frames))
+    pieces: dict[int, list[np.ndarray]] = {}
+    seen: dict[int, int] = {}
+    for k, frames in store.trajectory_pieces(np.asarray(atoms)):
+        start = (-seen.get(k, 0)) % stride
+        pieces.setdefault(k, []).append(frames[start::stride])
+        seen[k] = seen.get(k, 0) + len(frames)
+    return [np.concatenate(v) for v in pieces.values()]
+
+
 def ramachandran_metrics(angles: dict[str, AngleSet]) -> tuple[dict[str, Any], dict[str, Any]]:
     """(φ, ψ) statistics of every set: JS distances, basin populations, free energy along φ (+ plot arrays)."""
     n_equal = min(len(a.phi) for a in angles.values())
@@ -479,7 +492,7 @@ def evaluate_structures(
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """(metrics dict — the metrics.json schema —, arrays for the plots). The (φ, ψ) metrics need a topology with
     backbone dihedrals; the fold metrics (:mod:`pipeline.protein.fold`) need at least 3 Cα."""
-    from pipeline.protein.fold import fold_metrics
+    from pipeline.protein.fold import ca_atoms, fold_metrics
 
     sets = {"samples": samples, "reference": reference} | (
         {"training": training} if training is not None else {}
@@ -515,8 +528,10 @@ def evaluate_structures(
     # the fold, against the training frames when given
     md_name = "training" if training is not None else "reference"
     if mapping is not None or md_name == "training":
+        ca = ca_atoms(samples.topology)
         md_x = md_frames[md_name] if md_name == "training" else md_frames[md_name][:, mapping]
-        fold, fold_arrays = fold_metrics(x, md_x, samples.topology)
+        fold, fold_arrays = fold_metrics(x, md_x, samples.topology, md_series=ca_series(
+            sets[md_name], ca if md_name == "training" else mapping[ca]))
         if fold:
             metrics["fold"] = {"against": md_name, **fold}
             arrays["fold"] = fold_arrays

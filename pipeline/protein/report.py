@@ -221,6 +221,8 @@ def fold_table(fold: dict[str, Any]) -> list[str]:
         f"| PC1 range (nm) | {pc1['samples_range'][0]:.2f} … {pc1['samples_range'][1]:.2f} | "
         f"{pc1['md_range'][0]:.2f} … {pc1['md_range'][1]:.2f} |",
         f"| MD PC1 range covered by the samples | {_fmt(pc1['coverage'])} | |",
+        *([f"| TIC1 (lag {fold['tic1']['lag_frames']} frames): MD range covered, JS distance of the histograms | "
+           f"{_fmt(fold['tic1']['coverage'])}, {_fmt(fold['tic1']['js_distance'])} | |"] if "tic1" in fold else []),
         f"| Cα contact map ({contacts['cutoff_angstrom']:.0f} Å): mean abs. difference, correlation | "
         f"{_fmt(contacts['mean_abs_difference'])}, {_fmt(contacts['correlation'])} | |",
     ]

@@ -175,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
             "goals": {k: {"measured": v[0], "met": v[1]} for k, v in rows.items()},
             "fold": metrics["fold"], "clash_free_fraction": metrics["clash_free_fraction"],
             "training_clash_free_fraction": metrics["reference_clash_free_fraction"],
-            "evaluate_seconds": seconds, "evaluate_peak_mib": peak,
+            "evaluate_seconds": seconds, "evaluate_peak_mib": peak, "tic1": metrics["fold"].get("tic1"),
             "samples_per_cpu_second": metrics.get("samples_per_cpu_second"),
             "train_steps": load_checkpoint(model).step,
         }

@@ -61,3 +61,15 @@ def test_clashes_count_overlaps_but_not_hydrogen_bonds(ala_traj) -> None:
     y = ala_traj.xyz[:1].copy()
     y[0, n_atom] = y[0, o_atom] + np.array([0.27, 0, 0])
     assert clash_free(y, top)[0]
+
+
+def test_tica_of_the_md_series_sees_samples_that_cover_only_one_end_of_the_slow_motion(hinge_traj) -> None:
+    """TIC1 (deeptime) of the hinge trajectory: the frames themselves cover it with JS 0; the first third of the
+    opening covers under half of it and its histogram differs (JS > 0.5); no time series, no TIC1."""
+    md = hinge_traj.xyz
+    same, _ = fold_metrics(md, md, hinge_traj.topology, md_series=[md])
+    assert same["tic1"]["coverage"] == 1.0 and same["tic1"]["js_distance"] < 1e-9
+    assert same["tic1"]["lag_frames"] == 1
+    part, _ = fold_metrics(md[:20], md, hinge_traj.topology, md_series=[md])
+    assert part["tic1"]["coverage"] < 0.5 and part["tic1"]["js_distance"] > 0.5
+    assert "tic1" not in fold_metrics(md, md, hinge_traj.topology)[0]
