@@ -337,12 +337,25 @@ def transition_statistics(state_series: list[np.ndarray], dt_ps: float) -> dict[
 
 
 def implied_timescales(state_series: list[np.ndarray], *, lag_frames: int, dt_ps: float, k: int = 2) -> list[float | None]:
-    """The ``k`` slowest implied timescales (ps) ``t_i = −τ / ln|λ_i|`` of a reversible maximum-likelihood Markov
-    state model (deeptime) of core-set state series at lag ``τ = lag_frames · dt_ps``, on the largest connected
-    set; None where the model has fewer processes (a basin never left or never reached)."""
-    from deeptime.markov import TransitionCountEstimator
-    from deeptime.markov.msm import MaximumLikelihoodMSM
+    """The ``k`` slowest implied timescales (ps) of :func:`msm_timescales` (the maximum-likelihood MSM's)."""
+    return msm_timescales(state_series, lag_frames=lag_frames, dt_ps=dt_ps, k=k)["ps"]
 
+
+MSM_POSTERIOR_SAMPLES = 200
+
+
+def msm_timescales(state_series: list[np.ndarray], *, lag_frames: int, dt_ps: float, k: int = 2,
+                   seed: int = 0) -> dict[str, list]:
+    """``{"ps": [...], "ci95": [[low, high], ...]}``: the ``k`` slowest implied timescales ``t_i = −τ / ln|λ_i|`` of a
+    reversible maximum-likelihood Markov state model (deeptime) of core-set state series at lag
+    ``τ = lag_frames · dt_ps``, on the largest connected set, and their 95 % credible intervals from deeptime's
+    Bayesian MSM (:data:`MSM_POSTERIOR_SAMPLES` posterior samples of effective counts, which discount the
+    correlation of sliding windows). None where the model has fewer processes (a basin never left or never
+    reached)."""
+    from deeptime.markov import TransitionCountEstimator
+    from deeptime.markov.msm import BayesianMSM, MaximumLikelihoodMSM
+
+    empty: dict[str, list] = {"ps": [None] * k, "ci95": [None] * k}
     series = []
     for states in state_series:
         s = core_set_states(states)
@@ -350,14 +363,21 @@ def implied_timescales(state_series: list[np.ndarray], *, lag_frames: int, dt_ps
         if len(s) > lag_frames:
             series.append(s.astype(np.int32))
     if not series:
-        return [None] * k
+        return empty
     counts = TransitionCountEstimator(lagtime=lag_frames, count_mode="sliding").fit(series).fetch_model()
     connected = counts.submodel_largest()
     if connected.n_states < 2:
-        return [None] * k
+        return empty
+    n = min(k, connected.n_states - 1)
     msm = MaximumLikelihoodMSM(reversible=True).fit(connected).fetch_model()
-    found = [float(t) * dt_ps for t in msm.timescales(min(k, connected.n_states - 1))]
-    return found + [None] * (k - len(found))
+    found = [float(t) * dt_ps for t in msm.timescales(n)]
+    effective = TransitionCountEstimator(lagtime=lag_frames, count_mode="effective").fit(series).fetch_model()
+    np.random.seed(seed)  # deeptime's posterior sampler draws from numpy's global generator
+    posterior = BayesianMSM(n_samples=MSM_POSTERIOR_SAMPLES, reversible=True).fit(
+        effective.submodel_largest()).fetch_model()
+    stats = posterior.gather_stats("timescales", k=n, confidence=0.95)
+    intervals = [[float(lo) * dt_ps, float(hi) * dt_ps] for lo, hi in zip(np.atleast_1d(stats.L), np.atleast_1d(stats.R))]
+    return {"ps": found + [None] * (k - n), "ci95": intervals + [None] * (k - n)}
 
 
 # ---------------------------------------------------------------- the evaluation
@@ -573,15 +593,17 @@ def evaluate_structures(
 
 
 def msm_comparison(sets: dict[str, StructureStore], angles: dict[str, AngleSet]) -> dict[str, Any]:
-    """The two slowest implied timescales of the forecast trajectories and of the reference MD, each an MSM of the
-    same core-set basin discretisation at the forecast's lag (one trajectory frame; that many MD frames)."""
+    """The two slowest implied timescales of the forecast trajectories and of the reference MD (with 95 % credible
+    intervals), each an MSM of the same core-set basin discretisation at the forecast's lag (one trajectory frame;
+    that many MD frames)."""
     lag_ps = sets["samples"].time_step_ps or 1.0
     md_dt = sets["reference"].time_step_ps or lag_ps
     out: dict[str, Any] = {"lag_ps": lag_ps, "states": list(BASIN_NAMES)}
     for name, dt, lag in (("samples", lag_ps, 1), ("reference", md_dt, max(1, round(lag_ps / md_dt)))):
         a = angles[name]
-        out[name] = implied_timescales([assign_basins(p, q) for p, q in zip(a.series_phi, a.series_psi)],
-                                       lag_frames=lag, dt_ps=dt)
+        found = msm_timescales([assign_basins(p, q) for p, q in zip(a.series_phi, a.series_psi)],
+                               lag_frames=lag, dt_ps=dt)
+        out[name], out[f"{name}_ci95"] = found["ps"], found["ci95"]
     out["ratio"] = [None if s is None or r is None else s / r for s, r in zip(out["samples"], out["reference"])]
     return out
 

@@ -286,10 +286,13 @@ def render_markdown(metrics: dict[str, Any], plots: list[str]) -> str:
         its = metrics.get("implied_timescales")
         if its:
             lines += ["", f"Implied timescales of a Markov state model (deeptime, reversible maximum likelihood) of the "
-                          f"core-set basins at lag {its['lag_ps']:g} ps, the two slowest processes (ps):", "",
+                          f"core-set basins at lag {its['lag_ps']:g} ps, the two slowest processes (ps; 95 % credible "
+                          "interval of the Bayesian MSM in brackets):", "",
                       "| set | t₁ | t₂ |", "|---|---|---|"]
             for name in ("samples", "reference"):
-                lines.append(f"| {name} | {_fmt(its[name][0])} | {_fmt(its[name][1])} |")
+                cis = its.get(f"{name}_ci95") or [None, None]
+                cells = [_fmt(v) + (f" [{_fmt(ci[0])}, {_fmt(ci[1])}]" if ci else "") for v, ci in zip(its[name], cis)]
+                lines.append(f"| {name} | {cells[0]} | {cells[1]} |")
             lines.append(f"| ratio | {_fmt(its['ratio'][0])} | {_fmt(its['ratio'][1])} |")
     lines += ["", "## Definitions", ""]
     if metrics.get("basins"):

@@ -7,7 +7,8 @@ If the run directory has no ``metrics.json`` the whole ``velocast run protein`` 
 Goals (issue 5): rama_js ≤ rama_js_training + 0.03 (equal-sized sets, see the report); αR population of
 the samples within 0.03 of the training data's and the training data's within 0.03 of the reference;
 ≥ 99 % of samples with every bond within 0.1 Å of the force field; samples per CPU-second ≥ 100 × the
-MD's independent samples per CPU-second.
+MD's independent samples per CPU-second. Issue 22: the two slowest implied timescales of the forecast
+trajectories within 30 % of the reference MD's (an MSM of the same core-set basins at the forecast's lag).
 """
 
 from __future__ import annotations
@@ -45,6 +46,12 @@ def goals(metrics: dict) -> list[tuple[str, str, bool | None]]:
     ratio = speed / md if speed and md else None
     rows.append(("samples_per_cpu_second >= 100 x MD independent", f"{speed:,.0f} vs {md:.3g} (x{ratio:,.0f})"
                  if ratio else "–", None if ratio is None else ratio >= 100))
+    its = (metrics.get("forecast") or {}).get("implied_timescales")
+    if its:
+        pairs = [(s, r) for s, r in zip(its["samples"], its["reference"])]
+        shown = ", ".join("–" if s is None or r is None else f"{s:.1f}/{r:.1f} ps" for s, r in pairs)
+        met = all(s is not None and r is not None and abs(s / r - 1) <= 0.3 for s, r in pairs)
+        rows.append(("forecast implied timescales within 30 % of MD", shown + " (slowest two)", met))
     return rows
 
 
@@ -65,6 +72,12 @@ def main(argv: list[str] | None = None) -> int:
     forecast = metrics.get("forecast") or {}
     if forecast.get("rama_js") is not None:
         print(f"\nforecast trajectories: rama_js {forecast['rama_js']:.4f}, valid {forecast['valid_fraction']:.4f}")
+    its = forecast.get("implied_timescales")
+    if its and its.get("samples_ci95"):
+        print(f"implied timescales at lag {its['lag_ps']:g} ps (ps, 95 % credible intervals of the Bayesian MSM):")
+        for name in ("samples", "reference"):
+            print(f"  {name:<10} " + "; ".join("–" if v is None else f"{v:.1f} [{ci[0]:.1f}, {ci[1]:.1f}]"
+                                             for v, ci in zip(its[name], its[f"{name}_ci95"])))
     from pipeline.runs import stage_seconds
 
     print(f"\nstage timings (s): {stage_seconds(args.run_dir)}")
