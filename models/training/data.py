@@ -51,6 +51,9 @@ class TensorSource:
     ``smoothing · ε``, ``ε ~ N(0, I)`` from the ``smoothing`` stream, to every drawn example: the model then learns
     the data convolved with a Gaussian kernel of that bandwidth (a kernel density estimate) rather than the
     empirical distribution, which a long training on few examples would otherwise reproduce frame by frame.
+    ``probabilities`` (one per example, summing to 1; default uniform) draws examples unequally: drawn by their
+    condition, it spends more of the training on rare conditions without changing the conditional distribution
+    the model learns (that depends only on the examples that share a condition).
     """
 
     def __init__(
@@ -62,13 +65,20 @@ class TensorSource:
         weight: Tensor | None = None,
         seed: int = 0,
         smoothing: float = 0.0,
+        probabilities: Tensor | None = None,
     ) -> None:
         self.x1, self.condition, self.weight = x1, condition, weight
         self.batch_size, self.seed, self.smoothing = batch_size, seed, float(smoothing)
+        if probabilities is not None and probabilities.shape != (x1.shape[0],):
+            raise ValueError(f"probabilities must have one entry per example ({x1.shape[0]}), not {tuple(probabilities.shape)}")
+        self.probabilities = probabilities
 
     def batch(self, step: int, *, rank: int = 0, world_size: int = 1) -> Batch:
         gen = Streams(self.seed).generator(Stream.DATA, step)
-        idx = torch.randint(0, self.x1.shape[0], (self.batch_size,), generator=gen)
+        if self.probabilities is None:
+            idx = torch.randint(0, self.x1.shape[0], (self.batch_size,), generator=gen)
+        else:
+            idx = torch.multinomial(self.probabilities, self.batch_size, replacement=True, generator=gen)
         per = self.batch_size // world_size
         part = slice(rank * per, (rank + 1) * per)
         x1 = self.x1[idx[part]]

@@ -63,6 +63,9 @@ DOMAIN = Domain(
                    flags=(Flag("--data", "data", str, "Structure store (ingest protein / simulate peptide)."),
                           Flag("--task", "task", str, "ensemble (conformations) or forecast (x(t+τ) | x(t))."),
                           Flag("--lag-ps", "lag_ps", float, "Forecast lag τ in ps."),
+                          Flag("--condition-balance", "condition_balance", float,
+                               "Forecast: 1 (default) draws training pairs evenly over 64 clusters of the slowest "
+                               "TICA components, so rare long-lived states are learnt too; 0 draws them uniformly."),
                           Flag("--representation", "representation", str,
                                "auto (default: internal up to 30 residues, else modes), internal (bond lengths, "
                                "angles, dihedrals), modes (whitened principal modes, chain kept) or cartesian."),

@@ -47,8 +47,8 @@ class RunProteinConfig(StrictModel):
     representation: Representation = Field("auto", description="auto, internal, modes or cartesian features "
                                                                 "(velocast train protein --help)")
     bonds: BondModel | None = Field(None, description="internal features: fixed (default) or learned bond lengths")
-    forecast_steps: int = Field(500, description="lags per forecast trajectory")
-    forecast_members: int = 8
+    forecast_steps: int = Field(1000, description="lags per forecast trajectory")
+    forecast_members: int = Field(32, description="forecast trajectories (all from the first reference frame)")
     network: ProteinNetworkConfig = ProteinNetworkConfig()
     ensemble_train: TrainConfig = TrainConfig(steps=40000, batch_size=512, lr=1e-3, warmup_steps=200,
                                               ema_decay=0.999, log_every=100, checkpoint_every=1000,

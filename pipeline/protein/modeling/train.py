@@ -61,6 +61,12 @@ class ProteinTrainConfig(StrictModel):
                             "training example; auto: 0 for internal coordinates, else the training frames' own "
                             "nearest-neighbour RMSD over their RMS fluctuation (see smoothing_bandwidth)")
     lag_ps: float = Field(10.0, description="forecast lag τ in ps (a multiple of the store's frame spacing)")
+    condition_balance: float = Field(
+        1.0, ge=0.0, le=1.0, description="forecast: draw training pairs with probability ∝ n^-balance, n the pairs "
+        "whose condition falls in the same one of 64 k-means clusters of the slowest TICA components (0: uniform; "
+        "1: every cluster equally); "
+        "rare long-lived states get their share of training, the conditional distribution is unchanged; "
+        "uniform below 1,280 pairs)")
     network: ProteinNetworkConfig = ProteinNetworkConfig()
     train: TrainConfig = Field(TrainConfig(steps=6000, batch_size=512, lr=1e-3, warmup_steps=200, ema_decay=0.999,
                                            log_every=100, checkpoint_every=1000),
@@ -102,6 +108,34 @@ def lag_frames(lag_ps: float, time_step_ps: float | None) -> int:
     return int(round(frames))
 
 
+BALANCE_CLUSTERS = 64
+BALANCE_TICS = 4
+BALANCE_MIN_PAIRS = 20 * BALANCE_CLUSTERS
+
+
+def balanced_probabilities(z: np.ndarray, bounds: list[tuple[int, int]], first: np.ndarray, *, lag: int,
+                           balance: float, seed: int = 0) -> np.ndarray | None:
+    """Probabilities ∝ n_c^-balance of the pairs whose conditions are the frames ``first`` of the feature series
+    ``z`` (trajectories ``bounds``), n_c the size of the pair's cluster: k-means (scikit-learn,
+    :data:`BALANCE_CLUSTERS` clusters) on the :data:`BALANCE_TICS` slowest TICA components (deeptime, at the model's
+    lag, of all the features: a variance-ordered reduction first would drop the slow directions), the coordinates in
+    which rare long-lived states stand apart (the first step of every MSM pipeline). None (uniform) below :data:`BALANCE_MIN_PAIRS`
+    pairs, too few for the clusters to mean anything."""
+    from deeptime.decomposition import TICA
+    from sklearn.cluster import MiniBatchKMeans
+
+    if balance <= 0 or len(first) < BALANCE_MIN_PAIRS:
+        return None
+    x = np.asarray(z, dtype=np.float64)
+    series = [x[a:b] for a, b in bounds if b - a > lag]
+    tica = TICA(lagtime=lag, dim=min(BALANCE_TICS, x.shape[1])).fit(series).fetch_model()
+    slow = tica.transform(x[first])
+    labels = MiniBatchKMeans(n_clusters=BALANCE_CLUSTERS, random_state=seed, n_init=3,
+                             batch_size=4096).fit_predict(slow)
+    p = np.bincount(labels, minlength=BALANCE_CLUSTERS)[labels].astype(np.float64) ** -balance
+    return p / p.sum()
+
+
 def train_protein(config: ProteinTrainConfig, *, out: str | Path, progress: bool = True,
                   on_step: Callable[[int], None] | None = None) -> TrainResult:
     """Train (or resume) a conformation model into run directory ``out`` (``on_step(step)`` after every step)."""
@@ -141,14 +175,21 @@ def train_protein(config: ProteinTrainConfig, *, out: str | Path, progress: bool
     if config.task == "forecast":
         lag = lag_frames(config.lag_ps, store.time_step_ps)
         first, second = lagged_pairs(trajectory_bounds(store), lag)
+        z_all = z.numpy()
         condition, z = z[first], z[second]
         metadata |= {"lag_ps": config.lag_ps, "lag_frames": lag}
     log.info("training the %s model on %d examples of %d %s coordinates (smoothing %.3g)", config.task, len(z), dim,
              representation, smoothing)
     torch.manual_seed(config.train.seed)
     net = build_network(config.network, dim=dim, task=config.task)
+    probabilities = None
+    if condition is not None:
+        balanced = balanced_probabilities(z_all, trajectory_bounds(store), first, lag=lag,
+                                          balance=config.condition_balance, seed=config.train.seed)
+        probabilities = None if balanced is None else torch.from_numpy(balanced)
+        metadata["condition_balance"] = 0.0 if balanced is None else config.condition_balance
     source = TensorSource(z, batch_size=config.train.batch_size, condition=condition, seed=config.train.seed,
-                          smoothing=smoothing)
+                          smoothing=smoothing, probabilities=probabilities)
     with training_directory(out, config_json=config.model_dump_json(indent=1)):
         return train(net=net, data=source, config=config.train, run_dir=out, progress=progress, extra=metadata,
                      on_step=on_step)

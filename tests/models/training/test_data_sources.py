@@ -19,3 +19,19 @@ def test_smoothing_adds_its_own_gaussian_kernel_noise_and_none_by_default() -> N
     assert abs(float(a.std()) - 0.25) < 0.01
     ranks = torch.cat([smooth.batch(0, rank=r, world_size=2).x1 for r in range(2)])
     assert torch.equal(ranks, a)  # the ranks' halves are the single process's batch
+
+
+def test_probabilities_draw_examples_in_proportion_and_are_checked() -> None:
+    """Examples are drawn in proportion to ``probabilities`` (the same draw for the same step), conditions follow
+    their examples, and a vector of the wrong length is refused."""
+    import pytest
+
+    x = torch.arange(4, dtype=torch.float32)[:, None]
+    p = torch.tensor([0.7, 0.1, 0.1, 0.1], dtype=torch.float64)
+    source = TensorSource(x, batch_size=20000, condition=x * 10, probabilities=p, seed=0)
+    batch = source.batch(0)
+    share = torch.bincount(batch.x1[:, 0].long(), minlength=4) / 20000
+    assert torch.allclose(share, p.float(), atol=0.015)
+    assert torch.equal(batch.condition, batch.x1 * 10) and torch.equal(source.batch(0).x1, batch.x1)
+    with pytest.raises(ValueError, match="one entry per example"):
+        TensorSource(x, batch_size=8, probabilities=p[:3])

@@ -154,3 +154,24 @@ def test_a_ca_trace_trains_samples_and_evaluates_end_to_end(tmp_path, hinge_traj
     assert metrics.get("rama_js") is None and metrics["fold"]["against"] == "training"
     assert metrics["fold"]["chain_valid_fraction"] == 1.0
     assert (tmp_path / "report" / "fold.png").exists()
+
+
+def test_condition_balance_finds_a_rare_long_lived_state_by_tica_and_leaves_small_sets_uniform() -> None:
+    """A state 0.75 % of frames visit (long-lived, along one feature of small variance, among nine noisy features of
+    large variance) gets about 1/64 of the draws or more once pairs are balanced over TICA clusters, against 1 %
+    uniformly (0.75 %); fewer pairs than 1,280 stay uniform."""
+    from pipeline.protein.modeling.train import balanced_probabilities
+
+    rng = np.random.default_rng(0)
+    n = 20_000
+    rare = np.zeros(n, bool)
+    for start in (3000, 9000, 15000):
+        rare[start:start + 50] = True
+    z = rng.normal(0, 3.0, (n, 10))
+    z[:, 0] = np.where(rare, 1.0, 0.0) + rng.normal(0, 0.1, n)
+    first = np.arange(n - 10)
+    p = balanced_probabilities(z, [(0, n)], first, lag=10, balance=1.0)
+    assert p is not None and abs(p.sum() - 1) < 1e-9
+    assert p[rare[first]].sum() > 1.0 / 64 > 2 * rare.mean()
+    assert balanced_probabilities(z[:1000], [(0, 1000)], np.arange(990), lag=10, balance=1.0) is None
+    assert balanced_probabilities(z, [(0, n)], first, lag=10, balance=0.0) is None
