@@ -70,7 +70,8 @@ class TensorSource:
         self.x1, self.condition, self.weight = x1, condition, weight
         self.batch_size, self.seed, self.smoothing = batch_size, seed, float(smoothing)
         if probabilities is not None and probabilities.shape != (x1.shape[0],):
-            raise ValueError(f"probabilities must have one entry per example ({x1.shape[0]}), not {tuple(probabilities.shape)}")
+            raise ValueError(f"probabilities must have one entry per example ({x1.shape[0]}), "
+                             f"not {tuple(probabilities.shape)}")
         self.probabilities = probabilities
 
     def batch(self, step: int, *, rank: int = 0, world_size: int = 1) -> Batch:

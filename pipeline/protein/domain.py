@@ -110,7 +110,7 @@ DOMAIN = Domain(
                     Flag("OUT", "out", str, "Output directory: exports/ (and structures.zarr for a subset or a "
                                             "rebuild).", positional=True),
                     Flag("--all-atom", "all_atom", bool, "Rebuild side chains and OXT of backbone structures with "
-                                                         "PDBFixer (about a minute per 200 residues).", value=True),
+                                                         "PDBFixer (1–1.5 minutes per 200 residues).", value=True),
                     Flag("--hydrogens", "hydrogens", bool, "With --all-atom: add hydrogens (pH 7).", value=True),
                     Flag("--n", "n", int, "Export this many evenly spaced structures (default: all; with "
                                           "--all-atom: 10)."),

@@ -346,14 +346,16 @@ MSM_POSTERIOR_SAMPLES = 200
 
 def msm_timescales(state_series: list[np.ndarray], *, lag_frames: int, dt_ps: float, k: int = 2,
                    seed: int = 0) -> dict[str, list]:
-    """``{"ps": [...], "ci95": [[low, high], ...]}``: the ``k`` slowest implied timescales ``t_i = −τ / ln|λ_i|`` of a
-    reversible maximum-likelihood Markov state model (deeptime) of core-set state series at lag
-    ``τ = lag_frames · dt_ps``, on the largest connected set, and their 95 % credible intervals from deeptime's
-    Bayesian MSM (:data:`MSM_POSTERIOR_SAMPLES` posterior samples of effective counts, which discount the
+    """``{"ps": [...], "ci95": [[low, high], ...]}``: the ``k`` slowest implied timescales ``t_i = −τ / ln|λ_i|``
+    of a reversible maximum-likelihood Markov state model (deeptime) of core-set state series at lag
+    ``τ = lag_frames · dt_ps``, on the largest connected set, and their 95 % credible intervals (the 2.5 and 97.5
+    percentiles of :data:`MSM_POSTERIOR_SAMPLES` reversible transition matrices drawn from the posterior of the
+    effective counts by deeptime's Bayesian MSM sampler, seeded with ``seed``; effective counts discount the
     correlation of sliding windows). None where the model has fewer processes (a basin never left or never
     reached)."""
     from deeptime.markov import TransitionCountEstimator
-    from deeptime.markov.msm import BayesianMSM, MaximumLikelihoodMSM
+    from deeptime.markov.msm import MarkovStateModel, MaximumLikelihoodMSM
+    from deeptime.markov.tools.estimation.dense.tmat_sampling.tmatrix_sampler import TransitionMatrixSampler
 
     empty: dict[str, list] = {"ps": [None] * k, "ci95": [None] * k}
     series = []
@@ -372,11 +374,15 @@ def msm_timescales(state_series: list[np.ndarray], *, lag_frames: int, dt_ps: fl
     msm = MaximumLikelihoodMSM(reversible=True).fit(connected).fetch_model()
     found = [float(t) * dt_ps for t in msm.timescales(n)]
     effective = TransitionCountEstimator(lagtime=lag_frames, count_mode="effective").fit(series).fetch_model()
-    np.random.seed(seed)  # deeptime's posterior sampler draws from numpy's global generator
-    posterior = BayesianMSM(n_samples=MSM_POSTERIOR_SAMPLES, reversible=True).fit(
-        effective.submodel_largest()).fetch_model()
-    stats = posterior.gather_stats("timescales", k=n, confidence=0.95)
-    intervals = [[float(lo) * dt_ps, float(hi) * dt_ps] for lo, hi in zip(np.atleast_1d(stats.L), np.atleast_1d(stats.R))]
+    effective = effective.submodel_largest()
+    prior = MaximumLikelihoodMSM(reversible=True).fit(effective).fetch_model()
+    # deeptime's own Bayesian MSM sampler (BayesianMSM draws it unseeded); seeded here: same data, same interval
+    sampler = TransitionMatrixSampler(effective.count_matrix, reversible=True, P0=prior.transition_matrix,
+                                      n_steps=max(1, int(np.sqrt(effective.n_states))), seed=seed)
+    draws = np.array([MarkovStateModel(P, lagtime=lag_frames).timescales(n)
+                      for P in sampler.sample(nsamples=MSM_POSTERIOR_SAMPLES)])
+    low, high = np.percentile(draws, [2.5, 97.5], axis=0) * dt_ps
+    intervals = [[float(a), float(b)] for a, b in zip(low, high)]
     return {"ps": found + [None] * (k - n), "ci95": intervals + [None] * (k - n)}
 
 

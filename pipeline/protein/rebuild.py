@@ -11,12 +11,14 @@ biologist uses on a crystal structure with missing atoms:
 2. OpenMM's Modeller adds the hydrogens of pH 7 (amber14 templates);
 3. the side chains are relaxed: an energy minimisation under amber14 in vacuum (1 nm cutoff, at most 500
    iterations) with every sampled atom held fixed (massless). Template placement alone leaves a ring flipped onto
-   its neighbour now and then (a proline's CD 2.1 Å from the next N); the relaxation removes those clashes.
+   its neighbour now and then (a proline's CD 2.1 Å from the next N); the relaxation removes such clashes, but
+   not a side chain wedged between two backbone segments, which needs a rotamer search (a side-chain packer)
+   that PDBFixer does not do.
 
 The sampled atoms never move, so a rebuilt structure keeps exactly the chain and the fold of its sample; missing
 loops (chain breaks) are not modelled. It needs N, CA and C of every amino-acid residue: a Cα trace holds one atom
 per residue, which fixes no orientation for a template. Hydrogens are dropped again unless asked for. Cost, per
-structure on one core: well under a second for a dozen residues, about a minute for 200 (docs/results/molecules.md),
+structure on one core: a quarter of a second for a dozen residues, 1–1.5 minutes for 200 (docs/results/molecules.md),
 so it is for the structures one looks at, not for whole sample sets.
 """
 

@@ -119,8 +119,8 @@ def balanced_probabilities(z: np.ndarray, bounds: list[tuple[int, int]], first: 
     ``z`` (trajectories ``bounds``), n_c the size of the pair's cluster: k-means (scikit-learn,
     :data:`BALANCE_CLUSTERS` clusters) on the :data:`BALANCE_TICS` slowest TICA components (deeptime, at the model's
     lag, of all the features: a variance-ordered reduction first would drop the slow directions), the coordinates in
-    which rare long-lived states stand apart (the first step of every MSM pipeline). None (uniform) below :data:`BALANCE_MIN_PAIRS`
-    pairs, too few for the clusters to mean anything."""
+    which rare long-lived states stand apart (the first step of every MSM pipeline). None (uniform) below
+    :data:`BALANCE_MIN_PAIRS` pairs, too few for the clusters to mean anything."""
     from deeptime.decomposition import TICA
     from sklearn.cluster import MiniBatchKMeans
 

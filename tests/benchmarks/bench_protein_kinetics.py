@@ -1,0 +1,126 @@
+"""Kinetics of the time-lagged protein model: implied timescales and the survival of the rare basin, side by side.
+
+    python tests/benchmarks/bench_protein_kinetics.py --run-dir runs/protein --out runs/kinetics
+
+Uses the training and reference MD of a default ``velocast run protein`` (alanine dipeptide). For each forecast
+training variant (``--variants``: condition balance 0 = pairs drawn uniformly, 1 = evenly over TICA clusters, the
+default; each ``--minutes`` of training on one thread, the variants side by side) it trains a forecast model,
+rolls out ``--members`` × ``--steps`` lags from the first reference frame and evaluates them (the two slowest
+implied timescales with their 95 % credible intervals, against the reference MD's). It also starts the model from
+every MD frame in αL (φ > 0, the rare long-lived basin) and prints the fraction still at φ > 0 after 1, 2, 3, 4
+lags next to the MD's own, on the training frames and on the unseen reference frames. Prints a table, writes
+``OUT/bench_protein_kinetics.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+LAGS = 4
+
+
+def velocast(*args: str) -> None:
+    subprocess.run([sys.executable, "-m", "pipeline", "--threads", "1", *args], check=True,
+                   stdout=subprocess.DEVNULL)
+
+
+def survival(model_dir: Path, store_path: Path, *, lag_frames: int) -> tuple[list[float], list[float], int]:
+    """(model, MD) fraction of the trajectories started at every αL frame of ``store_path`` still at φ > 0 after
+    1 … LAGS lags (the MD counted on its own frames ``lag_frames`` apart), and the number of starts."""
+    import torch
+
+    from pipeline.protein.geometry import phi_psi
+    from pipeline.protein.metrics import assign_basins
+    from pipeline.protein.modeling.generate import _draw, _SampleStreams
+    from pipeline.protein.modeling.model import load_protein_model
+    from pipeline.protein.store import open_structure_store
+
+    torch.set_num_threads(1)
+    model = load_protein_model(model_dir)
+    store = open_structure_store(store_path)
+    x = store.frames()
+    phi, psi = phi_psi(x, store.topology)
+    ends = np.asarray([*store.trajectory_start[1:], len(x)])
+    end_of = ends[np.searchsorted(ends, np.arange(len(x)), side="right")]
+    starts = np.where((assign_basins(phi[:, 0], psi[:, 0]) == 2) & (np.arange(len(x)) + LAGS * lag_frames < end_of))[0]
+    md = np.cumprod([[phi[i + k * lag_frames, 0] > 0 for k in range(1, LAGS + 1)] for i in starts], axis=1).mean(0)
+    current, alive, found = torch.from_numpy(model.featuriser.encode(x[starts])), np.ones(len(starts), bool), []
+    streams = _SampleStreams(0)
+    for _ in range(LAGS):
+        drawn, _ = _draw(model, len(starts), condition=current, sampler="heun", steps=8, streams=streams)
+        angles, _ = phi_psi(model.featuriser.decode(drawn), store.topology)
+        alive &= angles[:, 0] > 0
+        found.append(float(alive.mean()))
+        current = torch.from_numpy(drawn)
+    return found, [float(v) for v in md], len(starts)
+
+
+def run_variant(balance: float, args: argparse.Namespace) -> dict:
+    out = args.out / f"balance_{balance:g}"
+    train, reference = args.run_dir / "train.zarr", args.run_dir / "reference.zarr"
+    velocast("train", "protein", "--data", str(train), "--task", "forecast", "--lag-ps", str(args.lag_ps),
+             "--condition-balance", str(balance), "--max-minutes", str(args.minutes), "--steps", "100000",
+             "--out", str(out / "model"), "--no-progress")
+    velocast("forecast", "protein", "--model", str(out / "model"), "--start", f"{reference}:0", "--steps",
+             str(args.steps), "--members", str(args.members), "--formats", "", "--out", str(out / "forecast"),
+             "--no-progress")
+    velocast("evaluate", "protein", "--samples", str(out / "forecast" / "trajectories.zarr"), "--reference",
+             str(reference), "--training", str(train), "--out", str(out / "report"), "--no-progress")
+    metrics = json.loads((out / "report" / "metrics.json").read_text())
+    lag_frames = round(args.lag_ps)  # the default run saves a frame every ps
+    result = {"balance": balance, "implied_timescales": metrics["implied_timescales"], "rama_js": metrics["rama_js"],
+              "basins": metrics["basins"]["samples"]}
+    for name, store in (("training", train), ("reference", reference)):
+        model, md, n = survival(out / "model", store, lag_frames=lag_frames)
+        result[f"alpha_l_survival_{name}"] = {"model": model, "md": md, "starts": n}
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--run-dir", type=Path, default=Path("runs/protein"))
+    parser.add_argument("--out", type=Path, default=Path("runs/kinetics"))
+    parser.add_argument("--variants", default="0,1", help="condition balances to compare, comma-separated")
+    parser.add_argument("--minutes", type=float, default=2.0, help="training minutes per variant (the default run's)")
+    parser.add_argument("--members", type=int, default=32)
+    parser.add_argument("--steps", type=int, default=1000)
+    parser.add_argument("--lag-ps", type=float, default=10.0)
+    args = parser.parse_args(argv)
+    balances = [float(v) for v in args.variants.split(",")]
+    with ThreadPoolExecutor(max_workers=2) as pool:  # two variants side by side, one core each
+        results = list(pool.map(lambda b: run_variant(b, args), balances))
+
+    def its(v: float | None, ci: list | None) -> str:
+        return "–" if v is None else f"{v:5.1f} [{ci[0]:.1f}, {ci[1]:.1f}]"
+
+    ref = results[0]["implied_timescales"]
+    print(f"\nimplied timescales at lag {ref['lag_ps']:g} ps (ps, 95 % credible interval); αL survival after "
+          f"1–{LAGS} lags")
+    print(f"{'':<22} {'t1':<24} {'t2':<22} {'αL survival (training frames)':<32} {'(reference frames)':<26}")
+    for r in results:
+        t = r["implied_timescales"]
+        st, sr = r["alpha_l_survival_training"], r["alpha_l_survival_reference"]
+        print(f"{'balance ' + format(r['balance'], 'g'):<22} {its(t['samples'][0], t['samples_ci95'][0]):<24} "
+              f"{its(t['samples'][1], t['samples_ci95'][1]):<22} {' '.join(f'{v:.2f}' for v in st['model']):<32} "
+              f"{' '.join(f'{v:.2f}' for v in sr['model']):<26}")
+    st, sr = results[0]["alpha_l_survival_training"], results[0]["alpha_l_survival_reference"]
+    print(f"{'reference MD':<22} {its(ref['reference'][0], ref['reference_ci95'][0]):<24} "
+          f"{its(ref['reference'][1], ref['reference_ci95'][1]):<22} {' '.join(f'{v:.2f}' for v in st['md']):<32} "
+          f"{' '.join(f'{v:.2f}' for v in sr['md']):<26}")
+    print(f"(αL starts: {st['starts']} training frames, {sr['starts']} reference frames)")
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / "bench_protein_kinetics.json"
+    path.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "variants": results}, indent=1))
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
