@@ -336,11 +336,6 @@ def transition_statistics(state_series: list[np.ndarray], dt_ps: float) -> dict[
     }
 
 
-def implied_timescales(state_series: list[np.ndarray], *, lag_frames: int, dt_ps: float, k: int = 2) -> list[float | None]:
-    """The ``k`` slowest implied timescales (ps) of :func:`msm_timescales` (the maximum-likelihood MSM's)."""
-    return msm_timescales(state_series, lag_frames=lag_frames, dt_ps=dt_ps, k=k)["ps"]
-
-
 MSM_POSTERIOR_SAMPLES = 200
 
 

@@ -260,7 +260,7 @@ def test_implied_timescales_of_a_two_state_chain_match_its_switching_rate() -> N
     p = 0.01
     flips = rng.random(200_000) < p
     states = np.cumsum(flips) % 2
-    found = ev.implied_timescales([states], lag_frames=5, dt_ps=2.0)
+    found = ev.msm_timescales([states], lag_frames=5, dt_ps=2.0)["ps"]
     assert abs(found[0] / (-2.0 / np.log(1 - 2 * p)) - 1) < 0.05
     assert found[1] is None
 
