@@ -41,6 +41,8 @@ class Stream(StrEnum):
     """The start noise of the teacher's couplings."""
     SMOOTHING = "smoothing"
     """The Gaussian kernel noise a data source adds to its examples (``TensorSource(smoothing=…)``)."""
+    CONDITION_NOISE = "condition_noise"
+    """The Gaussian noise a data source adds to its conditions (``TensorSource(condition_noise=…)``)."""
     SAMPLER = "sampler"
     """The noise a stochastic sampler adds along the way (``churn``)."""
 

@@ -53,7 +53,10 @@ class TensorSource:
     empirical distribution, which a long training on few examples would otherwise reproduce frame by frame.
     ``probabilities`` (one per example, summing to 1; default uniform) draws examples unequally: drawn by their
     condition, it spends more of the training on rare conditions without changing the conditional distribution
-    the model learns (that depends only on the examples that share a condition).
+    the model learns (that depends only on the examples that share a condition). ``condition_noise`` = σ > 0 adds
+    ``σ · ε`` (the ``condition_noise`` stream) to every floating-point condition drawn, so the model learns
+    ``p(x1 | c + σε)``: conditioning augmentation (Ho et al. 2022, cascaded diffusion), which keeps a rollout that
+    feeds its own outputs back as conditions from meeting conditions it never saw in training.
     """
 
     def __init__(
@@ -66,8 +69,12 @@ class TensorSource:
         seed: int = 0,
         smoothing: float = 0.0,
         probabilities: Tensor | None = None,
+        condition_noise: float = 0.0,
     ) -> None:
         self.x1, self.condition, self.weight = x1, condition, weight
+        if condition_noise < 0:
+            raise ValueError(f"condition_noise must be ≥ 0, not {condition_noise}")
+        self.condition_noise = float(condition_noise)
         self.batch_size, self.seed, self.smoothing = batch_size, seed, float(smoothing)
         if probabilities is not None and probabilities.shape != (x1.shape[0],):
             raise ValueError(f"probabilities must have one entry per example ({x1.shape[0]}), "
@@ -87,4 +94,11 @@ class TensorSource:
             kernel = Streams(self.seed).generator(Stream.SMOOTHING, step)
             x1 = x1 + self.smoothing * torch.randn((self.batch_size, *self.x1.shape[1:]), generator=kernel)[part]
         idx = idx[part]
-        return Batch(x1=x1, condition=map_condition(lambda v: v[idx], self.condition), weight=self.weight)
+        condition = map_condition(lambda v: v[idx], self.condition)
+        if self.condition_noise > 0 and condition is not None:
+            # drawn for the whole batch and sliced, as the kernel above: every rank count gives the same batch
+            noise = Streams(self.seed).generator(Stream.CONDITION_NOISE, step)
+            condition = map_condition(lambda v: v + self.condition_noise * torch.randn(
+                (self.batch_size, *v.shape[1:]), generator=noise, dtype=v.dtype)[part]
+                if v.is_floating_point() else v, condition)
+        return Batch(x1=x1, condition=condition, weight=self.weight)

@@ -66,6 +66,9 @@ DOMAIN = Domain(
                           Flag("--condition-balance", "condition_balance", float,
                                "Forecast: 1 (default) draws training pairs evenly over 64 clusters of the slowest "
                                "TICA components, so rare long-lived states are learnt too; 0 draws them uniformly."),
+                          Flag("--condition-noise", "condition_noise", float,
+                               "Forecast: σ of Gaussian noise added to training conditions (feature units; "
+                               "default 0)."),
                           Flag("--representation", "representation", str,
                                "auto (default: internal up to 30 residues, else modes), internal (bond lengths, "
                                "angles, dihedrals), modes (whitened principal modes, chain kept) or cartesian."),

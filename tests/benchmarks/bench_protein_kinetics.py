@@ -4,7 +4,8 @@
 
 Uses the training and reference MD of a default ``velocast run protein`` (alanine dipeptide). For each forecast
 training variant (``--variants``: condition balance 0 = pairs drawn uniformly, 1 = evenly over TICA clusters, the
-default; each ``--minutes`` of training on one thread, the variants side by side) it trains a forecast model,
+default; × ``--condition-noise`` σ, the conditioning augmentation, default 0; × ``--seeds``, training seeds;
+each ``--minutes`` of training on one thread, two variants side by side) it trains a forecast model,
 rolls out ``--members`` × ``--steps`` lags from the first reference frame and evaluates them (the two slowest
 implied timescales with their 95 % credible intervals, against the reference MD's). It also starts the model from
 every MD frame in αL (φ > 0, the rare long-lived basin) and prints the fraction still at φ > 0 after 1, 2, 3, 4
@@ -19,6 +20,8 @@ import json
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from itertools import product
 from pathlib import Path
 
 import numpy as np
@@ -50,6 +53,8 @@ def survival(model_dir: Path, store_path: Path, *, lag_frames: int) -> tuple[lis
     ends = np.asarray([*store.trajectory_start[1:], len(x)])
     end_of = ends[np.searchsorted(ends, np.arange(len(x)), side="right")]
     starts = np.where((assign_basins(phi[:, 0], psi[:, 0]) == 2) & (np.arange(len(x)) + LAGS * lag_frames < end_of))[0]
+    if not len(starts):  # no αL frame with LAGS lags of MD after it
+        return [float("nan")] * LAGS, [float("nan")] * LAGS, 0
     md = np.cumprod([[phi[i + k * lag_frames, 0] > 0 for k in range(1, LAGS + 1)] for i in starts], axis=1).mean(0)
     current, alive, found = torch.from_numpy(model.featuriser.encode(x[starts])), np.ones(len(starts), bool), []
     streams = _SampleStreams(0)
@@ -62,12 +67,32 @@ def survival(model_dir: Path, store_path: Path, *, lag_frames: int) -> tuple[lis
     return found, [float(v) for v in md], len(starts)
 
 
-def run_variant(balance: float, args: argparse.Namespace) -> dict:
-    out = args.out / f"balance_{balance:g}"
+@dataclass(frozen=True)
+class Variant:
+    """One forecast training: condition balance, condition noise σ and training seed."""
+
+    balance: float
+    noise: float
+    seed: int
+
+    @property
+    def label(self) -> str:
+        return f"balance {self.balance:g}, σ {self.noise:g}, seed {self.seed}"
+
+    @property
+    def directory(self) -> str:
+        return f"balance_{self.balance:g}" + (f"_noise_{self.noise:g}" if self.noise else "") + \
+            (f"_seed_{self.seed}" if self.seed else "")
+
+
+def run_variant(variant: Variant, args: argparse.Namespace) -> dict:
+    out = args.out / variant.directory
     train, reference = args.run_dir / "train.zarr", args.run_dir / "reference.zarr"
-    velocast("train", "protein", "--data", str(train), "--task", "forecast", "--lag-ps", str(args.lag_ps),
-             "--condition-balance", str(balance), "--max-minutes", str(args.minutes), "--steps", "100000",
-             "--out", str(out / "model"), "--no-progress")
+    if not (out / "model" / "checkpoints").exists():
+        velocast("train", "protein", "--data", str(train), "--task", "forecast", "--lag-ps", str(args.lag_ps),
+                 "--condition-balance", str(variant.balance), "--condition-noise", str(variant.noise),
+                 "--set", f"train.seed={variant.seed}", "--max-minutes", str(args.minutes), "--steps", "100000",
+                 "--out", str(out / "model"), "--no-progress")
     velocast("forecast", "protein", "--model", str(out / "model"), "--start", f"{reference}:0", "--steps",
              str(args.steps), "--members", str(args.members), "--formats", "", "--out", str(out / "forecast"),
              "--no-progress")
@@ -75,7 +100,8 @@ def run_variant(balance: float, args: argparse.Namespace) -> dict:
              str(reference), "--training", str(train), "--out", str(out / "report"), "--no-progress")
     metrics = json.loads((out / "report" / "metrics.json").read_text())
     lag_frames = round(args.lag_ps)  # the default run saves a frame every ps
-    result = {"balance": balance, "implied_timescales": metrics["implied_timescales"], "rama_js": metrics["rama_js"],
+    result = {"label": variant.label, "balance": variant.balance, "condition_noise": variant.noise,
+              "seed": variant.seed, "implied_timescales": metrics["implied_timescales"], "rama_js": metrics["rama_js"],
               "basins": metrics["basins"]["samples"]}
     for name, store in (("training", train), ("reference", reference)):
         model, md, n = survival(out / "model", store, lag_frames=lag_frames)
@@ -88,14 +114,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--run-dir", type=Path, default=Path("runs/protein"))
     parser.add_argument("--out", type=Path, default=Path("runs/kinetics"))
     parser.add_argument("--variants", default="0,1", help="condition balances to compare, comma-separated")
+    parser.add_argument("--condition-noise", default="0", help="condition noise σ values, comma-separated")
+    parser.add_argument("--seeds", default="0", help="training seeds, comma-separated")
     parser.add_argument("--minutes", type=float, default=2.0, help="training minutes per variant (the default run's)")
     parser.add_argument("--members", type=int, default=32)
     parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--lag-ps", type=float, default=10.0)
     args = parser.parse_args(argv)
-    balances = [float(v) for v in args.variants.split(",")]
+    variants = [Variant(float(b), float(n), int(s)) for b, n, s in product(
+        args.variants.split(","), args.condition_noise.split(","), args.seeds.split(","))]
     with ThreadPoolExecutor(max_workers=2) as pool:  # two variants side by side, one core each
-        results = list(pool.map(lambda b: run_variant(b, args), balances))
+        results = list(pool.map(lambda v: run_variant(v, args), variants))
 
     def its(v: float | None, ci: list | None) -> str:
         return "–" if v is None else f"{v:5.1f} [{ci[0]:.1f}, {ci[1]:.1f}]"
@@ -103,15 +132,15 @@ def main(argv: list[str] | None = None) -> int:
     ref = results[0]["implied_timescales"]
     print(f"\nimplied timescales at lag {ref['lag_ps']:g} ps (ps, 95 % credible interval); αL survival after "
           f"1–{LAGS} lags")
-    print(f"{'':<22} {'t1':<24} {'t2':<22} {'αL survival (training frames)':<32} {'(reference frames)':<26}")
+    print(f"{'':<30} {'t1':<24} {'t2':<22} {'αL survival (training frames)':<32} {'(reference frames)':<26}")
     for r in results:
         t = r["implied_timescales"]
         st, sr = r["alpha_l_survival_training"], r["alpha_l_survival_reference"]
-        print(f"{'balance ' + format(r['balance'], 'g'):<22} {its(t['samples'][0], t['samples_ci95'][0]):<24} "
+        print(f"{r['label']:<30} {its(t['samples'][0], t['samples_ci95'][0]):<24} "
               f"{its(t['samples'][1], t['samples_ci95'][1]):<22} {' '.join(f'{v:.2f}' for v in st['model']):<32} "
               f"{' '.join(f'{v:.2f}' for v in sr['model']):<26}")
     st, sr = results[0]["alpha_l_survival_training"], results[0]["alpha_l_survival_reference"]
-    print(f"{'reference MD':<22} {its(ref['reference'][0], ref['reference_ci95'][0]):<24} "
+    print(f"{'reference MD':<30} {its(ref['reference'][0], ref['reference_ci95'][0]):<24} "
           f"{its(ref['reference'][1], ref['reference_ci95'][1]):<22} {' '.join(f'{v:.2f}' for v in st['md']):<32} "
           f"{' '.join(f'{v:.2f}' for v in sr['md']):<26}")
     print(f"(αL starts: {st['starts']} training frames, {sr['starts']} reference frames)")

@@ -20,6 +20,24 @@ other has at most as many calls and a lower CRPS.
 the Ramachandran Jensen–Shannon distance of ``--protein-samples`` conformations against the reference,
 per sampler and calls; otherwise the protein sweep is reported as skipped.
 
+**Students at 1, 2 and 4 calls, in the same run** (``--run-dir``, ``--protein-run-dir``: finished
+``velocast run weather`` / ``velocast run protein`` directories). Every ``--distill`` method is distilled from
+the run's teacher at every ``--distill-calls`` with the same training wall-clock (``--distill-minutes``; the
+``distil`` of ``bench_students.py``); the students join the sweep, so the Pareto table holds them next to the
+teacher at every sampler and step count. Then the teacher at its best sweep configuration (lowest CRPS with
+spread/skill ≥ 0.5; lowest Ramachandran JS for molecules) and every student go through the run's own stages
+(weather: calibrate, forecast the run's test init times and members over its 5-day leads, evaluate; molecules:
+draw the run's number of conformations, ``velocast evaluate protein``), and the ladder table prints, per
+method and calls: the fair CRPS ÷ the teacher's best at each lead (the lower of the run's default sampler and
+the sweep's best, per lead and channel), the spread/skill ratio, and the forecast wall-clock per member-step;
+for molecules the Ramachandran JS, the basin populations and the milliseconds per structure. The issue's goals
+are checked on it (1 call: weather CRPS within 3 % of the teacher's best at every lead from 12 h to 5 days with
+spread/skill in [0.8, 1.2]; alanine dipeptide JS within 0.02 of the teacher's best).
+
+    python tests/benchmarks/bench_sampling.py --run-dir runs/weather --protein-run-dir runs/protein \
+        --distill crps,reflow --protein-distill reflow,energy --distill-calls 1,2,4 --samplers euler,heun \
+        --calls 1,2,4,8,16 --out runs/bench_sampling.json
+
 Prints the tables and writes JSON (``--out``).
 """
 
@@ -250,6 +268,121 @@ def report_weather(record: dict) -> dict:
     return record
 
 
+# ----------------------------------------------------------------------------------------- students
+
+
+def distil_students(args: argparse.Namespace, *, domain: str) -> list[dict]:
+    """Distil (or reuse) every method × calls student of a finished run; returns bench_students' entries."""
+    from bench_students import protein_student, student
+
+    run = args.run_dir if domain == "weather" else args.protein_run_dir
+    methods = [m.strip() for m in (args.distill if domain == "weather" else args.protein_distill).split(",")
+               if m.strip()]
+    minutes = args.distill_minutes if domain == "weather" else args.protein_distill_minutes
+    members = args.distill_members if domain == "weather" else args.protein_distill_members
+    make = student if domain == "weather" else protein_student
+    entries = []
+    for method in methods:
+        for calls in parse_ints(args.distill_calls):
+            print(f"{domain}: student {method} x{calls} ({minutes:g} min of training)", flush=True)
+            entries.append(make(run, run / "students" / f"{method}-{calls}", method=method, calls=calls,
+                                minutes=minutes, members=members, refresh=args.refresh))
+    return entries
+
+
+def weather_ladder(args: argparse.Namespace, sweep: dict, students: list[dict]) -> dict:
+    """The teacher at its run default and at its best sweep configuration, and every student, through the
+    run's own forecast and evaluation; per lead: CRPS ÷ the teacher's best, spread/skill, ms per member-step."""
+    from bench_students import HEADLINE, score_weather_model
+
+    run = args.run_dir
+    default = {"label": "teacher (run)", "metrics": json.loads((run / "metrics.json").read_text())}
+    default["calls"] = default["metrics"].get("nfe_per_step")
+    teachers = [default]
+    best = sweep["summary"]["teacher_best_ensemble_ssr_ge_0.5"] or sweep["summary"]["teacher_best"]
+    run_config = json.loads((run / "run_config.json").read_text())
+    if (best["sampler"], best["steps"]) != (run_config["sampler"], run_config["sampler_steps"]):
+        entry = score_weather_model(run, run / "model", run / "students" / f"teacher-{best['sampler']}-{best['steps']}",
+                                    sampler=best["sampler"], sampler_steps=best["steps"])
+        teachers.append({"label": f"teacher {best['sampler']} x{best['steps']}", "calls": best["calls"], **entry})
+    leads = default["metrics"]["lead_hours"]
+    picks = [i for i, h in enumerate(leads) if h in (12, 24, 48, 72, 96, 120)]
+    scored = [i for i, h in enumerate(leads) if 12 <= h <= 120]
+    crps = {c: [min(t["metrics"]["scores"]["velocast"]["crps"][c][i] for t in teachers) for i in range(len(leads))]
+            for c in HEADLINE}
+    rows = [{"label": t["label"], "calls": t["calls"], "metrics": t["metrics"],
+             "forecast_ms_per_member_step": t.get("forecast_ms_per_member_step")} for t in teachers]
+    rows += [{"label": f"{e['method']} x{e['calls']}", "calls": e["calls"], "method": e["method"],
+              "metrics": e["metrics"], "seconds": e["seconds"],
+              "forecast_ms_per_member_step": e["forecast_ms_per_member_step"]} for e in students]
+    for row in rows:
+        row["ratio"] = {c: [o / b for o, b in zip(row["metrics"]["scores"]["velocast"]["crps"][c], crps[c])]
+                        for c in HEADLINE}
+        row["ssr"] = {c: row["metrics"]["scores"]["velocast"]["ssr"][c] for c in HEADLINE}
+        row["goal"] = {c: {"worst_ratio_12h_to_5d": max(row["ratio"][c][i] for i in scored),
+                           "crps_within_3pct": all(row["ratio"][c][i] <= 1.03 for i in scored),
+                           "ssr_in_0.8_1.2": all(0.8 <= row["ssr"][c][i] <= 1.2 for i in scored)}
+                       for c in HEADLINE}
+    print("\nweather ladder: fair CRPS ÷ the teacher's best at each lead (spread/skill), the run's test cases")
+    for channel in HEADLINE:
+        print(f"\n{channel}")
+        print(f"{'model':<22}{'calls':>6}" + "".join(f"{leads[i]:>13g}h" for i in picks) + f"{'ms/member-step':>16}")
+        for row in rows:
+            ms = row["forecast_ms_per_member_step"]
+            print(f"{row['label']:<22}{row['calls'] or float('nan'):>6g}"
+                  + "".join(f"{row['ratio'][channel][i]:>7.3f} ({row['ssr'][channel][i]:.2f})" for i in picks)
+                  + (f"{ms:>16.1f}" if ms is not None else f"{'':>16}"))
+    print("\ngoal (1 call: CRPS within 3 % of the teacher's best from 12 h to 5 days, spread/skill in [0.8, 1.2]):")
+    for row in rows[len(teachers):]:
+        met = all(g["crps_within_3pct"] and g["ssr_in_0.8_1.2"] for g in row["goal"].values())
+        worst = max(g["worst_ratio_12h_to_5d"] for g in row["goal"].values())
+        print(f"  {row['label']:<12} worst ratio {worst:.3f}  {'met' if met else 'not met'}")
+    return {"lead_hours": leads, "teacher_best_per_lead": crps,
+            "rows": [{k: v for k, v in row.items() if k != "metrics"} for row in rows]}
+
+
+def protein_ladder(args: argparse.Namespace, sweep: dict, students: list[dict]) -> dict:
+    """The protein teacher at the run's sampler and at its best sweep configuration, and every student:
+    Ramachandran JS, basin populations and ms per structure, on the run's own evaluation."""
+    from bench_students import score_protein_model
+
+    from models.samplers import CALLS_PER_STEP
+
+    run = args.protein_run_dir
+    run_config = json.loads((run / "run_config.json").read_text())
+    metrics = json.loads((run / "metrics.json").read_text())
+    calls = CALLS_PER_STEP[run_config["sampler"]] * run_config["sampler_steps"]
+    rows = [{"label": "teacher (run)", "calls": calls, "rama_js": metrics["rama_js"],
+             "basins": metrics.get("basins", {}).get("samples", {}), "sample_ms_per_structure": None}]
+    own = [p for p in sweep.get("points", []) if p["model"] == "model"]
+    if own:
+        best = min(own, key=lambda p: p["rama_js"])
+        if (best["sampler"], best["steps"]) != (run_config["sampler"], run_config["sampler_steps"]):
+            entry = score_protein_model(run, run / "ensemble_model",
+                                        run / "students" / f"teacher-{best['sampler']}-{best['steps']}",
+                                        sampler=best["sampler"], steps=best["steps"])
+            rows.append({"label": f"teacher {best['sampler']} x{best['steps']}", "calls": best["calls"], **entry})
+    teachers = len(rows)
+    rows += [{"label": f"{e['method']} x{e['calls']}", **e} for e in students]
+    best_js = min(r["rama_js"] for r in rows[:teachers])
+    reference = metrics.get("basins", {}).get("reference", {})
+    names = list(reference) or list(rows[0]["basins"])
+    print("\nprotein ladder: the run's samples against its reference MD")
+    print(f"{'model':<22}{'calls':>6}{'rama_js':>9}" + "".join(f"{n:>10}" for n in names) + f"{'ms/structure':>14}")
+    print(f"{'reference MD':<22}{'':>6}{'':>9}" + "".join(f"{reference.get(n, float('nan')):>10.3f}" for n in names))
+    for row in rows:
+        ms = row.get("sample_ms_per_structure")
+        print(f"{row['label']:<22}{row['calls'] or float('nan'):>6g}{row['rama_js']:>9.4f}"
+              + "".join(f"{row['basins'].get(n, float('nan')):>10.3f}" for n in names)
+              + (f"{ms:>14.3f}" if ms is not None else ""))
+        row["js_minus_teacher_best"] = row["rama_js"] - best_js
+    print(f"\ngoal (1 call: Ramachandran JS within 0.02 of the teacher's best, {best_js:.4f}):")
+    for row in rows[teachers:]:
+        print(f"  {row['label']:<12} {row['js_minus_teacher_best']:+.4f}  "
+              f"{'met' if row['js_minus_teacher_best'] <= 0.02 else 'not met'}")
+    return {"teacher_best_rama_js": best_js, "reference_basins": reference, "rows": rows}
+
+
 # ----------------------------------------------------------------------------------------- protein
 
 
@@ -312,6 +445,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--protein-reference", type=Path, default=None, help="reference MD structure store")
     parser.add_argument("--protein-samples", type=int, default=5000)
     parser.add_argument("--skip-weather", action="store_true")
+    parser.add_argument("--run-dir", type=Path, default=None,
+                        help="a finished `velocast run weather`: its model is the teacher (--weather-run)")
+    parser.add_argument("--protein-run-dir", type=Path, default=None,
+                        help="a finished `velocast run protein`: its ensemble model and reference MD")
+    parser.add_argument("--distill", default="", help="weather students to distil, e.g. crps,reflow (needs --run-dir)")
+    parser.add_argument("--protein-distill", default="", help="protein students, e.g. reflow,energy")
+    parser.add_argument("--distill-calls", default="1,2,4", help="network calls per step of every student")
+    parser.add_argument("--distill-minutes", type=float, default=6.0, help="training wall-clock of a weather student")
+    parser.add_argument("--protein-distill-minutes", type=float, default=3.0)
+    parser.add_argument("--distill-members", type=int, default=2, help="crps/energy members per weather window")
+    parser.add_argument("--protein-distill-members", type=int, default=4)
+    parser.add_argument("--refresh", action="store_true", help="distil students again even if present")
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (1 is fastest on a busy box)")
     parser.add_argument("--out", type=Path, default=Path("bench_sampling.json"))
     parser.add_argument("--from-json", type=Path, nargs="+", default=None,
@@ -329,8 +474,23 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(args.threads)
     record: dict = {"command": " ".join(sys.argv), "torch_threads": torch.get_num_threads()}
+    weather_students = protein_students = []
+    if args.run_dir is not None and not args.skip_weather:
+        args.weather_run = args.weather_run or args.run_dir / "model"
+        weather_students = distil_students(args, domain="weather") if args.distill else []
+        args.student += [args.run_dir / "students" / f"{e['method']}-{e['calls']}" / "model" for e in weather_students]
+    if args.protein_run_dir is not None:
+        args.protein_run = args.protein_run or args.protein_run_dir / "ensemble_model"
+        args.protein_reference = args.protein_reference or args.protein_run_dir / "reference.zarr"
+        protein_students = distil_students(args, domain="protein") if args.protein_distill else []
+        args.protein_student += [args.protein_run_dir / "students" / f"{e['method']}-{e['calls']}" / "model"
+                                 for e in protein_students]
     record["weather"] = {"skipped": "--skip-weather"} if args.skip_weather else weather_sweep(args)
     record["protein"] = protein_sweep(args)
+    if args.run_dir is not None and not args.skip_weather:
+        record["weather_ladder"] = weather_ladder(args, record["weather"], weather_students)
+    if args.protein_run_dir is not None:
+        record["protein_ladder"] = protein_ladder(args, record["protein"], protein_students)
     args.out.write_text(json.dumps(record, indent=1, default=str))
     print(f"wrote {args.out}")
     return 0

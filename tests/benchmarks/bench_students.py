@@ -53,16 +53,28 @@ def distil(out: Path, config_model: type, run: object, *, teacher: Path, method:
 def student(run_dir: Path, out: Path, *, method: str, calls: int, minutes: float, members: int,
             refresh: bool) -> dict:
     """Distil, calibrate, forecast and evaluate one student; returns its metrics and timings."""
-    from pipeline.weather.modeling.calibrate import CalibrateConfig, calibrate_spread
     from pipeline.weather.modeling.distill import DistillWeatherConfig, distill_weather
+
+    seconds = distil(out, DistillWeatherConfig, distill_weather, teacher=run_dir / "model", method=method,
+                     calls=calls, members=members, minutes=minutes, refresh=refresh)
+    entry = score_weather_model(run_dir, out / "model", out, seconds=seconds)
+    return {"method": method, "calls": calls, **entry}
+
+
+def score_weather_model(run_dir: Path, model: Path, out: Path, *, sampler: str | None = None,
+                        sampler_steps: int | None = None, seconds: dict[str, float] | None = None) -> dict:
+    """Take ``model`` through the weather run's own calibrate (unless its calibration.json has spread
+    factors), forecast (the run's test init times and members, at ``sampler`` × ``sampler_steps`` or the
+    model's own) and evaluate stages, into ``out``; returns the metrics and timings."""
+    from pipeline.weather.modeling.calibrate import CalibrateConfig, calibrate_spread
     from pipeline.weather.modeling.evaluate import EvaluateConfig, evaluate_weather
     from pipeline.weather.modeling.generate import ForecastConfig, forecast_weather
     from pipeline.weather.run import RunWeatherConfig
 
     config = RunWeatherConfig.model_validate_json((run_dir / "run_config.json").read_text())
-    model, forecast, report = out / "model", out / "forecast.icechunk", out / "evaluation"
-    seconds = distil(out, DistillWeatherConfig, distill_weather, teacher=run_dir / "model", method=method,
-                     calls=calls, members=members, minutes=minutes, refresh=refresh)
+    forecast, report = out / "forecast.icechunk", out / "evaluation"
+    out.mkdir(parents=True, exist_ok=True)
+    seconds = dict(seconds or {})
     if not (model / "calibration.json").exists() or "spread_factors" not in json.loads(
             (model / "calibration.json").read_text()):
         start = time.perf_counter()
@@ -79,7 +91,8 @@ def student(run_dir: Path, out: Path, *, method: str, calls: int, minutes: float
         forecast_weather(ForecastConfig(model=str(model), data=str(run_dir / "atmosphere.zarr"),
                                         init_times=[t.isoformat() for t in config.periods()[2]],
                                         lead=f"{config.lead_days * 24:g}h", members=config.members,
-                                        seed=config.seed), out=forecast, progress=False)
+                                        sampler=sampler, sampler_steps=sampler_steps, seed=config.seed),
+                         out=forecast, progress=False)
         seconds["forecast"] = round(time.perf_counter() - start, 1)
     if not (report / "metrics.json").exists():
         evaluate_weather(EvaluateConfig(forecast=str(forecast), truth=str(run_dir / "atmosphere.zarr"),
@@ -89,7 +102,7 @@ def student(run_dir: Path, out: Path, *, method: str, calls: int, minutes: float
     (out / "timings.json").write_text(json.dumps(timings, indent=1))
     metrics = json.loads((report / "metrics.json").read_text())
     steps = metrics["n_init_times"] * metrics["members"]["velocast"] * len(metrics["lead_hours"])
-    return {"method": method, "calls": calls, "metrics": metrics, "seconds": timings,
+    return {"metrics": metrics, "seconds": timings,
             "forecast_ms_per_member_step": 1000.0 * timings.get("forecast", float("nan")) / steps}
 
 
@@ -97,26 +110,42 @@ def protein_student(run_dir: Path, out: Path, *, method: str, calls: int, minute
                     refresh: bool) -> dict:
     """Distil the protein run's ensemble model, sample the run's number of conformations, evaluate them."""
     from pipeline.protein.modeling.distill import DistillProteinConfig, distill_protein
+
+    seconds = distil(out, DistillProteinConfig, distill_protein, teacher=run_dir / "ensemble_model", method=method,
+                     calls=calls, members=members, minutes=minutes, refresh=refresh)
+    return {"method": method, "calls": calls, **score_protein_model(run_dir, out / "model", out, seconds=seconds)}
+
+
+def score_protein_model(run_dir: Path, model: Path, out: Path, *, sampler: str | None = None,
+                        steps: int | None = None, seconds: dict[str, float] | None = None) -> dict:
+    """Draw the protein run's number of conformations from ``model`` (at ``sampler`` × ``steps`` or the
+    model's own) into ``out`` and score them with ``velocast evaluate protein`` against the run's reference MD."""
     from pipeline.protein.modeling.evaluate import EvaluateConfig, evaluate_protein
     from pipeline.protein.modeling.generate import SampleConfig, sample_protein
     from pipeline.protein.run import RunProteinConfig
 
     config = RunProteinConfig.model_validate_json((run_dir / "run_config.json").read_text())
-    model, samples, report = out / "model", out / "samples", out / "evaluation"
-    seconds = distil(out, DistillProteinConfig, distill_protein, teacher=run_dir / "ensemble_model", method=method,
-                     calls=calls, members=members, minutes=minutes, refresh=refresh)
+    samples, report = out / "samples", out / "evaluation"
+    out.mkdir(parents=True, exist_ok=True)
+    seconds = dict(seconds or {})
+    timings_path = out / "timings.json"
     if not (samples / "samples.zarr").exists():
         start = time.perf_counter()
-        sample_protein(SampleConfig(model=str(model), n=config.samples, seed=config.seed, formats=[]), out=samples,
-                       progress=False)
+        sample_protein(SampleConfig(model=str(model), n=config.samples, sampler=sampler, steps=steps,
+                                    seed=config.seed, formats=[]), out=samples, progress=False)
         seconds["sample"] = round(time.perf_counter() - start, 1)
+    timings = json.loads(timings_path.read_text()) if timings_path.exists() else {}
+    timings.update(seconds)
+    timings_path.write_text(json.dumps(timings, indent=1))
     if not (report / "metrics.json").exists():
         evaluate_protein(EvaluateConfig(samples=str(samples / "samples.zarr"), reference=str(run_dir / "reference.zarr"),
                                         training=str(run_dir / "train.zarr")), out=report, progress=False)
     metrics = json.loads((report / "metrics.json").read_text())
-    return {"method": method, "calls": calls, "seconds": seconds, "rama_js": metrics.get("rama_js"),
+    return {"seconds": timings, "rama_js": metrics.get("rama_js"),
+            "basins": (metrics.get("basins") or {}).get("samples", {}),
             "alpha_r": (metrics.get("basins") or {}).get("samples", {}).get("alpha_r"),
-            "valid_fraction": metrics.get("valid_fraction")}
+            "valid_fraction": metrics.get("valid_fraction"),
+            "sample_ms_per_structure": 1000.0 * timings.get("sample", float("nan")) / config.samples}
 
 
 def protein_main(args: argparse.Namespace) -> int:

@@ -67,6 +67,10 @@ class ProteinTrainConfig(StrictModel):
         "1: every cluster equally); "
         "rare long-lived states get their share of training, the conditional distribution is unchanged; "
         "uniform below 1,280 pairs)")
+    condition_noise: float = Field(
+        0.0, ge=0.0, description="forecast: standard deviation (in feature units) of Gaussian noise added to every "
+        "training condition (conditioning augmentation); the model learns x(t+τ) given a blurred x(t), which a "
+        "rollout feeding its own outputs back meets too")
     network: ProteinNetworkConfig = ProteinNetworkConfig()
     train: TrainConfig = Field(TrainConfig(steps=6000, batch_size=512, lr=1e-3, warmup_steps=200, ema_decay=0.999,
                                            log_every=100, checkpoint_every=1000),
@@ -75,6 +79,12 @@ class ProteinTrainConfig(StrictModel):
     @model_validator(mode="after")
     def _fixed_bonds_need_internal(self) -> ProteinTrainConfig:
         resolve_bond_model(self.representation, self.bonds)
+        return self
+
+    @model_validator(mode="after")
+    def _condition_noise_needs_conditions(self) -> ProteinTrainConfig:
+        if self.condition_noise > 0 and self.task != "forecast":
+            raise ValueError("condition_noise blurs the conditions of --task forecast; an ensemble model has none")
         return self
 
 
@@ -188,8 +198,10 @@ def train_protein(config: ProteinTrainConfig, *, out: str | Path, progress: bool
                                           balance=config.condition_balance, seed=config.train.seed)
         probabilities = None if balanced is None else torch.from_numpy(balanced)
         metadata["condition_balance"] = 0.0 if balanced is None else config.condition_balance
+        metadata["condition_noise"] = config.condition_noise
     source = TensorSource(z, batch_size=config.train.batch_size, condition=condition, seed=config.train.seed,
-                          smoothing=smoothing, probabilities=probabilities)
+                          smoothing=smoothing, probabilities=probabilities,
+                          condition_noise=config.condition_noise if condition is not None else 0.0)
     with training_directory(out, config_json=config.model_dump_json(indent=1)):
         return train(net=net, data=source, config=config.train, run_dir=out, progress=progress, extra=metadata,
                      on_step=on_step)

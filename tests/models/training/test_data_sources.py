@@ -35,3 +35,25 @@ def test_probabilities_draw_examples_in_proportion_and_are_checked() -> None:
     assert torch.equal(batch.condition, batch.x1 * 10) and torch.equal(source.batch(0).x1, batch.x1)
     with pytest.raises(ValueError, match="one entry per example"):
         TensorSource(x, batch_size=8, probabilities=p[:3])
+
+
+def test_condition_noise_blurs_only_float_conditions_from_its_own_stream() -> None:
+    """condition_noise σ adds σ·ε to every floating-point condition (unit-variance ε, the same for the same step,
+    independent of the smoothing kernel), leaves the targets and integer conditions alone, splits over ranks as
+    one batch, and a negative σ is refused."""
+    import pytest
+
+    x = torch.zeros(50, 6)
+    cond = {"state": torch.zeros(50, 6), "label": torch.arange(50)}
+    source = TensorSource(x, batch_size=4096, condition=cond, seed=1, smoothing=0.3, condition_noise=0.5)
+    a, b, c = source.batch(0), source.batch(0), source.batch(1)
+    assert torch.equal(a.condition["state"], b.condition["state"])
+    assert not torch.equal(a.condition["state"], c.condition["state"])
+    assert abs(float(a.condition["state"].std()) - 0.5) < 0.02
+    assert abs(float(torch.corrcoef(torch.stack([a.x1.flatten(), a.condition["state"].flatten()]))[0, 1])) < 0.02
+    plain = TensorSource(x, batch_size=4096, condition=cond, seed=1, smoothing=0.3)
+    assert torch.equal(plain.batch(0).x1, a.x1) and torch.equal(plain.batch(0).condition["label"], a.condition["label"])
+    ranks = torch.cat([source.batch(0, rank=r, world_size=2).condition["state"] for r in range(2)])
+    assert torch.equal(ranks, a.condition["state"])
+    with pytest.raises(ValueError, match="condition_noise"):
+        TensorSource(x, batch_size=8, condition=cond, condition_noise=-0.1)
