@@ -141,6 +141,12 @@ class WeatherCases:
         return float(crps(fc, obs, preserve_dims=()).mean()), result.nfe_per_step, seconds, ssr
 
 
+def run_name(path: Path) -> str:
+    """A run's name: its directory, or the directory above a ``model`` directory."""
+    path = Path(path)
+    return path.parent.name if path.name == "model" else path.name
+
+
 def sweep_configs(calls: list[int], samplers: list[str]) -> list[tuple[str, int]]:
     """(sampler, steps) with steps = calls / calls-per-step, for every whole number of steps."""
     from models.samplers import CALLS_PER_STEP
@@ -216,7 +222,8 @@ def weather_sweep(args: argparse.Namespace) -> dict:
         for steps in sorted({own, *([1, 2, 4] if args.student_all_steps else [])}):
             score, nfe, seconds, ssr = cases.crps(student, sampler=name, steps=steps, members=args.members,
                                                   seed=args.seed, noise=student_noise)
-            label = f"student(K={own})"
+            method = (student.metadata.get("distillation") or {}).get("method", "reflow")
+            label = f"{method} student(K={own})"
             points.append({"model": label, "run": str(student_run), "sampler": name, "steps": steps, "calls": nfe,
                            "crps": score, "ssr": ssr, "seconds": seconds, "noise_scale": student_noise[0],
                            "noise_memory": student_noise[1]})
@@ -396,7 +403,7 @@ def protein_sweep(args: argparse.Namespace) -> dict:
     from pipeline.protein.modeling.generate import load_protein_model, sample_conformations
     from pipeline.protein.store import open_structure_store
 
-    models = [("model", args.protein_run)] + [("student", s) for s in args.protein_student]
+    models = [("model", args.protein_run)] + [(f"student {run_name(s)}", s) for s in args.protein_student]
     ref_hist = even_histogram(angles_of(open_structure_store(args.protein_reference)), args.protein_samples)
     points: list[dict] = []
     for label, path in models:
