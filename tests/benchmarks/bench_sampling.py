@@ -279,7 +279,8 @@ def report_weather(record: dict) -> dict:
 
 
 def distil_students(args: argparse.Namespace, *, domain: str) -> list[dict]:
-    """Distil (or reuse) every method × calls student of a finished run; returns bench_students' entries."""
+    """Distil (or reuse) every method × calls student of a finished run; returns bench_students' entries,
+    each with its ``model`` directory."""
     from bench_students import protein_student, student
 
     run = args.run_dir if domain == "weather" else args.protein_run_dir
@@ -292,15 +293,16 @@ def distil_students(args: argparse.Namespace, *, domain: str) -> list[dict]:
     for method in methods:
         for calls in parse_ints(args.distill_calls):
             print(f"{domain}: student {method} x{calls} ({minutes:g} min of training)", flush=True)
-            entries.append(make(run, run / "students" / f"{method}-{calls}", method=method, calls=calls,
-                                minutes=minutes, members=members, refresh=args.refresh))
+            out = run / "students" / f"{method}-{calls}"
+            entries.append({**make(run, out, method=method, calls=calls, minutes=minutes, members=members,
+                                   refresh=args.refresh), "model": out / "model"})
     return entries
 
 
 def weather_ladder(args: argparse.Namespace, sweep: dict, students: list[dict]) -> dict:
     """The teacher at its run default and at its best sweep configuration, and every student, through the
     run's own forecast and evaluation; per lead: CRPS ÷ the teacher's best, spread/skill, ms per member-step."""
-    from bench_students import HEADLINE, score_weather_model
+    from bench_students import HEADLINE, compare, score_weather_model
 
     run = args.run_dir
     default = {"label": "teacher (run)", "metrics": json.loads((run / "metrics.json").read_text())}
@@ -314,7 +316,6 @@ def weather_ladder(args: argparse.Namespace, sweep: dict, students: list[dict]) 
         teachers.append({"label": f"teacher {best['sampler']} x{best['steps']}", "calls": best["calls"], **entry})
     leads = default["metrics"]["lead_hours"]
     picks = [i for i, h in enumerate(leads) if h in (12, 24, 48, 72, 96, 120)]
-    scored = [i for i, h in enumerate(leads) if 12 <= h <= 120]
     crps = {c: [min(t["metrics"]["scores"]["velocast"]["crps"][c][i] for t in teachers) for i in range(len(leads))]
             for c in HEADLINE}
     rows = [{"label": t["label"], "calls": t["calls"], "metrics": t["metrics"],
@@ -323,13 +324,7 @@ def weather_ladder(args: argparse.Namespace, sweep: dict, students: list[dict]) 
               "metrics": e["metrics"], "seconds": e["seconds"],
               "forecast_ms_per_member_step": e["forecast_ms_per_member_step"]} for e in students]
     for row in rows:
-        row["ratio"] = {c: [o / b for o, b in zip(row["metrics"]["scores"]["velocast"]["crps"][c], crps[c])]
-                        for c in HEADLINE}
-        row["ssr"] = {c: row["metrics"]["scores"]["velocast"]["ssr"][c] for c in HEADLINE}
-        row["goal"] = {c: {"worst_ratio_12h_to_5d": max(row["ratio"][c][i] for i in scored),
-                           "crps_within_3pct": all(row["ratio"][c][i] <= 1.03 for i in scored),
-                           "ssr_in_0.8_1.2": all(0.8 <= row["ssr"][c][i] <= 1.2 for i in scored)}
-                       for c in HEADLINE}
+        row |= compare(crps, leads, row["metrics"])
     print("\nweather ladder: fair CRPS ÷ the teacher's best at each lead (spread/skill), the run's test cases")
     for channel in HEADLINE:
         print(f"\n{channel}")
@@ -341,8 +336,8 @@ def weather_ladder(args: argparse.Namespace, sweep: dict, students: list[dict]) 
                   + (f"{ms:>16.1f}" if ms is not None else f"{'':>16}"))
     print("\ngoal (1 call: CRPS within 3 % of the teacher's best from 12 h to 5 days, spread/skill in [0.8, 1.2]):")
     for row in rows[len(teachers):]:
-        met = all(g["crps_within_3pct"] and g["ssr_in_0.8_1.2"] for g in row["goal"].values())
-        worst = max(g["worst_ratio_12h_to_5d"] for g in row["goal"].values())
+        met = all(g["crps_within_3pct_12h_to_5d"] and g["ssr_in_0.8_1.2_12h_to_5d"] for g in row["goals"].values())
+        worst = max(g["worst_ratio_12h_to_5d"] for g in row["goals"].values())
         print(f"  {row['label']:<12} worst ratio {worst:.3f}  {'met' if met else 'not met'}")
     return {"lead_hours": leads, "teacher_best_per_lead": crps,
             "rows": [{k: v for k, v in row.items() if k != "metrics"} for row in rows]}
@@ -485,13 +480,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.run_dir is not None and not args.skip_weather:
         args.weather_run = args.weather_run or args.run_dir / "model"
         weather_students = distil_students(args, domain="weather") if args.distill else []
-        args.student += [args.run_dir / "students" / f"{e['method']}-{e['calls']}" / "model" for e in weather_students]
+        args.student += [e["model"] for e in weather_students]
     if args.protein_run_dir is not None:
         args.protein_run = args.protein_run or args.protein_run_dir / "ensemble_model"
         args.protein_reference = args.protein_reference or args.protein_run_dir / "reference.zarr"
         protein_students = distil_students(args, domain="protein") if args.protein_distill else []
-        args.protein_student += [args.protein_run_dir / "students" / f"{e['method']}-{e['calls']}" / "model"
-                                 for e in protein_students]
+        args.protein_student += [e["model"] for e in protein_students]
     record["weather"] = {"skipped": "--skip-weather"} if args.skip_weather else weather_sweep(args)
     record["protein"] = protein_sweep(args)
     if args.run_dir is not None and not args.skip_weather:

@@ -173,17 +173,15 @@ def protein_main(args: argparse.Namespace) -> int:
     return 0
 
 
-def compare(teacher: dict, entry: dict) -> dict:
-    """Per headline channel: CRPS ratio to the teacher and spread/skill per lead, and the goal checks."""
-    leads = teacher["lead_hours"]
+def compare(reference: dict[str, list[float]], leads: list[float], metrics: dict) -> dict:
+    """Per headline channel: the fair CRPS of ``metrics`` ÷ ``reference`` (channel → CRPS per lead) and the
+    spread/skill per lead, and the goal checks (within 3 % and spread/skill in [0.8, 1.2] from 12 h to 5 days)."""
     out: dict = {"ratio": {}, "ssr": {}, "goals": {}}
+    scored = [i for i, h in enumerate(leads) if 12 <= h <= 120]
     for channel in HEADLINE:
-        ours = entry["metrics"]["scores"]["velocast"]["crps"][channel]
-        ref = teacher["scores"]["velocast"]["crps"][channel]
-        ratio = [o / r for o, r in zip(ours, ref)]
-        ssr = entry["metrics"]["scores"]["velocast"]["ssr"][channel]
+        ratio = [o / r for o, r in zip(metrics["scores"]["velocast"]["crps"][channel], reference[channel])]
+        ssr = metrics["scores"]["velocast"]["ssr"][channel]
         out["ratio"][channel], out["ssr"][channel] = ratio, ssr
-        scored = [i for i, h in enumerate(leads) if 12 <= h <= 120]
         out["goals"][channel] = {
             "crps_within_3pct_12h_to_5d": all(ratio[i] <= 1.03 for i in scored),
             "worst_ratio_12h_to_5d": max(ratio[i] for i in scored),
@@ -217,7 +215,8 @@ def main(argv: list[str] | None = None) -> int:
         for calls in [int(c) for c in args.calls.split(",") if c.strip()]:
             entry = student(args.run_dir, root / f"{method}-{calls}", method=method, calls=calls,
                             minutes=args.minutes, members=args.members, refresh=args.refresh)
-            entry["comparison"] = compare(teacher, entry)
+            entry["comparison"] = compare({c: teacher["scores"]["velocast"]["crps"][c] for c in HEADLINE}, leads,
+                                          entry["metrics"])
             results.append(entry)
     teacher_nfe = teacher.get("nfe_per_step")
     print(f"\nteacher: {teacher_nfe} network calls per step; students trained {args.minutes:g} min each\n")

@@ -201,7 +201,7 @@ def train_protein(config: ProteinTrainConfig, *, out: str | Path, progress: bool
         metadata["condition_noise"] = config.condition_noise
     source = TensorSource(z, batch_size=config.train.batch_size, condition=condition, seed=config.train.seed,
                           smoothing=smoothing, probabilities=probabilities,
-                          condition_noise=config.condition_noise if condition is not None else 0.0)
+                          condition_noise=config.condition_noise)  # 0 unless forecast (the validator)
     with training_directory(out, config_json=config.model_dump_json(indent=1)):
         return train(net=net, data=source, config=config.train, run_dir=out, progress=progress, extra=metadata,
                      on_step=on_step)
