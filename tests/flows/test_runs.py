@@ -28,9 +28,19 @@ TOY_TINY = {"train": {"steps": 30, "batch_size": 64, "warmup_steps": 2, "log_eve
 GOLDEN = Path(__file__).parent / "golden"
 
 
-def assert_same_as_before(metrics: dict, golden: str, *, rtol: float = 1e-6) -> None:
+# The embedded atmosphere is simulated with the MKL and ATen kernels torch picks for the CPU (AVX2 or AVX-512),
+# which round differently; three simulated days of chaotic flow carry that last-bit difference into the data and
+# every system's scores. Measured 2026-12-02: the golden (recorded on another machine) against an AVX-512 Zen 4
+# and against the same machine with MKL_CBWR=AVX2: CRPS, RMSE and spread/skill within 8.3e-3 relative, ACC within
+# 3.1e-3. So the golden run must hold across machines to 3 % (ACC to 0.01), three times that drift; exact
+# values (keys, lead hours, members, systems) still match exactly. Bitwise reproducibility on one machine is guarded where it is made
+# (test_held_suarez: the simulation for a seed; modeling/test_train: two runs of one config; training/test_loop).
+WEATHER_ACROSS_CPUS = {"rtol": 3e-2, "atol": 1e-2}
+
+
+def assert_same_as_before(metrics: dict, golden: str, *, rtol: float = 1e-6, atol: float = 1e-12) -> None:
     """Every number of the golden metrics (written by the code before the stage machinery, same config and
-    seeds) is reproduced to ``rtol`` (BLAS threading may reorder sums); everything else exactly."""
+    seeds) is reproduced to ``rtol``/``atol`` (BLAS threading may reorder sums); everything else exactly."""
     import numpy as np
 
     def compare(want, have, where: str) -> None:
@@ -44,7 +54,7 @@ def assert_same_as_before(metrics: dict, golden: str, *, rtol: float = 1e-6) -> 
             for i, (w, h) in enumerate(zip(want, have)):
                 compare(w, h, f"{where}[{i}]")
         elif isinstance(want, float) and not isinstance(want, bool):
-            assert np.isclose(have, want, rtol=rtol, atol=1e-12, equal_nan=True), f"{where}: {have} != {want}"
+            assert np.isclose(have, want, rtol=rtol, atol=atol, equal_nan=True), f"{where}: {have} != {want}"
         else:
             assert have == want, f"{where}: {have} != {want}"
 
@@ -74,7 +84,7 @@ def test_weather_pipeline_writes_report_artifacts_and_reruns_from_cache(pipeline
     assert state.is_completed(), state
     metrics = json.loads((out / "metrics.json").read_text())
     assert set(metrics["systems"]) >= {"velocast", "persistence", "climatology", "deterministic", "perfect_model"}
-    assert_same_as_before(metrics, "weather_tiny.json")
+    assert_same_as_before(metrics, "weather_tiny.json", **WEATHER_ACROSS_CPUS)
     record = json.loads((out / "run.json").read_text())
     assert list(record["stages"]) == ["simulate", "train-model", "train-deterministic", "calibrate", "forecast-model",
                                       "forecast-deterministic", "perfect-model", "evaluate"]
