@@ -61,9 +61,13 @@ def simulate_atmosphere(
     ),
     members: int = typer.Option(10, "--members", help="Ensemble members (with --perturb-from)."),
     lead: str = typer.Option("10d", "--lead", help="Forecast length (with --perturb-from), e.g. 10d, 72h."),
-    amplitude: float = typer.Option(0.5, "--amplitude", help="Perturbation size: its temperature part in K rms."),
+    amplitude: float | None = typer.Option(
+        None, "--amplitude", help="Perturbation size: its temperature part in K rms (default 0.5; not for unobserved)."
+    ),
     perturbation: str = typer.Option(
-        "state-difference", "--perturbation", help="state-difference (balanced, default) or white-noise (T only)."
+        "state-difference", "--perturbation",
+        help="state-difference (balanced, default), white-noise (T only) or unobserved (the stored channels exact, "
+             "the rest a climatological anomaly: the honest predictability ceiling).",
     ),
     compile: bool | None = typer.Option(
         None, "--compile/--no-compile", help="torch.compile the step (default: on for long runs)."
@@ -116,8 +120,8 @@ def simulate_atmosphere(
 def _perturbation(text: str) -> str:
     from pipeline.errors import UserError
 
-    if text not in ("state-difference", "white-noise"):
-        raise UserError(f"--perturbation must be state-difference or white-noise, got {text!r}")
+    if text not in ("state-difference", "white-noise", "unobserved"):
+        raise UserError(f"--perturbation must be state-difference, white-noise or unobserved, got {text!r}")
     return text
 
 

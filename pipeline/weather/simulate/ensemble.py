@@ -9,6 +9,19 @@ For each init time the exact modal state saved with the truth run (group ``model
   the grid and sigma levels (default 0.5 K, a typical analysis error);
 * ``white-noise``: temperature only, noise spectrally white up to the truncation, ``amplitude_k`` K rms at
   every sigma level (mostly projects onto damped modes: grows slowly).
+* ``unobserved``: the honest predictability ceiling of a model that sees only the store. Every member holds
+  the store's channels (T, Φ, u, v on the pressure levels, p_s) exactly at the initial time and differs only
+  in what the store does not keep: the flow and temperature between and beyond the pressure levels. The
+  perturbation is a climatological anomaly of the state, (X_a − X_b)/√2 of two random truth states (the
+  difference of two independent states has twice a state's variance), with log p_s left alone and its
+  observed part removed: δ = δ₀ − J⁺Jδ₀, where J maps (vorticity, divergence, T') to the stored channels
+  (linear while p_s, and with it the σ→p interpolation weights, is held fixed) and J⁺Jδ₀ is the least-squares
+  solution found by CGLS (until ‖Jδ‖ ≤ ``UNOBSERVED_TOLERANCE``·‖Jδ₀‖, at most ``UNOBSERVED_ITERATIONS``
+  iterations; J is ill-conditioned, as the interpolation weights vary with p_s, so CGLS converges slowly;
+  the footprint left, the largest over an init time's members, is the ``observed_footprint`` coordinate).
+  Sized by the marginal variance of the unobserved part, the spread at the initial time is an upper bound:
+  what the stored channels imply about the hidden part through its correlations beyond J is not used.
+  ``amplitude_k`` does not apply.
 
 All members of a few init times are integrated together (a batch axis of up to ``BATCH_MEMBERS``)
 for ``lead`` and written every output interval in the forecast schema:
@@ -44,7 +57,10 @@ DEFAULT_AMPLITUDE_K = 0.5
 ANALYSIS_SEED_OFFSET = 1_000_003  # seeds of the analysis offsets δ, apart from the members' seeds
 BATCH_MEMBERS = 24  # init times are integrated together up to this many members (~20 % cheaper per member
 #                     than 5 at a time on 2 cores; larger batches fall out of cache)
-Perturbation = Literal["state-difference", "white-noise"]
+UNOBSERVED_TOLERANCE = 0.01  # the projection stops once ‖Jδ‖ ≤ 1 % of ‖Jδ₀‖ for every member …
+UNOBSERVED_ITERATIONS = 3000  # … or after this many CGLS iterations (~1,000 on the default T21 run, 12 s)
+Perturbation = Literal["state-difference", "white-noise", "unobserved"]
+MODAL_FIELDS = ("vorticity", "divergence", "temperature_variation", "log_surface_pressure")
 
 
 def _truth_config(ds: xr.Dataset, path: str) -> AtmosphereConfig:
@@ -79,17 +95,14 @@ def _states_at(path: str, times: Sequence[np.datetime64]) -> list[ModalState]:
     return out
 
 
-def perturb_state_difference(
-    model: AtmosphereModel, state: ModalState, *, members: int, amplitude_k: float, seed: int, truth: str
-) -> ModalState:
-    """``members`` copies of ``state`` plus ε·(X_a − X_b) for random pairs of truth states (see module)."""
+def _state_differences(truth: str, members: int, rng: np.random.Generator) -> dict:
+    """X_a − X_b of ``members`` random pairs (a ≠ b) of the truth run's stored modal states, per field."""
     import torch
 
     st = xr.open_zarr(truth, group=STATE_GROUP, chunks={})
     n = st.sizes["time"]
     if n < 2:
         raise UserError("the truth run needs at least 2 stored states for state-difference perturbations", path=truth)
-    rng = np.random.default_rng(seed)
     a = rng.integers(0, n, size=members)
     b = (a + rng.integers(1, n, size=members)) % n  # b != a
     idx = np.unique(np.concatenate([a, b]))
@@ -102,12 +115,119 @@ def perturb_state_difference(
             arr = arr[:, None]
         return torch.from_numpy(np.ascontiguousarray(arr, np.float32))
 
-    diff = {k: field(k, a) - field(k, b) for k in ("vorticity", "divergence", "temperature_variation", "log_surface_pressure")}
+    return {k: field(k, a) - field(k, b) for k in MODAL_FIELDS}
+
+
+def perturb_state_difference(
+    model: AtmosphereModel, state: ModalState, *, members: int, amplitude_k: float, seed: int, truth: str
+) -> ModalState:
+    """``members`` copies of ``state`` plus ε·(X_a − X_b) for random pairs of truth states (see module)."""
+    import torch
+
+    rng = np.random.default_rng(seed)
+    diff = _state_differences(truth, members, rng)
     nodal_t = model.grid.to_nodal(diff["temperature_variation"])
     rms = nodal_t.pow(2).mean(dim=(-3, -2, -1)).sqrt().clamp(min=1e-12)
     sign = torch.from_numpy(rng.choice([-1.0, 1.0], size=members).astype(np.float32))
     eps = (sign * float(amplitude_k) / rms).reshape(members, 1, 1, 1)
     return _copies_plus(state, members, {name: eps * value for name, value in diff.items()})
+
+
+def perturb_unobserved(
+    model: AtmosphereModel, state: ModalState, *, members: int, seed: int, truth: str,
+    iterations: int | None = None, tolerance: float | None = None,
+) -> tuple[ModalState, float]:
+    """``members`` copies of ``state`` that keep its stored channels and differ in the rest (see module);
+    also the largest remaining footprint ‖Jδ‖ / ‖Jδ₀‖ over the members. ``iterations`` and ``tolerance``
+    default to ``UNOBSERVED_ITERATIONS`` and ``UNOBSERVED_TOLERANCE``."""
+    diff = _state_differences(truth, members, np.random.default_rng(seed))
+    delta0 = {k: diff[k] / np.sqrt(2.0) for k in MODAL_FIELDS[:3]}
+    delta, footprint = project_out_observed(
+        model, state, delta0,
+        iterations=UNOBSERVED_ITERATIONS if iterations is None else iterations,
+        tolerance=UNOBSERVED_TOLERANCE if tolerance is None else tolerance,
+    )
+    return _copies_plus(state, members, delta), footprint
+
+
+def project_out_observed(
+    model: AtmosphereModel, state: ModalState, delta0: dict, *, iterations: int, tolerance: float = 0.0
+) -> tuple[dict, float]:
+    """δ₀ − J⁺Jδ₀ for a batch of perturbations of (vorticity, divergence, T') of one state, with J the
+    Jacobian of the stored channels (:meth:`AtmosphereModel.observed` at the state's p_s); CGLS solves
+    min ‖W(Jc − Jδ₀)‖ per member, W making each variable's part of Jδ₀ of unit rms (which sets only how fast
+    CGLS converges: J's null space does not depend on it), for ``iterations`` or until
+    ‖W Jδ‖ ≤ ``tolerance``·‖W Jδ₀‖ for every member. Returns δ and max ‖W Jδ‖ / ‖W Jδ₀‖ over the members."""
+    import torch
+
+    names = tuple(delta0)
+    members = next(iter(delta0.values())).shape[0]
+    batch = {k: getattr(state, k).expand(members, *getattr(state, k).shape[-3:]) for k in MODAL_FIELDS}
+    with torch.no_grad():
+        base = model.observed(ModalState(**batch))
+    valid = {k: (delta0[k] != 0).any(dim=0, keepdim=True) for k in names}  # modal slots the truncation uses
+
+    def forward(d: dict) -> list:
+        levels, _, near = model.observed(ModalState(**{**batch, **{k: batch[k] + d[k] for k in names}}))
+        return [levels - base[0]] + ([near - base[2]] if near is not None else [])
+
+    with torch.no_grad():
+        first = forward(delta0)
+    # per-variable weights: T, Φ, u, v (and the near-surface T) each of unit rms in Jδ₀
+    weights = [part.pow(2).mean(dim=tuple(range(1, part.ndim)), keepdim=True).rsqrt() if i == 0
+               else part.pow(2).mean().rsqrt() for i, part in enumerate(first)]
+
+    def apply(d: dict) -> list:  # W J d
+        return [w * part for w, part in zip(weights, forward(d))]
+
+    def adjoint(r: list) -> dict:  # Jᵀ Wᵀ r, restricted to the truncation
+        d = {k: torch.zeros_like(delta0[k], requires_grad=True) for k in names}
+        grads = torch.autograd.grad(apply(d), [d[k] for k in names], grad_outputs=r)
+        return {k: g * valid[k] for k, g in zip(names, grads)}
+
+    def norm2_obs(parts: list) -> torch.Tensor:  # per member (member axis is 1 of the levels, 0 of near)
+        total = parts[0].pow(2).sum(dim=(0, *range(2, parts[0].ndim)))
+        for part in parts[1:]:
+            total = total + part.pow(2).sum(dim=tuple(range(1, part.ndim)))
+        return total
+
+    def norm2_state(d: dict) -> torch.Tensor:
+        return sum(v.pow(2).sum(dim=tuple(range(1, v.ndim))) for v in d.values())
+
+    def per_member(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+        return x.reshape(members, *([1] * (like.ndim - 1)))
+
+    def scale_obs(parts: list, x: torch.Tensor) -> list:
+        out = [parts[0] * x.reshape(1, members, *([1] * (parts[0].ndim - 2)))]
+        return out + [p * per_member(x, p) for p in parts[1:]]
+
+    # CGLS for min ‖A c − b‖ with A = W J, b = W J δ₀, independently per member
+    with torch.no_grad():
+        b = apply(delta0)
+    c = {k: torch.zeros_like(v) for k, v in delta0.items()}
+    r = [part.clone() for part in b]
+    s = adjoint(r)
+    p = {k: v.clone() for k, v in s.items()}
+    gamma = norm2_state(s)
+    target = norm2_obs(b) * tolerance**2
+    for _ in range(iterations):
+        if bool((norm2_obs(r) <= target).all()):  # r = W J (δ₀ − c) = W J δ
+            break
+        with torch.no_grad():
+            q = apply(p)
+            alpha = gamma / norm2_obs(q).clamp(min=1e-30)
+            c = {k: c[k] + per_member(alpha, c[k]) * p[k] for k in names}
+            r = [ri - qi for ri, qi in zip(r, scale_obs(q, alpha))]
+        s = adjoint(r)
+        with torch.no_grad():
+            gamma_next = norm2_state(s)
+            beta = gamma_next / gamma.clamp(min=1e-30)
+            p = {k: s[k] + per_member(beta, s[k]) * p[k] for k in names}
+            gamma = gamma_next
+    with torch.no_grad():
+        delta = {k: delta0[k] - c[k] for k in names}
+        footprint = (norm2_obs(apply(delta)) / norm2_obs(b).clamp(min=1e-30)).sqrt().max()
+    return delta, float(footprint)
 
 
 def _copies_plus(state: ModalState, members: int, delta: dict) -> ModalState:
@@ -142,7 +262,7 @@ def iter_perfect_model_ensemble(
     init_times: Sequence[Any],
     members: int,
     lead: str | pd.Timedelta = "10D",
-    amplitude_k: float = DEFAULT_AMPLITUDE_K,
+    amplitude_k: float | None = None,
     perturbation: Perturbation = "state-difference",
     exchangeable: bool = True,
     seed: int = 0,
@@ -160,6 +280,11 @@ def iter_perfect_model_ensemble(
     config = _truth_config(root, path)
     if members < 1:
         raise UserError("--members must be at least 1")
+    if perturbation == "unobserved" and amplitude_k is not None:
+        raise UserError("unobserved perturbations are sized by the climate of the unobserved state; "
+                        "drop --amplitude (it sizes state-difference and white-noise perturbations)")
+    if amplitude_k is None and perturbation != "unobserved":
+        amplitude_k = DEFAULT_AMPLITUDE_K
     lead_td = pd.Timedelta(lead)
     step = pd.Timedelta(hours=config.output_hours)
     if lead_td <= pd.Timedelta(0) or lead_td % step:
@@ -179,17 +304,27 @@ def iter_perfect_model_ensemble(
         "simulator_config": json.loads(config.model_dump_json()),
         "perturbation": (
             f"{perturbation}: "
-            + ("eps*(X_a - X_b) of random truth states, T part" if perturbation == "state-difference"
-               else f"T' + white noise truncated at {config.resolution}, per sigma level")
-            + f" {amplitude_k} K rms; seed {seed} + init index"
+            + {"state-difference": f"eps*(X_a - X_b) of random truth states, T part {amplitude_k} K rms",
+               "white-noise": f"T' + white noise truncated at {config.resolution}, per sigma level, "
+                              f"{amplitude_k} K rms",
+               "unobserved": "(X_a - X_b)/sqrt(2) of random truth states with log p_s kept and the part the "
+                             "stored channels see removed (CGLS); footprint left per init time in the "
+                             "observed_footprint coordinate"}[perturbation]
+            + f"; seed {seed} + init index"
         ),
-        "amplitude_k": float(amplitude_k),
+        "amplitude_k": float(amplitude_k) if amplitude_k is not None else None,
         "provenance": provenance_record(
             kind="velocast perfect-model ensemble", source=path, members=members, lead=str(lead_td),
             seed=seed, truth_provenance=root.attrs.get("provenance"),
         ),
     }
-    def perturb(base: ModalState, count: int, draw_seed: int) -> ModalState:
+    footprints: dict[int, float] = {}
+
+    def perturb(base: ModalState, count: int, draw_seed: int, init: int) -> ModalState:
+        if perturbation == "unobserved":
+            batch, footprint = perturb_unobserved(model, base, members=count, seed=draw_seed, truth=path)
+            footprints[init] = max(footprints.get(init, 0.0), footprint)
+            return batch
         if perturbation == "state-difference" and amplitude_k:
             return perturb_state_difference(model, base, members=count, amplitude_k=amplitude_k, seed=draw_seed,
                                             truth=path)
@@ -203,8 +338,8 @@ def iter_perfect_model_ensemble(
             inits = range(first, min(first + group, len(times)))
             parts = []
             for i in inits:
-                analysis = perturb(states[i], 1, ANALYSIS_SEED_OFFSET + seed + i) if exchangeable else states[i]
-                parts.append(perturb(analysis, members, seed + i))
+                analysis = perturb(states[i], 1, ANALYSIS_SEED_OFFSET + seed + i, i) if exchangeable else states[i]
+                parts.append(perturb(analysis, members, seed + i, i))
             batch = concat_states(parts)
             frames = [model.fields(batch)]
             hours = (pd.Timestamp(times[first]) - pd.Timestamp(config.start)) / pd.Timedelta(hours=1)
@@ -214,10 +349,13 @@ def iter_perfect_model_ensemble(
                 bar.advance(task, len(parts))
             for k, i in enumerate(inits):
                 members_of_i = slice(k * members, (k + 1) * members)
-                yield _forecast_dataset(
+                part = _forecast_dataset(
                     {name: np.stack([f[name][members_of_i] for f in frames])[None] for name in frames[0]},
                     init=times[i], lead_times=lead_times, members=members, root=root, config=config, attrs=attrs,
                 )
+                if i in footprints:  # ‖Jδ‖ / ‖Jδ₀‖: how much of the removed observed part the projection left
+                    part = part.assign_coords(observed_footprint=("init_time", [footprints[i]]))
+                yield part
 
 
 def concat_states(states: Sequence[ModalState]) -> ModalState:

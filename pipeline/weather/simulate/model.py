@@ -226,22 +226,29 @@ class AtmosphereModel:
             raise ValueError("only a run with diurnal heating has a land-sea mask")
         return np.swapaxes(self.land, 0, 1)[self._lat_order, :].astype(np.float32)
 
+    def observed(self, state: ModalState) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """What a store of this run keeps, in model units and differentiable (no numpy, no ``no_grad``):
+        ``levels`` (4, …, P, lon, lat) = T, Φ, u, v on the pressure levels, ``ps`` (…, 1, lon, lat), and
+        the lowest level's T (…, lon, lat) of a run with diurnal heating (else ``None``). With ``ps`` held
+        fixed the interpolation weights are fixed, so ``levels`` is affine in (vorticity, divergence, T')."""
+        grid = self.grid
+        t_nodal = grid.to_nodal(state.temperature_variation) + torch.as_tensor(
+            self.reference_temperature[:, None, None], dtype=torch.float32
+        )
+        u, v = grid.vor_div_to_uv_nodal(state.vorticity, state.divergence, clip=False)
+        ps = torch.exp(grid.to_nodal(state.log_surface_pressure))  # (…, 1, lon, lat)
+        zero_orography = torch.zeros((1, *grid.nodal_shape), dtype=torch.float32)
+        phi = self._geopotential(t_nodal, zero_orography)
+        stacked = torch.stack([t_nodal.expand_as(phi), phi, u, v])  # (4, …, layer, lon, lat)
+        levels = sigma_to_pressure(stacked, self.coords.vertical.centers, self._p_nd[:, None, None] / ps)
+        return levels, ps, (t_nodal[..., -1, :, :] if self.diurnal else None)
+
     def fields(self, state: ModalState) -> dict[str, np.ndarray]:
         """Canonical fields (SI) on pressure levels: ``temperature``, ``geopotential``,
         ``u_component_of_wind``, ``v_component_of_wind`` of shape (…, level, latitude, longitude)
         and ``surface_pressure`` of shape (…, latitude, longitude); latitude ascending."""
-        grid = self.grid
         with torch.no_grad():
-            t_nodal = grid.to_nodal(state.temperature_variation) + torch.as_tensor(
-                self.reference_temperature[:, None, None], dtype=torch.float32
-            )
-            u, v = grid.vor_div_to_uv_nodal(state.vorticity, state.divergence, clip=False)
-            ps = torch.exp(grid.to_nodal(state.log_surface_pressure))  # (…, 1, lon, lat)
-            zero_orography = torch.zeros((1, *grid.nodal_shape), dtype=torch.float32)
-            phi = self._geopotential(t_nodal, zero_orography)
-            sigma_centers = self.coords.vertical.centers
-            stacked = torch.stack([t_nodal.expand_as(phi), phi, u, v])  # (4, …, layer, lon, lat)
-            levels = sigma_to_pressure(stacked, sigma_centers, self._p_nd[:, None, None] / ps)
+            levels, ps, near = self.observed(state)
             out: dict[str, np.ndarray] = {}
             scales_ = (1.0, self._scale["geopotential"], self._scale["velocity"], self._scale["velocity"])
             names = ("temperature", "geopotential", "u_component_of_wind", "v_component_of_wind")
@@ -250,9 +257,8 @@ class AtmosphereModel:
                 out[name] = np.swapaxes(arr, -1, -2)[..., self._lat_order, :]
             sp = (ps[..., 0, :, :].numpy() * self._scale["pressure"]).astype(np.float32)
             out["surface_pressure"] = np.swapaxes(sp, -1, -2)[..., self._lat_order, :]
-            if self.diurnal:  # the lowest model level (σ = 1 − 1/(2·layers)) as the near-surface temperature
-                near = t_nodal[..., -1, :, :].numpy().astype(np.float32)
-                out["2m_temperature"] = np.swapaxes(near, -1, -2)[..., self._lat_order, :]
+            if near is not None:  # the lowest model level (σ = 1 − 1/(2·layers)) as the near-surface temperature
+                out["2m_temperature"] = np.swapaxes(near.numpy().astype(np.float32), -1, -2)[..., self._lat_order, :]
         return out
 
 

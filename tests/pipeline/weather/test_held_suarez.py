@@ -130,6 +130,53 @@ def test_perfect_model_ensemble_restarts_exactly_and_spreads(cache_dir):
         perfect_model_ensemble(truth=truth_path, init_times=["1999-01-01"], members=2, lead="6h", progress=False)
 
 
+def test_unobserved_perturbations_keep_the_stored_channels_and_change_the_rest(cache_dir):
+    """The honest ceiling's perturbations: the stored channels' part of a climatological anomaly is projected
+    out (CGLS drives ‖Jδ‖/‖Jδ₀‖ down as it iterates), a large part of the anomaly survives in what the store
+    does not see, and log p_s is untouched."""
+    from pipeline.weather.simulate.ensemble import _states_at, perturb_unobserved
+
+    cfg = AtmosphereConfig(**TINY, seed=0)
+    truth_path = cache.simulate(cfg, progress=False)
+    model = AtmosphereModel(cfg)
+    state = _states_at(str(truth_path), [xr.open_zarr(truth_path)["time"].values[0]])[0]
+    raw, untouched = perturb_unobserved(model, state, members=3, seed=1, truth=str(truth_path), iterations=0)
+    kept, footprint = perturb_unobserved(model, state, members=3, seed=1, truth=str(truth_path), iterations=600,
+                                         tolerance=0.0)
+    assert untouched == pytest.approx(1.0) and footprint < 0.15, footprint
+    assert float((kept.log_surface_pressure - state.log_surface_pressure).abs().max()) == 0.0
+
+    def stored_rms(batch, name):
+        return float(np.sqrt(((model.fields(batch)[name] - model.fields(state)[name]) ** 2).mean()))
+
+    for name in ("temperature", "geopotential", "u_component_of_wind"):
+        assert stored_rms(kept, name) < 0.2 * stored_rms(raw, name), name  # the store barely sees it …
+    for field in ("vorticity", "divergence", "temperature_variation"):  # … yet much of the anomaly is kept
+        size = lambda batch: float((getattr(batch, field) - getattr(state, field)).norm())  # noqa: E731
+        assert size(kept) > 0.25 * size(raw), field
+
+
+def test_perfect_model_unobserved_ensemble_records_its_footprint_and_refuses_an_amplitude(cache_dir, monkeypatch):
+    """`perturbation="unobserved"` runs through the ensemble (members differ, in the forecast schema), the
+    footprint the projection left travels with each init time, and --amplitude, which does not size it, is
+    refused. (How little the store sees of the perturbation is the test above: this tiny truth is a nearly
+    resting atmosphere, too quiet to compare spreads in.)"""
+    from pipeline.weather.simulate import ensemble
+
+    monkeypatch.setattr(ensemble, "UNOBSERVED_ITERATIONS", 600)  # the default converges to 1 %, ~30 s here
+    cfg = AtmosphereConfig(**TINY, seed=0)
+    truth_path = cache.simulate(cfg, progress=False)
+    init = xr.open_zarr(truth_path)["time"].values[0]
+    kwargs = dict(truth=truth_path, init_times=[init], members=3, lead="12h", progress=False)
+    unobserved = perfect_model_ensemble(perturbation="unobserved", **kwargs)
+    assert unobserved["temperature"].dims == ("init_time", "lead_time", "member", "level", "latitude", "longitude")
+    assert 0 < float(unobserved["observed_footprint"].sel(init_time=init)) < 0.15
+    assert float(unobserved["u_component_of_wind"].isel(lead_time=-1).std("member").max()) > 0
+    assert "CGLS" in unobserved.attrs["perturbation"] and unobserved.attrs["amplitude_k"] is None
+    with pytest.raises(UserError, match="drop --amplitude"):
+        perfect_model_ensemble(perturbation="unobserved", amplitude_k=0.5, **kwargs)
+
+
 def test_perfect_model_truth_is_exchangeable_with_the_members(cache_dir):
     """Members perturb an analysis that is the truth plus one more draw: at t = 0 the truth is as far
     from the ensemble mean as a member is (spread ≈ error); centred on the truth, the mean sits on it."""
