@@ -12,7 +12,7 @@ past the last init time so every lead has a truth.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import pandas as pd
 from pydantic import Field
@@ -41,6 +41,10 @@ class RunWeatherConfig(StrictModel):
     perfect_model_members: int = Field(
         5, ge=2, description="members of the perfect-model reference (fair CRPS does not depend on the count)"
     )
+    perfect_model_perturbation: Literal["state-difference", "white-noise", "unobserved"] = Field(
+        "state-difference", description="how the perfect-model members differ at t = 0: state-difference (0.5 K "
+        "balanced analysis errors) or unobserved (the stored channels exact, the rest a climatological anomaly: "
+        "the honest ceiling; see `velocast simulate atmosphere --perturbation`)")
     sampler: str = "heun"
     sampler_steps: int = Field(2, description="sampler steps per 6-h step (heun: 2 network calls each)")
     noise_scale: NoiseScale = Field(
@@ -221,7 +225,7 @@ def perfect_model(config: RunWeatherConfig, layout: WeatherRunLayout, context: S
         ensemble = perfect_model_ensemble(truth=layout.atmosphere, init_times=config.periods()[2],
                                           members=config.perfect_model_members,
                                           lead=pd.Timedelta(days=config.lead_days), seed=config.seed,
-                                          progress=context.progress)
+                                          perturbation=config.perfect_model_perturbation, progress=context.progress)
         write_forecast_zarr(ensemble, layout.perfect_model)
     return {"store": str(layout.perfect_model)}
 
@@ -261,7 +265,8 @@ STAGES: tuple[Stage[RunWeatherConfig, WeatherRunLayout], ...] = (
     Stage("forecast-deterministic", forecast_deterministic, "forecast the test init times: deterministic baseline",
           inputs=("atmosphere", "deterministic"), outputs=("deterministic_forecast",), retries=2, config=PERIODS),
     Stage("perfect-model", perfect_model, "run the perfect-model ensemble from the test init times",
-          inputs=("atmosphere",), outputs=("perfect_model",), config=(*PERIODS, "perfect_model_members")),
+          inputs=("atmosphere",), outputs=("perfect_model",),
+          config=(*PERIODS, "perfect_model_members", "perfect_model_perturbation")),
     Stage("evaluate", evaluate, "score every system and write the report",
           inputs=("atmosphere", "forecast", "deterministic_forecast", "perfect_model"), outputs=("metrics", "report"),
           config=("seed",)),

@@ -3,11 +3,14 @@
     python tests/benchmarks/bench_weather.py --run-dir runs/weather          # reuse or make a default run
     python tests/benchmarks/bench_weather.py --run-dir /tmp/wq --quick        # the quick path
     python tests/benchmarks/bench_weather.py --run-dir runs/weather --json bench_weather.json
+    python tests/benchmarks/bench_weather.py --run-dir runs/weather --ceiling runs/weather/perfect_model_unobserved.zarr
 
 If the run directory has no ``metrics.json`` the whole ``velocast run weather`` pipeline is run first.
 Skill goals checked (issue 4): velocast CRPS below persistence, climatology and deterministic_noise at
 every lead from 12 h on geopotential_500 and temperature_850; spread/skill in [0.8, 1.2] at leads ≥ 24 h;
-velocast CRPS ÷ perfect-model CRPS at 1, 3 and 5 days.
+velocast CRPS ÷ perfect-model CRPS at 1, 3 and 5 days. With ``--ceiling`` (a perfect-model store made with
+``velocast simulate atmosphere --perturbation unobserved``, the honest ceiling: the stored channels exact at
+t = 0) that store is scored against the run's truth too and velocast's CRPS ratio to it is printed at every lead.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ import argparse
 import json
 import sys
 from pathlib import Path
+
+import numpy as np
 
 HEADLINE = ("geopotential_500", "temperature_850")
 
@@ -76,6 +81,88 @@ def skill_checks(metrics: dict) -> dict:
     return checks
 
 
+def ceiling_ratios(run_dir: Path, metrics: dict, ceiling: Path) -> dict:
+    """Fair CRPS of the ceiling ensemble per headline channel and lead (lead 0 included: it starts near zero)
+    and velocast's CRPS ÷ the ceiling's at every lead velocast has."""
+    import xarray as xr
+
+    from pipeline.weather.metrics import score_system
+
+    store = xr.open_zarr(ceiling)
+    names = sorted({channel.rsplit("_", 1)[0] for channel in HEADLINE})
+    scores, _ = score_system(store, xr.open_zarr(run_dir / "atmosphere.zarr"), variables=names)
+    hours = [round(h) for h in store["lead_time"].values / np.timedelta64(1, "h")]
+    out: dict = {"store": str(ceiling), "lead_hours": hours, "crps": {}, "ratio": {},
+                 "observed_footprint_max": float(store["observed_footprint"].max())
+                 if "observed_footprint" in store.coords else None}
+    for channel in HEADLINE:
+        if channel not in scores["crps"]:
+            continue
+        theirs = dict(zip(hours, scores["crps"][channel]))
+        out["crps"][channel] = scores["crps"][channel]
+        ours = metrics["scores"]["velocast"]["crps"][channel]
+        out["ratio"][channel] = {h: o / theirs[h] for h, o in zip(metrics["lead_hours"], ours) if theirs.get(h)}
+    return out
+
+
+def print_ceiling(result: dict) -> None:
+    print(f"\nHonest ceiling: {result['store']} (observed footprint ≤ {result['observed_footprint_max']})")
+    for channel, crps in result["crps"].items():
+        hours = result["lead_hours"]
+        show = [i for i, h in enumerate(hours) if h in (0, 6, 12, 24, 48, 72, 96, 120)]
+        print(f"{'lead':<26}" + "".join(f"{hours[i]:>8}h" for i in show))
+        print(f"{'ceiling CRPS ' + channel:<26}" + "".join(f"{crps[i]:>9.4g}" for i in show))
+        ratio = result["ratio"][channel]
+        print(f"{'velocast ÷ ceiling':<26}" + "".join(
+            f"{ratio[hours[i]]:>9.3g}" if hours[i] in ratio else f"{'–':>9}" for i in show))
+
+
+def training_flops(run_dir: Path, *, threads: int = 1, repeats: int = 5) -> dict:
+    """Achieved training GFLOP/s beside a plain matmul on the same threads, measured now.
+
+    FLOPs of one training step (forward + backward of the run's network on a batch of the run's size; the
+    optimizer's few FLOPs per weight left out) are counted by ``torch.utils.flop_counter``; the rate is that
+    count times the step rate the run logged (``train_model_steps_per_s``) and times the step rate of forward
+    + backward alone timed here; the matmul is 1024 × 1024 float32 (2·n³ FLOPs each)."""
+    import time
+
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from pipeline.weather.modeling.model import load_forecaster
+
+    torch.set_num_threads(threads)
+    forecaster, _ = load_forecaster(run_dir / "model")
+    batch = json.loads((run_dir / "model" / "train_config.json").read_text())["train"]["batch_size"]
+    net = forecaster.net.train()
+    channels, height, width = len(forecaster.channels), len(forecaster.latitude), len(forecaster.longitude)
+    generator = torch.Generator().manual_seed(0)
+    condition = {"fields": torch.randn(batch, net.conditioner.condition_channels, height, width, generator=generator),
+                 "globals": torch.randn(batch, net.conditioner.global_features, generator=generator)}
+    x, t = torch.randn(batch, channels, height, width, generator=generator), torch.rand(batch, generator=generator)
+
+    def step() -> None:
+        net.zero_grad(set_to_none=True)
+        net(x, t, condition).pow(2).mean().backward()
+
+    with FlopCounterMode(display=False) as counter:
+        step()
+    flops = counter.get_total_flops()
+    step()  # warm-up
+    start = time.perf_counter()
+    for _ in range(repeats):
+        step()
+    fwd_bwd_per_s = repeats / (time.perf_counter() - start)
+    a, b = torch.randn(1024, 1024, generator=generator), torch.randn(1024, 1024, generator=generator)
+    a @ b
+    start = time.perf_counter()
+    for _ in range(20):
+        a @ b
+    matmul = 20 * 2 * 1024**3 / (time.perf_counter() - start)
+    return {"threads": threads, "batch": batch, "gflop_per_step": flops / 1e9,
+            "fwd_bwd_gflop_per_s": flops * fwd_bwd_per_s / 1e9, "matmul_gflop_per_s": matmul / 1e9}
+
+
 def print_tables(metrics: dict) -> None:
     leads = metrics["lead_hours"]
     show = [i for i, h in enumerate(leads) if h in (6, 12, 24, 48, 72, 96, 120, 168, 240)] or list(range(len(leads)))
@@ -96,6 +183,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--run-dir", type=Path, default=Path("runs/weather"))
     parser.add_argument("--quick", action="store_true", help="run the quick pipeline if no run exists")
     parser.add_argument("--json", type=Path, default=None, help="where to write the results (default: RUN/bench.json)")
+    parser.add_argument("--flops", action="store_true",
+                        help="count the training step's FLOPs and measure GFLOP/s beside a plain matmul")
+    parser.add_argument("--ceiling", type=Path, default=None,
+                        help="an unobserved-perturbation perfect-model store to report velocast's CRPS ratio to")
     args = parser.parse_args(argv)
     metrics = load_or_run(args.run_dir, args.quick)
     print_tables(metrics)
@@ -109,6 +200,19 @@ def main(argv: list[str] | None = None) -> int:
     for name, value in rates.items():
         print(f"  {name:<32} {value}")
     result = {"checks": checks, "throughput": rates, "metrics": metrics}
+    if args.flops:
+        flops = training_flops(args.run_dir)
+        if rates.get("train_model_steps_per_s"):
+            flops["run_gflop_per_s"] = flops["gflop_per_step"] * rates["train_model_steps_per_s"]
+        result["flops"] = flops
+        print("\nTraining FLOPs (torch.utils.flop_counter)")
+        for name, value in flops.items():
+            print(f"  {name:<32} {value:.4g}" if isinstance(value, float) else f"  {name:<32} {value}")
+        if flops.get("run_gflop_per_s"):
+            print(f"  the run trained at {flops['run_gflop_per_s'] / flops['matmul_gflop_per_s']:.0%} of the matmul's rate")
+    if args.ceiling is not None:
+        result["ceiling"] = ceiling_ratios(args.run_dir, metrics, args.ceiling)
+        print_ceiling(result["ceiling"])
     (args.json or args.run_dir / "bench.json").write_text(json.dumps(result, indent=1))
     return 0
 
