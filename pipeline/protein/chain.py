@@ -110,23 +110,88 @@ def edge_colouring(pairs: np.ndarray) -> list[np.ndarray]:
 
 
 def project_links(coordinates: np.ndarray, links: ChainLinks, *, tolerance_nm: float = 5e-4,
-                  max_iterations: int = 50) -> np.ndarray:
+                  max_iterations: int = 50, movable: np.ndarray | None = None) -> np.ndarray:
     """``coordinates`` (F, N, 3) nm with every link brought to its length (within ``tolerance_nm``), by the
     projection of the module docstring; frames are processed together. Rigid pairs' mean lengths need not be
     exactly consistent with each other (means of a vibrating structure): the projection then ends, after
-    ``max_iterations``, at a compromise a few thousandths of a nanometre from each."""
+    ``max_iterations``, at a compromise a few thousandths of a nanometre from each. ``movable`` (N,) bool pins
+    every other atom: a link to a pinned atom moves only its movable end (by the whole error), a link between
+    two pinned atoms is left alone. ``links.lengths`` may also be (F, k): a length per frame."""
     x = np.array(coordinates, dtype=np.float64)
-    if len(links.pairs) == 0:
+    weight = np.ones(x.shape[-2]) if movable is None else np.asarray(movable, dtype=np.float64)
+    keep = weight[links.pairs].sum(axis=1) > 0
+    pairs = links.pairs[keep]
+    lengths = np.broadcast_to(links.lengths, (len(x), len(links.pairs)))[:, keep]
+    if len(pairs) == 0:
         return x.astype(np.float32)
-    classes = edge_colouring(links.pairs)
+    share = weight[pairs] / weight[pairs].sum(axis=1, keepdims=True)  # (k, 2): how much of the error each end takes
+    classes = edge_colouring(pairs)
     for _ in range(max_iterations):
         for members in classes:
-            i, j = links.pairs[members, 0], links.pairs[members, 1]
+            i, j = pairs[members, 0], pairs[members, 1]
             r = x[:, j] - x[:, i]
             d = np.linalg.norm(r, axis=-1, keepdims=True)
-            step = 0.5 * (d - links.lengths[members][None, :, None]) * r / np.maximum(d, 1e-9)
-            x[:, i] += step
-            x[:, j] -= step
-        if np.abs(links.errors(x)).max() <= tolerance_nm:
+            step = (d - lengths[:, members, None]) * r / np.maximum(d, 1e-9)
+            x[:, i] += share[members, 0][None, :, None] * step
+            x[:, j] -= share[members, 1][None, :, None] * step
+        error = np.linalg.norm(x[:, pairs[:, 0]] - x[:, pairs[:, 1]], axis=-1) - lengths
+        if np.abs(error).max() <= tolerance_nm:
             break
     return x.astype(np.float32)
+
+
+@dataclass(frozen=True)
+class RingClosures:
+    """The bonds a tree of internal coordinates (a Z-matrix) leaves open, and how decoding closes them.
+
+    A ring closure bond ``i–j`` (aromatic or proline ring, disulfide, cyclic backbone) has no coordinate of its
+    own, so errors anywhere along the ring open it. Closing it: ``pairs`` are the bonds and 1–3 (angle) pairs that
+    touch a ``movable`` atom (the ring's atoms and the atoms bonded to them); the ``closing`` ones (the closure
+    bonds, and the angle pairs across them, which the tree does not hold either) are brought to their training
+    means ``lengths``; every other pair is held at the length it has in the decoded structure. The projection
+    (:func:`project_links`, atoms outside ``movable`` pinned) then changes only what the closure needs.
+    """
+
+    pairs: np.ndarray  # (k, 2)
+    closing: np.ndarray  # (k,) bool
+    lengths: np.ndarray  # (k,) nm: training means (used where closing)
+    movable: np.ndarray  # (N,) bool
+
+    @classmethod
+    def fit(cls, topology: mdtraj.Topology, frames: np.ndarray, *, closures: set[tuple[int, int]],
+            movable: np.ndarray) -> RingClosures:
+        n = topology.n_atoms
+        bonds = np.unique(bond_pairs(topology), axis=0).reshape(-1, 2)
+        codes = local_pairs(topology, max_separation=2, links=bonds)
+        pairs = np.stack([codes // n, codes % n], axis=1)
+        pairs = pairs[movable[pairs].any(axis=1)]
+        neighbours: list[set[int]] = [set() for _ in range(n)]
+        for a, b in bonds.tolist():
+            neighbours[a].add(b)
+            neighbours[b].add(a)
+        across = set(closures)
+        for i, j in closures:  # the angle pairs whose middle bond is the closure
+            across |= {tuple(sorted((a, j))) for a in neighbours[i] - {j}}
+            across |= {tuple(sorted((i, b))) for b in neighbours[j] - {i}}
+        closing = np.array([tuple(p) in across for p in pairs.tolist()], dtype=bool)
+        return cls(pairs=pairs, closing=closing, lengths=mean_distances(frames, pairs),
+                   movable=np.asarray(movable, dtype=bool))
+
+    def close(self, coordinates: np.ndarray, *, max_iterations: int = 200, tolerance_nm: float = 1e-4) -> np.ndarray:
+        """(F, N, 3) nm with every ring closed (class docstring)."""
+        x = np.asarray(coordinates, dtype=np.float64)
+        current = np.linalg.norm(x[:, self.pairs[:, 0]] - x[:, self.pairs[:, 1]], axis=-1)
+        target = np.where(self.closing, self.lengths, current)
+        links = ChainLinks(pairs=self.pairs, lengths=target, virtual=np.zeros(len(self.pairs), bool))
+        return project_links(x, links, movable=self.movable, max_iterations=max_iterations, tolerance_nm=tolerance_nm)
+
+    def to_json(self) -> dict:
+        return {"pairs": self.pairs.tolist(), "closing": self.closing.astype(int).tolist(),
+                "lengths": self.lengths.round(7).tolist(), "movable": self.movable.astype(int).tolist()}
+
+    @classmethod
+    def from_json(cls, data: dict) -> RingClosures:
+        return cls(pairs=np.asarray(data["pairs"], dtype=np.int64).reshape(-1, 2),
+                   closing=np.asarray(data["closing"], dtype=bool),
+                   lengths=np.asarray(data["lengths"], dtype=np.float64),
+                   movable=np.asarray(data["movable"], dtype=bool))

@@ -44,6 +44,7 @@ class ZMatrix:
     bond: np.ndarray
     angle: np.ndarray
     torsion: np.ndarray
+    virtual: np.ndarray | None = None  # (N,) bool per row: its bond is a virtual link between two molecules
 
     @property
     def n_atoms(self) -> int:
@@ -55,12 +56,15 @@ class ZMatrix:
         return max(self.n_atoms - 1, 0) + max(self.n_atoms - 2, 0) + max(self.n_atoms - 3, 0)
 
     @classmethod
-    def from_bonds(cls, n_atoms: int, bonds: list[tuple[int, int]], *, heavy: np.ndarray | None = None) -> ZMatrix:
+    def from_bonds(cls, n_atoms: int, bonds: list[tuple[int, int]], *, heavy: np.ndarray | None = None,
+                   virtual: list[tuple[int, int]] = ()) -> ZMatrix:
         """The Z-matrix of a connected molecule with ``n_atoms`` atoms and ``bonds`` (index pairs).
 
         ``heavy`` (bool per atom) chooses the root among heavy atoms and walks heavy neighbours first.
-        Raises ValueError when the bond graph is not one connected molecule of at least three atoms.
+        ``virtual`` pairs are walked like bonds and flagged in :attr:`virtual` (links that join molecules).
+        Raises ValueError when the graph is not one connected molecule of at least three atoms.
         """
+        bonds = [*bonds, *virtual]
         if n_atoms < 3:
             raise ValueError(f"internal coordinates need at least 3 atoms, got {n_atoms}")
         heavy = np.ones(n_atoms, dtype=bool) if heavy is None else np.asarray(heavy, dtype=bool)
@@ -111,20 +115,73 @@ class ZMatrix:
             if d < 0:
                 d = first_placed(a, k, (p,))
             torsion[k] = d
-        return cls(order=np.asarray(order, dtype=np.int64), bond=bond, angle=angle, torsion=torsion)
+        joins = {tuple(sorted(pair)) for pair in virtual}
+        flags = np.array([k > 0 and tuple(sorted((int(order[k]), int(bond[k])))) in joins for k in range(n_atoms)])
+        return cls(order=np.asarray(order, dtype=np.int64), bond=bond, angle=angle, torsion=torsion,
+                   virtual=flags if flags.any() else None)
 
     @classmethod
-    def from_topology(cls, topology: mdtraj.Topology) -> ZMatrix:
+    def from_topology(cls, topology: mdtraj.Topology, *, reference: np.ndarray | None = None) -> ZMatrix:
+        """The Z-matrix of the topology's bond graph. Several molecules (chains no bond joins, a ligand) are
+        joined by :func:`joining_links` of the ``reference`` structure (N, 3); without one they are refused."""
         heavy = np.array([a.element is None or a.element.symbol != "H" for a in topology.atoms])
         bonds = [(b.atom1.index, b.atom2.index) for b in topology.bonds]
-        return cls.from_bonds(topology.n_atoms, bonds, heavy=heavy)
+        joins = joining_links(topology.n_atoms, bonds, reference, heavy=heavy) if reference is not None else []
+        return cls.from_bonds(topology.n_atoms, bonds, heavy=heavy, virtual=joins)
+
+    @property
+    def virtual_rows(self) -> np.ndarray:
+        """Rows (1 … N−1) whose bond is a virtual link between molecules."""
+        return np.zeros(0, np.int64) if self.virtual is None else np.flatnonzero(self.virtual)
+
+    def tree_bonds(self) -> set[tuple[int, int]]:
+        """The bonds the placement walks (sorted pairs), virtual links excluded; a topology bond outside this set
+        closes a ring (aromatic or proline ring, disulfide, cyclic peptide)."""
+        rows = set(self.virtual_rows.tolist())
+        return {tuple(sorted((int(self.order[k]), int(self.bond[k])))) for k in range(1, self.n_atoms) if k not in rows}
+
+    def rings(self, closures: set[tuple[int, int]]) -> list[np.ndarray]:
+        """The atoms of the ring each closure bond ``(i, j)`` outside the tree closes: the tree path from ``i`` to
+        ``j``."""
+        parent = np.full(self.n_atoms, -1)
+        parent[self.order[1:]] = self.bond[1:]
+
+        def up(atom: int) -> list[int]:
+            path = [atom]
+            while parent[path[-1]] >= 0:
+                path.append(int(parent[path[-1]]))
+            return path
+
+        found = []
+        for i, j in sorted(closures):
+            up_i, up_j = up(i), up(j)
+            common = set(up_i) & set(up_j)
+            top = next(a for a in up_i if a in common)
+            found.append(np.array([a for a in up_i if a not in common] + [top]
+                                  + [a for a in up_j if a not in common], dtype=np.int64))
+        return found
+
+    def ring_neighbourhood(self, closures: set[tuple[int, int]]) -> np.ndarray:
+        """(N,) bool: the atoms of every ring :meth:`rings` and the atoms bonded to them in the tree."""
+        parent = np.full(self.n_atoms, -1)
+        parent[self.order[1:]] = self.bond[1:]
+        ring = np.zeros(self.n_atoms, dtype=bool)
+        for atoms in self.rings(closures):
+            ring[atoms] = True
+        near = ring.copy()
+        near[parent[ring & (parent >= 0)]] = True  # parents of ring atoms
+        near[ring[parent.clip(0)] & (parent >= 0)] = True  # children of ring atoms
+        return near
 
     def to_json(self) -> dict:
-        return {k: getattr(self, k).tolist() for k in ("order", "bond", "angle", "torsion")}
+        data = {k: getattr(self, k).tolist() for k in ("order", "bond", "angle", "torsion")}
+        return data | ({"virtual": self.virtual.astype(int).tolist()} if self.virtual is not None else {})
 
     @classmethod
     def from_json(cls, data: dict) -> ZMatrix:
-        return cls(**{k: np.asarray(data[k], dtype=np.int64) for k in ("order", "bond", "angle", "torsion")})
+        virtual = np.asarray(data["virtual"], dtype=bool) if "virtual" in data else None
+        return cls(**{k: np.asarray(data[k], dtype=np.int64) for k in ("order", "bond", "angle", "torsion")},
+                   virtual=virtual)
 
     # -- conversions ---------------------------------------------------------------------------------
 
@@ -164,6 +221,42 @@ class ZMatrix:
                 -np.cos(theta) * bc + np.sin(theta) * np.cos(phi) * m + np.sin(theta) * np.sin(phi) * n
             )
         return x
+
+
+def joining_links(n_atoms: int, bonds: list[tuple[int, int]], reference: np.ndarray, *,
+                  heavy: np.ndarray | None = None) -> list[tuple[int, int]]:
+    """Virtual links that join the bond graph's molecules into one tree: starting from the largest molecule, the
+    closest pair of (heavy) atoms in ``reference`` (N, 3) between the molecules joined so far and any other, until
+    every molecule is joined. Their length, angle and dihedral then carry the molecules' relative placement, and
+    the link at the interface keeps the lever arm short. Empty for one molecule."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+    from scipy.spatial import cKDTree
+
+    pairs = np.asarray(bonds, dtype=np.int64).reshape(-1, 2)
+    graph = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(n_atoms, n_atoms))
+    count, label = connected_components(graph, directed=False)
+    if count == 1:
+        return []
+    heavy = np.ones(n_atoms, dtype=bool) if heavy is None else np.asarray(heavy, dtype=bool)
+    members = [np.flatnonzero(label == c) for c in range(count)]
+    members = [m[heavy[m]] if heavy[m].any() else m for m in members]
+    joined = {int(np.argmax([len(np.flatnonzero(label == c)) for c in range(count)]))}
+    links = []
+    while len(joined) < count:
+        inside = np.concatenate([members[c] for c in sorted(joined)])
+        tree = cKDTree(reference[inside])
+        best = None
+        for c in range(count):
+            if c in joined:
+                continue
+            distance, nearest = tree.query(reference[members[c]])
+            k = int(np.argmin(distance))
+            if best is None or distance[k] < best[0]:
+                best = (float(distance[k]), int(inside[nearest[k]]), int(members[c][k]), c)
+        links.append((best[1], best[2]))
+        joined.add(best[3])
+    return links
 
 
 def _unit(v: np.ndarray) -> np.ndarray:

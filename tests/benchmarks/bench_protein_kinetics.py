@@ -9,7 +9,9 @@ each ``--minutes`` of training on one thread, two variants side by side) it trai
 rolls out ``--members`` × ``--steps`` lags from the first reference frame and evaluates them (the two slowest
 implied timescales with their 95 % credible intervals, against the reference MD's). It also starts the model from
 every MD frame in αL (φ > 0, the rare long-lived basin) and prints the fraction still at φ > 0 after 1, 2, 3, 4
-lags next to the MD's own, on the training frames and on the unseen reference frames. Prints a table, writes
+lags next to the MD's own, on the training frames and on the unseen reference frames, and the rollouts' αL and
+off-basin ("other") populations next to the reference MD's (the cost side: a model that lengthens t₁ by leaving
+the basins has not learnt the kinetics). Prints a table, writes
 ``OUT/bench_protein_kinetics.json``.
 """
 
@@ -102,7 +104,8 @@ def run_variant(variant: Variant, args: argparse.Namespace) -> dict:
     lag_frames = round(args.lag_ps)  # the default run saves a frame every ps
     result = {"label": variant.label, "balance": variant.balance, "condition_noise": variant.noise,
               "seed": variant.seed, "implied_timescales": metrics["implied_timescales"], "rama_js": metrics["rama_js"],
-              "basins": metrics["basins"]["samples"]}
+              "basins": metrics["basins"]["samples"],
+              "reference_basins": metrics["basins"].get("reference", {})}
     for name, store in (("training", train), ("reference", reference)):
         model, md, n = survival(out / "model", store, lag_frames=lag_frames)
         result[f"alpha_l_survival_{name}"] = {"model": model, "md": md, "starts": n}
@@ -132,17 +135,21 @@ def main(argv: list[str] | None = None) -> int:
     ref = results[0]["implied_timescales"]
     print(f"\nimplied timescales at lag {ref['lag_ps']:g} ps (ps, 95 % credible interval); αL survival after "
           f"1–{LAGS} lags")
-    print(f"{'':<30} {'t1':<24} {'t2':<22} {'αL survival (training frames)':<32} {'(reference frames)':<26}")
+    print(f"{'':<30} {'t1':<24} {'t2':<22} {'αL survival (training frames)':<32} {'(reference frames)':<26}"
+          f"{'αL':>7}{'other':>7}")
     for r in results:
         t = r["implied_timescales"]
         st, sr = r["alpha_l_survival_training"], r["alpha_l_survival_reference"]
         print(f"{r['label']:<30} {its(t['samples'][0], t['samples_ci95'][0]):<24} "
               f"{its(t['samples'][1], t['samples_ci95'][1]):<22} {' '.join(f'{v:.2f}' for v in st['model']):<32} "
-              f"{' '.join(f'{v:.2f}' for v in sr['model']):<26}")
+              f"{' '.join(f'{v:.2f}' for v in sr['model']):<26}"
+              f"{r['basins'].get('alpha_l', float('nan')):>7.3f}{r['basins'].get('other', float('nan')):>7.3f}")
     st, sr = results[0]["alpha_l_survival_training"], results[0]["alpha_l_survival_reference"]
+    md_basins = results[0]["reference_basins"]
     print(f"{'reference MD':<30} {its(ref['reference'][0], ref['reference_ci95'][0]):<24} "
           f"{its(ref['reference'][1], ref['reference_ci95'][1]):<22} {' '.join(f'{v:.2f}' for v in st['md']):<32} "
-          f"{' '.join(f'{v:.2f}' for v in sr['md']):<26}")
+          f"{' '.join(f'{v:.2f}' for v in sr['md']):<26}"
+          f"{md_basins.get('alpha_l', float('nan')):>7.3f}{md_basins.get('other', float('nan')):>7.3f}")
     print(f"(αL starts: {st['starts']} training frames, {sr['starts']} reference frames)")
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "bench_protein_kinetics.json"

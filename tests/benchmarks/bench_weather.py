@@ -4,6 +4,7 @@
     python tests/benchmarks/bench_weather.py --run-dir /tmp/wq --quick        # the quick path
     python tests/benchmarks/bench_weather.py --run-dir runs/weather --json bench_weather.json
     python tests/benchmarks/bench_weather.py --run-dir runs/weather --ceiling runs/weather/perfect_model_unobserved.zarr
+    python tests/benchmarks/bench_weather.py --run-dir runs/weather --flops --speedups all --threads 1
 
 If the run directory has no ``metrics.json`` the whole ``velocast run weather`` pipeline is run first.
 Skill goals checked (issue 4): velocast CRPS below persistence, climatology and deterministic_noise at
@@ -163,6 +164,78 @@ def training_flops(run_dir: Path, *, threads: int = 1, repeats: int = 5) -> dict
             "fwd_bwd_gflop_per_s": flops * fwd_bwd_per_s / 1e9, "matmul_gflop_per_s": matmul / 1e9}
 
 
+SPEEDUPS = ("eager", "channels_last", "bf16", "compile", "compile+bf16")
+
+
+def training_speedups(run_dir: Path, *, threads: int = 1, steps: int = 4, rounds: int = 3,
+                      variants: tuple[str, ...] = SPEEDUPS) -> dict:
+    """Training steps/s of the run's network under each execution variant, measured now and interleaved.
+
+    One step is the real one: forward + backward of the run's network at the run's batch size, AdamW, zeroed
+    gradients. Variants: ``eager`` (float32, the default), ``channels_last`` (network and inputs in NHWC),
+    ``bf16`` (``torch.autocast("cpu", torch.bfloat16)``, what ``train.amp: bf16`` does), ``compile``
+    (``torch.compile``, inductor) and ``compile+bf16``. Each variant has its own copy of the network and is
+    warmed up (compiled) first; then ``rounds`` rounds time ``steps`` steps of every variant in turn, so a load
+    that changes during the run falls on all of them alike; the median per variant is reported with its ratio
+    to eager and the seconds its compile took."""
+    import copy
+    import statistics
+    import time
+    from contextlib import nullcontext
+
+    import torch
+
+    from pipeline.weather.modeling.model import load_forecaster
+
+    torch.set_num_threads(threads)
+    forecaster, _ = load_forecaster(run_dir / "model")
+    batch = json.loads((run_dir / "model" / "train_config.json").read_text())["train"]["batch_size"]
+    base = forecaster.net.train()
+    channels, height, width = len(forecaster.channels), len(forecaster.latitude), len(forecaster.longitude)
+    generator = torch.Generator().manual_seed(0)
+    fields = torch.randn(batch, base.conditioner.condition_channels, height, width, generator=generator)
+    globals_ = torch.randn(batch, base.conditioner.global_features, generator=generator)
+    x, t = torch.randn(batch, channels, height, width, generator=generator), torch.rand(batch, generator=generator)
+
+    def make(variant: str):  # type: ignore[no-untyped-def]
+        net = copy.deepcopy(base)
+        inputs, condition = x, {"fields": fields, "globals": globals_}
+        if variant == "channels_last":
+            net = net.to(memory_format=torch.channels_last)
+            inputs = x.contiguous(memory_format=torch.channels_last)
+            condition = {"fields": fields.contiguous(memory_format=torch.channels_last), "globals": globals_}
+        model = torch.compile(net) if variant.startswith("compile") else net
+        amp = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if variant.endswith("bf16") else nullcontext
+        optimizer = torch.optim.AdamW(net.parameters(), lr=1e-5, foreach=True)
+
+        def step() -> None:
+            with amp():
+                loss = model(inputs, t, condition).float().pow(2).mean()
+            loss.backward()
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+        return step
+
+    runners, warm_s = {}, {}
+    for variant in variants:
+        start = time.perf_counter()
+        runners[variant] = make(variant)
+        for _ in range(2):
+            runners[variant]()
+        warm_s[variant] = time.perf_counter() - start
+    rates: dict[str, list[float]] = {v: [] for v in variants}
+    for _ in range(rounds):
+        for variant, step in runners.items():
+            start = time.perf_counter()
+            for _ in range(steps):
+                step()
+            rates[variant].append(steps / (time.perf_counter() - start))
+    median = {v: statistics.median(r) for v, r in rates.items()}
+    return {"threads": threads, "batch": batch, "steps_per_round": steps, "rounds": rounds,
+            "variants": {v: {"steps_per_s": median[v], "vs_eager": median[v] / median.get("eager", median[v]),
+                             "rounds_steps_per_s": rates[v], "warmup_s": warm_s[v]} for v in variants}}
+
+
 def print_tables(metrics: dict) -> None:
     leads = metrics["lead_hours"]
     show = [i for i, h in enumerate(leads) if h in (6, 12, 24, 48, 72, 96, 120, 168, 240)] or list(range(len(leads)))
@@ -185,6 +258,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, default=None, help="where to write the results (default: RUN/bench.json)")
     parser.add_argument("--flops", action="store_true",
                         help="count the training step's FLOPs and measure GFLOP/s beside a plain matmul")
+    parser.add_argument("--speedups", default=None, metavar="VARIANTS",
+                        help="time training steps under execution variants, comma-separated, or 'all': "
+                             + ", ".join(SPEEDUPS))
+    parser.add_argument("--threads", type=int, default=1, help="torch threads for --flops and --speedups")
     parser.add_argument("--ceiling", type=Path, default=None,
                         help="an unobserved-perturbation perfect-model store to report velocast's CRPS ratio to")
     args = parser.parse_args(argv)
@@ -201,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {name:<32} {value}")
     result = {"checks": checks, "throughput": rates, "metrics": metrics}
     if args.flops:
-        flops = training_flops(args.run_dir)
+        flops = training_flops(args.run_dir, threads=args.threads)
         if rates.get("train_model_steps_per_s"):
             flops["run_gflop_per_s"] = flops["gflop_per_step"] * rates["train_model_steps_per_s"]
         result["flops"] = flops
@@ -209,7 +286,18 @@ def main(argv: list[str] | None = None) -> int:
         for name, value in flops.items():
             print(f"  {name:<32} {value:.4g}" if isinstance(value, float) else f"  {name:<32} {value}")
         if flops.get("run_gflop_per_s"):
-            print(f"  the run trained at {flops['run_gflop_per_s'] / flops['matmul_gflop_per_s']:.0%} of the matmul's rate")
+            share = flops["run_gflop_per_s"] / flops["matmul_gflop_per_s"]
+            print(f"  the run trained at {share:.0%} of the matmul's rate")
+    if args.speedups:
+        chosen = SPEEDUPS if args.speedups == "all" else tuple(v.strip() for v in args.speedups.split(","))
+        unknown = sorted(set(chosen) - set(SPEEDUPS))
+        if unknown:
+            parser.error(f"unknown --speedups variant(s) {', '.join(unknown)}; choose from {', '.join(SPEEDUPS)}")
+        result["speedups"] = training_speedups(args.run_dir, threads=args.threads, variants=chosen)
+        print(f"\nTraining steps/s by execution variant ({args.threads} thread(s), interleaved rounds)")
+        for name, entry in result["speedups"]["variants"].items():
+            print(f"  {name:<16} {entry['steps_per_s']:8.3f} steps/s  {entry['vs_eager']:5.2f}x eager"
+                  f"  (warm-up {entry['warmup_s']:.0f} s)")
     if args.ceiling is not None:
         result["ceiling"] = ceiling_ratios(args.run_dir, metrics, args.ceiling)
         print_ceiling(result["ceiling"])

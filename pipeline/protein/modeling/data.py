@@ -13,9 +13,10 @@ its mean training length (as SHAKE holds X−H bonds in MD, and as structure gen
 geometry), and the model learns the ``2N − 5`` angles and dihedrals. Samples then lack the thermal bond vibration (σ ≈ 0.03 Å at
 300 K), which moves no conformational statistic but keeps every bond near its force-field length.
 
-``modes`` (the default above :data:`AUTO_INTERNAL_MAX_RESIDUES` residues, and for atom sets with no connected bond
-graph such as a Cα trace): aligned Cartesian coordinates in the whitened basis of the training frames' principal
-modes, decoded through the chain projection of :mod:`pipeline.protein.chain` (see :class:`PrincipalModes`).
+``modes`` (the default above :data:`AUTO_INTERNAL_MAX_RESIDUES` residues, for atom sets with no connected bond
+graph such as a Cα trace, and for large rings such as disulfide loops): aligned Cartesian coordinates in the
+whitened basis of the training frames' principal modes, decoded through the chain projection of
+:mod:`pipeline.protein.chain` (see :class:`PrincipalModes`).
 
 ``cartesian``: every frame is Kabsch-aligned (all atoms) to the mean structure (two passes), coordinates
 are standardised per component around it and flattened to ``3N``; the prior is an anisotropic Gaussian
@@ -32,8 +33,9 @@ from typing import TYPE_CHECKING, Literal, Protocol
 
 import numpy as np
 
-from pipeline.protein.chain import ChainLinks, project_links
+from pipeline.protein.chain import ChainLinks, RingClosures, project_links
 from pipeline.protein.geometry import even_subsample, kabsch_align, mean_structure
+from pipeline.protein.graph import bond_pairs
 from pipeline.protein.store import StructureStore
 from pipeline.protein.zmatrix import ZMatrix
 
@@ -46,6 +48,10 @@ ConcreteRepresentation = Literal["internal", "modes", "cartesian"]
 AUTO_INTERNAL_MAX_RESIDUES = 30
 """``auto`` takes internal coordinates up to this many residues (peptides: exact local geometry, and the lever arm
 of independent dihedrals is short) and principal modes above it (a fold, which dihedral errors would unravel)."""
+AUTO_INTERNAL_MAX_RING = 10
+"""``auto`` takes internal coordinates only while every ring is at most this many atoms (proline 5, aromatic 6,
+indole 9): decoding closes small rings exactly, but a disulfide loop or a cyclic backbone closes only partly
+(a 28-residue peptide with three disulfides, features off by 0.3 standard deviations: 10 Å open, 4.4 Å closed)."""
 MAX_MODES = 768
 """At most this many principal modes are features (the rest, of the least variance, are left at the mean and the
 chain projection restores their bond lengths); keeps the checkpoint's JSON small for all-atom proteins."""
@@ -209,64 +215,92 @@ def dihedral_cuts(dihedrals: np.ndarray, *, bins: int = 72) -> np.ndarray:
 @dataclass(frozen=True)
 class InternalCoordinates:
     """``internal``: Z-matrix features ``[bonds, angles, dihedrals unwrapped at their cuts]``, standardised;
-    without the bonds when ``fixed_bonds`` holds them (``bonds="fixed"``)."""
+    with ``bonds="fixed"`` only the virtual links' lengths stay among the features (``fixed_bonds`` holds the rest).
+
+    Several molecules (chains no bond joins) are joined by virtual links at their closest contact
+    (:func:`pipeline.protein.zmatrix.joining_links`), whose lengths are always learned: they carry the
+    molecules' relative placement. Bonds the Z-matrix tree does not walk (ring closures of aromatic and proline
+    rings, disulfides, a cyclic backbone) get no coordinate of their own, so an error anywhere along the ring
+    opens them; when there are any, decoding ends by closing them (:class:`pipeline.protein.chain.RingClosures`:
+    the closure bonds and their angles at the training means, every other local distance as decoded, only the
+    ring atoms and their neighbours moved).
+    """
 
     zmatrix: ZMatrix
     cuts: np.ndarray  # (N − 3,) rad
-    mean: np.ndarray  # (3N − 6,), or (2N − 5,) with fixed bonds
+    mean: np.ndarray  # (3N − 6,), or (2N − 5 + virtual links,) with fixed bonds
     std: np.ndarray  # same
     reference: np.ndarray  # (N, 3) nm: decoded structures are superposed on it
     fixed_bonds: np.ndarray | None = None  # (N − 1,) nm: the Z-matrix bonds' lengths, when not learned
+    rings: RingClosures | None = None  # the bonds the tree leaves open, when the topology has any
     kind = "internal"
 
     @classmethod
     def fit(cls, frames: np.ndarray, topology: mdtraj.Topology, *, bonds: BondModel = "learned") -> InternalCoordinates:
-        zmatrix = ZMatrix.from_topology(topology)
+        reference = mean_structure(frames)
+        zmatrix = ZMatrix.from_topology(topology, reference=reference)
         lengths, angles, dihedrals = zmatrix.internal(frames)
         cuts = dihedral_cuts(dihedrals)
         fixed = lengths.mean(axis=0) if bonds == "fixed" else None
-        parts = [angles, _unwrap(dihedrals, cuts)]
-        floors = [np.full(angles.shape[-1], _STD_FLOOR["angle"]), np.full(dihedrals.shape[-1], _STD_FLOOR["dihedral"])]
-        if fixed is None:
-            parts.insert(0, lengths)
-            floors.insert(0, np.full(lengths.shape[-1], _STD_FLOOR["bond"]))
-        q = np.concatenate(parts, axis=-1)
-        return cls(zmatrix=zmatrix, cuts=cuts, mean=q.mean(axis=0), std=np.maximum(q.std(axis=0), np.concatenate(floors)),
-                   reference=mean_structure(frames), fixed_bonds=fixed)
+        learned = _learned_bonds(zmatrix, fixed)
+        q = np.concatenate([lengths[..., learned], angles, _unwrap(dihedrals, cuts)], axis=-1)
+        floors = np.concatenate([np.full(learned.size, _STD_FLOOR["bond"]),
+                                 np.full(angles.shape[-1], _STD_FLOOR["angle"]),
+                                 np.full(dihedrals.shape[-1], _STD_FLOOR["dihedral"])])
+        closures = {tuple(sorted(pair)) for pair in bond_pairs(topology).tolist()} - zmatrix.tree_bonds()
+        rings = RingClosures.fit(topology, frames, closures=closures,
+                                 movable=zmatrix.ring_neighbourhood(closures)) if closures else None
+        return cls(zmatrix=zmatrix, cuts=cuts, mean=q.mean(axis=0), std=np.maximum(q.std(axis=0), floors),
+                   reference=reference, fixed_bonds=fixed, rings=rings)
 
     @property
     def dim(self) -> int:
         return int(self.mean.size)
 
     def encode(self, frames: np.ndarray) -> np.ndarray:
-        """(…, N, 3) nm → (…, D) standardised float32 (D = 3N − 6, or 2N − 5 with fixed bonds)."""
+        """(…, N, 3) nm → (…, D) standardised float32 (D = 3N − 6, or 2N − 5 + virtual links with fixed bonds)."""
         bonds, angles, dihedrals = self.zmatrix.internal(frames)
-        parts = [angles, _unwrap(dihedrals, self.cuts)]
-        q = np.concatenate(parts if self.fixed_bonds is not None else [bonds, *parts], axis=-1)
+        learned = _learned_bonds(self.zmatrix, self.fixed_bonds)
+        q = np.concatenate([bonds[..., learned], angles, _unwrap(dihedrals, self.cuts)], axis=-1)
         return ((q - self.mean) / self.std).astype(np.float32)
 
     def decode(self, z: np.ndarray) -> np.ndarray:
-        """(…, D) → (…, N, 3) nm, superposed on the mean training structure."""
+        """(…, D) → (…, N, 3) nm, superposed on the mean training structure, ring closures restored."""
         q = np.asarray(z, dtype=np.float64) * self.std + self.mean
         n = self.zmatrix.n_atoms
-        if self.fixed_bonds is not None:
-            q = np.concatenate([np.broadcast_to(self.fixed_bonds, q.shape[:-1] + (n - 1,)), q], axis=-1)
-        bonds, angles, dihedrals = q[..., : n - 1], q[..., n - 1 : 2 * n - 3], q[..., 2 * n - 3 :]
-        x = self.zmatrix.cartesian(bonds, angles, dihedrals)
+        learned = _learned_bonds(self.zmatrix, self.fixed_bonds)
+        if self.fixed_bonds is None:
+            bonds = q[..., : n - 1]
+        else:
+            bonds = np.array(np.broadcast_to(self.fixed_bonds, q.shape[:-1] + (n - 1,)))
+            bonds[..., learned] = q[..., : learned.size]
+        rest = q[..., learned.size:]
+        x = self.zmatrix.cartesian(bonds, rest[..., : n - 2], rest[..., n - 2:])
         flat = x.reshape(-1, n, 3)
+        if self.rings is not None:
+            flat = self.rings.close(flat)
         return kabsch_align(flat, self.reference).reshape(x.shape).astype(np.float32)
 
     def to_json(self) -> dict:
         arrays = ("cuts", "mean", "std", "reference") + (("fixed_bonds",) if self.fixed_bonds is not None else ())
         return {"kind": self.kind, "zmatrix": self.zmatrix.to_json()} | {
             k: np.asarray(getattr(self, k)).round(9).tolist() for k in arrays
-        }
+        } | ({"rings": self.rings.to_json()} if self.rings is not None else {})
 
     @classmethod
     def from_json(cls, data: dict) -> InternalCoordinates:
         arrays = {k: np.asarray(data[k], dtype=np.float64) for k in ("cuts", "mean", "std", "reference", "fixed_bonds")
                   if k in data}
-        return cls(zmatrix=ZMatrix.from_json(data["zmatrix"]), **arrays)
+        rings = RingClosures.from_json(data["rings"]) if "rings" in data else None
+        return cls(zmatrix=ZMatrix.from_json(data["zmatrix"]), rings=rings, **arrays)
+
+
+def _learned_bonds(zmatrix: ZMatrix, fixed_bonds: np.ndarray | None) -> np.ndarray:
+    """Indices (into the N − 1 bond columns) of the bond lengths among the features: all of them, or with fixed
+    bonds only the virtual links between molecules."""
+    if fixed_bonds is None:
+        return np.arange(zmatrix.n_atoms - 1)
+    return zmatrix.virtual_rows - 1
 
 
 def _unwrap(dihedrals: np.ndarray, cuts: np.ndarray) -> np.ndarray:
@@ -285,14 +319,18 @@ def resolve_bond_model(representation: Representation, bonds: BondModel | None) 
 
 def resolve_representation(representation: Representation, topology: mdtraj.Topology) -> ConcreteRepresentation:
     """``auto``: ``internal`` for a molecule of at most :data:`AUTO_INTERNAL_MAX_RESIDUES` residues with one connected
-    bond graph, else ``modes``; any other choice as given."""
+    bond graph and no ring longer than :data:`AUTO_INTERNAL_MAX_RING` atoms, else ``modes``; any other choice as
+    given."""
     if representation != "auto":
         return representation
     if topology.n_residues > AUTO_INTERNAL_MAX_RESIDUES:
         return "modes"
     try:
-        ZMatrix.from_topology(topology)
+        zmatrix = ZMatrix.from_topology(topology)
     except ValueError:
+        return "modes"
+    closures = {tuple(sorted(pair)) for pair in bond_pairs(topology).tolist()} - zmatrix.tree_bonds()
+    if any(len(ring) > AUTO_INTERNAL_MAX_RING for ring in zmatrix.rings(closures)):
         return "modes"
     return "internal"
 

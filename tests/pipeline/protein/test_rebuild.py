@@ -58,6 +58,36 @@ def test_rebuild_keeps_the_backbone_and_restores_every_heavy_atom_with_valid_bon
     assert len(h_topology.select("not element H")) == topology.n_atoms and clash_free(with_h, h_topology).all()
 
 
+def test_rebuild_of_two_chains_keeps_the_chain_break_and_caps_each_chain() -> None:
+    """Two chains (HIV-1 protease dimer 1HVR, crystal; residues 1–6 of each): every heavy atom of the crystal is
+    placed, each chain gets its own C-terminal OXT, no bond crosses the chain break, bonds are chemical lengths,
+    the backbone stays where it was, and the result is clash-free."""
+    mdtraj = pytest.importorskip("mdtraj")
+    tests_data = pytest.importorskip("MDAnalysisTests")
+
+    from pipeline.protein.metrics import bond_pairs, clash_free
+
+    crystal = mdtraj.load(str(Path(tests_data.__file__).parent / "data" / "1hvr.pdb"))
+    crystal = crystal.atom_slice(crystal.topology.select("protein"))
+    picked = "((chainid 0 and resid 0 to 5) or (chainid 1 and resid 99 to 104))"
+    backbone = crystal.atom_slice(crystal.topology.select(f"backbone and {picked}"))
+    heavy = crystal.atom_slice(crystal.topology.select(f"not element H and {picked}"))
+    xyz, topology, _ = rebuild_all_atom(backbone.xyz, backbone.topology)
+    atoms = list(topology.atoms)
+    assert topology.n_chains == 2
+    assert [a.residue.chain.index for a in atoms if a.name == "OXT"] == [0, 1]
+    names = [(a.residue.chain.index, a.residue.resSeq, a.name) for a in atoms]
+    assert sorted(n for n in names if n[2] != "OXT") == sorted(
+        (a.residue.chain.index, a.residue.resSeq, a.name) for a in heavy.topology.atoms)
+    pairs = bond_pairs(topology)
+    assert not [(i, j) for i, j in pairs if atoms[i].residue.chain.index != atoms[j].residue.chain.index]
+    lengths = np.linalg.norm(xyz[:, pairs[:, 0]] - xyz[:, pairs[:, 1]], axis=-1)
+    assert 0.11 < lengths.min() and lengths.max() < 0.16
+    kept = [names.index((a.residue.chain.index, a.residue.resSeq, a.name)) for a in backbone.topology.atoms]
+    np.testing.assert_allclose(xyz[:, kept], backbone.xyz, atol=1e-4)
+    assert clash_free(xyz, topology).all()
+
+
 def test_a_ca_trace_is_refused_with_what_to_do() -> None:
     """A Cα trace fixes no side-chain orientation: one UserError naming --select backbone."""
     mdtraj = pytest.importorskip("mdtraj")
