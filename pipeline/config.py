@@ -1,7 +1,8 @@
 """Configuration: pydantic models loaded from YAML (a ``yaml.SafeLoader``) and overridden from the CLI.
 
 Dates and times in YAML stay strings (``end: 2020-12-31`` is the text the config fields parse), rather than
-YAML's own date objects.
+YAML's own date objects, and only ``true``/``false`` are booleans (YAML 1.2): ``amp: off`` or
+``--set train.amp=off`` is the option ``"off"``, not ``False`` (a boolean field still takes yes/no/on/off).
 
 Precedence, lowest to highest: the model's defaults, a preset (``--quick``), the YAML file,
 ``--set dotted.key=value`` pairs, then explicit CLI flags. Any validation problem becomes one
@@ -10,6 +11,7 @@ Precedence, lowest to highest: the model's defaults, a preset (``--quick``), the
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -23,13 +25,17 @@ ConfigT = TypeVar("ConfigT", bound=BaseModel)
 
 
 class TextDatesLoader(yaml.SafeLoader):
-    """``yaml.SafeLoader`` without the timestamp resolver: ``2020-01-01`` loads as the string."""
+    """``yaml.SafeLoader`` without the timestamp resolver (``2020-01-01`` loads as the string) and with YAML 1.2
+    booleans (``off``, ``no``, ``on``, ``yes`` load as strings)."""
 
 
 TextDatesLoader.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    first: [(tag, regexp) for tag, regexp in resolvers
+            if tag not in ("tag:yaml.org,2002:timestamp", "tag:yaml.org,2002:bool")]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
+TextDatesLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
 
 
 def load_yaml_text(text: str) -> Any:

@@ -64,10 +64,11 @@ class RunWeatherConfig(StrictModel):
                                                    "apply them to the stored forecast")
     network: NetworkConfig = NetworkConfig(base_channels=32, channel_mults=[1, 2, 2], blocks_per_level=1)
     train: TrainConfig = TrainConfig(steps=4000, batch_size=16, lr=5e-4, warmup_steps=100, ema_decay=0.995,
-                                     log_every=25, checkpoint_every=500, validate_every=1000, max_minutes=6.75)
+                                     log_every=25, checkpoint_every=500, validate_every=1000, max_minutes=6.75,
+                                     amp="native")
     deterministic_train: TrainConfig = TrainConfig(steps=1500, batch_size=16, lr=5e-4, warmup_steps=100,
                                                    ema_decay=0.995, log_every=25, checkpoint_every=500,
-                                                   validate_every=0, max_minutes=2.0)
+                                                   validate_every=0, max_minutes=2.0, amp="native")
     validation: ValidationConfig = ValidationConfig()
 
     def periods(self) -> tuple[pd.Timestamp, pd.Timestamp, pd.DatetimeIndex, float]:

@@ -115,3 +115,20 @@ def test_set_reaches_into_a_list_by_index(tmp_path: Path) -> None:
     assert [s.path for s in loaded.sources] == ["x.nc", "b.nc"] and loaded.sources[0].member == 1
     with pytest.raises(UserError, match="has 2 item"):
         load_config(Recipe, recipe, sets=["sources.5.path=x.nc"])
+
+
+def test_off_and_no_are_option_words_and_boolean_fields_still_take_them(tmp_path: Path) -> None:
+    """YAML 1.2 booleans: ``amp: off`` (file or --set) reaches a Literal option as "off" rather than False, while a
+    boolean field still reads true/false/yes/no/on/off."""
+    from typing import Literal
+
+    class Train(StrictModel):
+        amp: Literal["auto", "bf16", "off"] = "auto"
+        tensorboard: bool = True
+        progress: bool = False
+
+    path = tmp_path / "t.yaml"
+    path.write_text("amp: off\ntensorboard: no\nprogress: true\n")
+    assert load_config(Train, path) == Train(amp="off", tensorboard=False, progress=True)
+    assert load_config(Train, sets=["amp=off", "tensorboard=off", "progress=on"]) == Train(
+        amp="off", tensorboard=False, progress=True)

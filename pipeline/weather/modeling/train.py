@@ -63,7 +63,7 @@ class WeatherTrainConfig(StrictModel):
                           "(sin/cos); [] for none; default: both, unless the store says its atmosphere has no sun "
                           "(the plain embedded atmosphere, `solar_forcing: false`)")
     train: TrainConfig = Field(TrainConfig(steps=3000, batch_size=16, lr=5e-4, warmup_steps=100, ema_decay=0.995,
-                                     log_every=25, checkpoint_every=250, validate_every=500),
+                                     log_every=25, checkpoint_every=250, validate_every=500, amp="native"),
                                description="the training loop; train.objective is 'fm' (flow matching, the default), "
                                            "any core preset, or 'mse' (the deterministic baseline)")
     validation: ValidationConfig = ValidationConfig()

@@ -206,3 +206,22 @@ def test_learning_rate_anneals_over_the_time_budget_when_it_ends_first() -> None
     assert lr_at(20, cfg, budget_fraction=0.5) == pytest.approx(0.5, abs=1e-2)
     assert lr_at(20, cfg, budget_fraction=1.0) == pytest.approx(0.0, abs=1e-9)
     assert lr_at(9_000, cfg, budget_fraction=0.1) == pytest.approx(lr_at(9_000, cfg), abs=1e-12)
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_amp_native_trains_in_bf16_only_on_a_cpu_that_computes_it(tmp_path: Path, native: bool, monkeypatch,
+                                                                   caplog) -> None:
+    """``amp: native`` on the CPU: bf16 autocast where the CPU has bf16 instructions (the loss differs from
+    float32's), float32 otherwise (the same losses as ``amp: off``, bit for bit); ``auto`` stays float32."""
+    import logging
+
+    from models.training import loop
+
+    monkeypatch.setattr(loop, "cpu_computes_bf16", lambda: native)
+    with caplog.at_level(logging.INFO, logger="models.training.loop"):
+        result = train(net=small_net(), data=source(), config=config(amp="native", steps=5), run_dir=None)
+    plain = train(net=small_net(), data=source(), config=config(amp="off", steps=5), run_dir=None)
+    auto = train(net=small_net(), data=source(), config=config(amp="auto", steps=5), run_dir=None)
+    assert ("bf16 autocast on the CPU" in caplog.text) == native
+    assert (result.metrics["loss"] != plain.metrics["loss"]) == native
+    assert auto.metrics["loss"] == plain.metrics["loss"]
