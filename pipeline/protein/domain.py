@@ -70,7 +70,7 @@ DOMAIN = Domain(
                                "Forecast: σ of Gaussian noise added to training conditions (feature units; "
                                "default 0)."),
                           Flag("--representation", "representation", str,
-                               "auto (default: internal up to 30 residues, else modes), internal (bond lengths, "
+                               "auto (default: internal up to 10 residues, else modes), internal (bond lengths, "
                                "angles, dihedrals), modes (whitened principal modes, chain kept) or cartesian."),
                           Flag("--bonds", "bonds", str, "internal only: fixed (default: each bond held at its mean "
                                                         "training length) or learned (bond lengths are features "

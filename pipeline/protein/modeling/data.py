@@ -45,9 +45,11 @@ if TYPE_CHECKING:
 Representation = Literal["auto", "internal", "modes", "cartesian"]
 ConcreteRepresentation = Literal["internal", "modes", "cartesian"]
 
-AUTO_INTERNAL_MAX_RESIDUES = 30
+AUTO_INTERNAL_MAX_RESIDUES = 10
 """``auto`` takes internal coordinates up to this many residues (peptides: exact local geometry, and the lever arm
-of independent dihedrals is short) and principal modes above it (a fold, which dihedral errors would unravel)."""
+of independent dihedrals is short) and principal modes above it (a fold, which dihedral errors would unravel).
+Measured on real MD of adenylate kinase's first 10 / 20 / 30 residues (heavy atoms, 3 minutes of training each):
+clash-free samples 99.6 / 20.9 / 1.7 % with internal coordinates against 98.7 / 96.8 / 95.0 % with modes."""
 AUTO_INTERNAL_MAX_RING = 10
 """``auto`` takes internal coordinates only while every ring is at most this many atoms (proline 5, aromatic 6,
 indole 9): decoding closes small rings exactly, but a disulfide loop or a cyclic backbone closes only partly

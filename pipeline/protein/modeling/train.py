@@ -49,7 +49,7 @@ class ProteinTrainConfig(StrictModel):
     )
     task: Task = "ensemble"
     representation: Representation = Field(
-        "auto", description="auto (internal up to 30 residues with one bond graph, else modes), internal (bonds, "
+        "auto", description="auto (internal up to 10 residues with one bond graph, else modes), internal (bonds, "
                             "angles, dihedrals), modes (whitened principal modes of the aligned frames, chain "
                             "projected) or cartesian (per-atom standardised aligned coordinates)"
     )

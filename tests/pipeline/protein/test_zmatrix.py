@@ -191,16 +191,20 @@ def test_two_chains_get_internal_coordinates_joined_at_their_contact() -> None:
 
 
 def test_auto_keeps_internal_coordinates_for_small_rings_and_not_for_disulfide_loops(adk_heavy) -> None:
-    """30 residues with proline and aromatic rings stay in internal coordinates; a 28-residue NMR peptide whose three
-    disulfides close loops of dozens of atoms (which decoding cannot close from a tree) goes to principal modes."""
+    """10 residues with a proline ring stay in internal coordinates, 30 go to principal modes (the lever arm);
+    a 10-residue stretch of a 28-residue NMR peptide with one of its disulfides, a loop of dozens of atoms (which
+    decoding cannot close from a tree), goes to principal modes too."""
     tests_data = pytest.importorskip("MDAnalysisTests")
     from pathlib import Path
 
     from pipeline.protein.modeling.data import resolve_representation
 
     nmr = mdtraj.load_topology(str(Path(tests_data.__file__).parent / "data" / "nmr_neopetrosiamide.pdb"))
-    nmr = nmr.subset(nmr.select("not element H"))
-    assert sum(b.atom1.name == b.atom2.name == "SG" for b in nmr.bonds) == 3
-    assert resolve_representation("auto", adk_heavy.topology) == "internal"
-    assert resolve_representation("auto", nmr) == "modes"
-    assert resolve_representation("internal", nmr) == "internal"
+    loop = nmr.subset(nmr.select("not element H and resid 2 to 11"))  # Cys7–Cys12 (residue numbers 7 and 12)
+    assert sum(b.atom1.name == b.atom2.name == "SG" for b in loop.bonds) == 1 and loop.n_residues == 10
+    ten = adk_heavy.topology.subset(adk_heavy.topology.select("resid 0 to 9"))
+    assert any(r.name == "PRO" for r in ten.residues)
+    assert resolve_representation("auto", ten) == "internal"
+    assert resolve_representation("auto", adk_heavy.topology) == "modes"
+    assert resolve_representation("auto", loop) == "modes"
+    assert resolve_representation("internal", loop) == "internal"
