@@ -118,17 +118,10 @@ def print_ceiling(result: dict) -> None:
             f"{ratio[hours[i]]:>9.3g}" if hours[i] in ratio else f"{'–':>9}" for i in show))
 
 
-def training_flops(run_dir: Path, *, threads: int = 1, repeats: int = 5) -> dict:
-    """Achieved training GFLOP/s beside a plain matmul on the same threads, measured now.
-
-    FLOPs of one training step (forward + backward of the run's network on a batch of the run's size; the
-    optimizer's few FLOPs per weight left out) are counted by ``torch.utils.flop_counter``; the rate is that
-    count times the step rate the run logged (``train_model_steps_per_s``) and times the step rate of forward
-    + backward alone timed here; the matmul is 1024 × 1024 float32 (2·n³ FLOPs each)."""
-    import time
-
+def training_inputs(run_dir: Path, *, threads: int):  # type: ignore[no-untyped-def]
+    """(the run's network in training mode, its batch size, a random batch x, times t and condition) on
+    ``threads`` torch threads: what one training step of the run consumes."""
     import torch
-    from torch.utils.flop_counter import FlopCounterMode
 
     from pipeline.weather.modeling.model import load_forecaster
 
@@ -141,6 +134,23 @@ def training_flops(run_dir: Path, *, threads: int = 1, repeats: int = 5) -> dict
     condition = {"fields": torch.randn(batch, net.conditioner.condition_channels, height, width, generator=generator),
                  "globals": torch.randn(batch, net.conditioner.global_features, generator=generator)}
     x, t = torch.randn(batch, channels, height, width, generator=generator), torch.rand(batch, generator=generator)
+    return net, batch, x, t, condition
+
+
+def training_flops(run_dir: Path, *, threads: int = 1, repeats: int = 5) -> dict:
+    """Achieved training GFLOP/s beside a plain matmul on the same threads, measured now.
+
+    FLOPs of one training step (forward + backward of the run's network on a batch of the run's size; the
+    optimizer's few FLOPs per weight left out) are counted by ``torch.utils.flop_counter``; the rate is that
+    count times the step rate the run logged (``train_model_steps_per_s``) and times the step rate of forward
+    + backward alone timed here; the matmul is 1024 × 1024 float32 (2·n³ FLOPs each)."""
+    import time
+
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    net, batch, x, t, condition = training_inputs(run_dir, threads=threads)
+    generator = torch.Generator().manual_seed(1)
 
     def step() -> None:
         net.zero_grad(set_to_none=True)
@@ -185,17 +195,8 @@ def training_speedups(run_dir: Path, *, threads: int = 1, steps: int = 4, rounds
 
     import torch
 
-    from pipeline.weather.modeling.model import load_forecaster
-
-    torch.set_num_threads(threads)
-    forecaster, _ = load_forecaster(run_dir / "model")
-    batch = json.loads((run_dir / "model" / "train_config.json").read_text())["train"]["batch_size"]
-    base = forecaster.net.train()
-    channels, height, width = len(forecaster.channels), len(forecaster.latitude), len(forecaster.longitude)
-    generator = torch.Generator().manual_seed(0)
-    fields = torch.randn(batch, base.conditioner.condition_channels, height, width, generator=generator)
-    globals_ = torch.randn(batch, base.conditioner.global_features, generator=generator)
-    x, t = torch.randn(batch, channels, height, width, generator=generator), torch.rand(batch, generator=generator)
+    base, batch, x, t, condition0 = training_inputs(run_dir, threads=threads)
+    fields, globals_ = condition0["fields"], condition0["globals"]
 
     def make(variant: str):  # type: ignore[no-untyped-def]
         net = copy.deepcopy(base)
