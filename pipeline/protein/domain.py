@@ -68,7 +68,7 @@ DOMAIN = Domain(
                                "TICA components, so rare long-lived states are learnt too; 0 draws them uniformly."),
                           Flag("--condition-noise", "condition_noise", float,
                                "Forecast: σ of Gaussian noise added to training conditions (feature units; "
-                               "default 0)."),
+                               "default 0.3; 0 turns it off)."),
                           Flag("--representation", "representation", str,
                                "auto (default: internal up to 10 residues, else modes), internal (bond lengths, "
                                "angles, dihedrals), modes (whitened principal modes, chain kept) or cartesian."),

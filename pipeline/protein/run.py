@@ -47,6 +47,8 @@ class RunProteinConfig(StrictModel):
     representation: Representation = Field("auto", description="auto, internal, modes or cartesian features "
                                                                 "(velocast train protein --help)")
     bonds: BondModel | None = Field(None, description="internal features: fixed (default) or learned bond lengths")
+    condition_noise: float = Field(0.3, ge=0.0, description="σ of the forecast model's conditioning augmentation "
+                                                            "(velocast train protein --condition-noise)")
     forecast_steps: int = Field(1000, description="lags per forecast trajectory")
     forecast_members: int = Field(32, description="forecast trajectories (all from the first reference frame)")
     network: ProteinNetworkConfig = ProteinNetworkConfig()
@@ -120,7 +122,7 @@ def _train(config: RunProteinConfig, layout: ProteinRunLayout, context: StageCon
     run = layout.ensemble_model if task == "ensemble" else layout.forecast_model
     spec = ProteinTrainConfig(data=str(layout.train_md), task=task, lag_ps=config.lag_ps,
                               representation=config.representation, bonds=config.bonds, network=config.network,
-                              train=train)
+                              condition_noise=config.condition_noise if task == "forecast" else None, train=train)
     result = train_protein(spec, out=run, progress=context.progress,
                            on_step=lambda step: context.report(step, train.steps))
     return {"run": str(run), "step": result.step, "stopped": result.stopped}
@@ -186,7 +188,8 @@ STAGES: tuple[Stage[RunProteinConfig, ProteinRunLayout], ...] = (
     Stage("train-ensemble", train_ensemble, "train the conformational-ensemble model", inputs=("train_md",),
           outputs=("ensemble_model",), config=("representation", "bonds", "network", "lag_ps", "ensemble_train")),
     Stage("train-forecast", train_forecast, "train the time-lagged forecast model", inputs=("train_md",),
-          outputs=("forecast_model",), config=("representation", "bonds", "network", "lag_ps", "forecast_train")),
+          outputs=("forecast_model",), config=("representation", "bonds", "network", "lag_ps", "condition_noise",
+                                                      "forecast_train")),
     Stage("sample", sample, "draw conformations from the ensemble model", inputs=("ensemble_model",),
           outputs=("samples",), config=("seed", "samples", "sampler", "sampler_steps")),
     Stage("forecast", forecast, "roll trajectory forecasts out from a reference frame",

@@ -4,8 +4,8 @@
 
 Uses the training and reference MD of a default ``velocast run protein`` (alanine dipeptide). For each forecast
 training variant (``--variants``: condition balance 0 = pairs drawn uniformly, 1 = evenly over TICA clusters, the
-default; × ``--condition-noise`` σ, the conditioning augmentation, default 0; × ``--seeds``, training seeds;
-each ``--minutes`` of training on one thread, two variants side by side) it trains a forecast model,
+default; × ``--condition-noise`` σ, the conditioning augmentation, default 0.3 as in the run; × ``--seeds``,
+training seeds; each ``--minutes`` of training on one thread, two variants side by side) it trains a forecast model,
 rolls out ``--members`` × ``--steps`` lags from the first reference frame and evaluates them (the two slowest
 implied timescales with their 95 % credible intervals, against the reference MD's). It also starts the model from
 every MD frame in αL (φ > 0, the rare long-lived basin) and prints the fraction still at φ > 0 after 1, 2, 3, 4
@@ -117,7 +117,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--run-dir", type=Path, default=Path("runs/protein"))
     parser.add_argument("--out", type=Path, default=Path("runs/kinetics"))
     parser.add_argument("--variants", default="0,1", help="condition balances to compare, comma-separated")
-    parser.add_argument("--condition-noise", default="0", help="condition noise σ values, comma-separated")
+    parser.add_argument("--condition-noise", default="0.3", help="condition noise σ values, comma-separated (0.3: the "
+                                                                "default of the run)")
     parser.add_argument("--seeds", default="0", help="training seeds, comma-separated")
     parser.add_argument("--minutes", type=float, default=2.0, help="training minutes per variant (the default run's)")
     parser.add_argument("--members", type=int, default=32)

@@ -17,6 +17,7 @@ from tests.flows.conftest import artifacts, task_states, tiny_run_config
 PROTEIN_TINY = {
     "train_ns": 0.02, "train_replicas": 1, "reference_ns": 0.02, "reference_replicas": 1, "samples": 50,
     "sampler": "euler", "sampler_steps": 2, "lag_ps": 2.0, "forecast_steps": 3, "forecast_members": 2,
+    "condition_noise": 0.0,  # the golden predates the conditioning augmentation
     "network": {"hidden": 16, "depth": 1, "time_dim": 8},
     "ensemble_train": {"steps": 4, "batch_size": 8, "warmup_steps": 1, "log_every": 1, "checkpoint_every": 4},
     "forecast_train": {"steps": 4, "batch_size": 8, "warmup_steps": 1, "log_every": 1, "checkpoint_every": 4},

@@ -81,12 +81,17 @@ def test_forecast_model_rolls_out_trajectories(md_store, tmp_path) -> None:
 
 def test_condition_noise_trains_on_blurred_conditions_and_is_recorded(md_store, tmp_path) -> None:
     """--condition-noise σ changes what a forecast model learns (other draws equal), is recorded in the
-    checkpoint, and is refused for an ensemble model, which has no conditions."""
+    checkpoint (a forecast's default 0.3, an ensemble's 0), and is refused for an ensemble model, which has no
+    conditions."""
     from pydantic import ValidationError
 
-    train_protein(tiny("forecast", md_store, steps=10), out=tmp_path / "plain", progress=False)
-    train_protein(tiny("forecast", md_store, steps=10).model_copy(update={"condition_noise": 0.3}),
-                  out=tmp_path / "blurred", progress=False)
+    from pipeline.protein.modeling.train import FORECAST_CONDITION_NOISE
+
+    assert tiny("forecast", md_store).condition_sigma == FORECAST_CONDITION_NOISE == 0.3
+    assert tiny("ensemble", md_store).condition_sigma == 0.0
+    train_protein(tiny("forecast", md_store, steps=10).model_copy(update={"condition_noise": 0.0}),
+                  out=tmp_path / "plain", progress=False)
+    train_protein(tiny("forecast", md_store, steps=10), out=tmp_path / "blurred", progress=False)
     plain, blurred = load_checkpoint(tmp_path / "plain"), load_checkpoint(tmp_path / "blurred")
     assert plain.extra["condition_noise"] == 0.0 and blurred.extra["condition_noise"] == 0.3
     assert any(not np.array_equal(plain.model[k].numpy(), blurred.model[k].numpy()) for k in plain.model)
