@@ -1,6 +1,7 @@
 """The generic training loop: AdamW, linear warmup + cosine LR, gradient clipping, EMA, bf16 autocast (on CUDA,
-or ``amp: native`` also on a CPU with bf16 instructions), seeded determinism, safetensors checkpoints with exact resume, DDP under torchrun, JSONL metrics,
-optional TensorBoard, a wall-clock budget, periodic validation, a rich progress bar.
+or ``amp: native`` also on a CPU with bf16 instructions), seeded determinism, safetensors checkpoints with exact
+resume, DDP under torchrun, JSONL metrics, optional TensorBoard, a wall-clock budget, periodic validation, a
+rich progress bar.
 
 Randomness of step ``k``: the training times, the noise and the CFG drop mask each come from their own
 stream of :mod:`models.randomness`, keyed by ``(seed, stream, k)``, drawn for the *global* batch, each rank

@@ -134,17 +134,24 @@ class ZMatrix:
         """Rows (1 … N−1) whose bond is a virtual link between molecules."""
         return np.zeros(0, np.int64) if self.virtual is None else np.flatnonzero(self.virtual)
 
-    def tree_bonds(self) -> set[tuple[int, int]]:
-        """The bonds the placement walks (sorted pairs), virtual links excluded; a topology bond outside this set
-        closes a ring (aromatic or proline ring, disulfide, cyclic peptide)."""
+    def closures(self, bonds: np.ndarray) -> set[tuple[int, int]]:
+        """The ``bonds`` (k, 2) the placement does not walk, as sorted pairs: each closes a ring (aromatic or
+        proline ring, disulfide, cyclic peptide). Virtual links are not bonds and never count."""
         rows = set(self.virtual_rows.tolist())
-        return {tuple(sorted((int(self.order[k]), int(self.bond[k])))) for k in range(1, self.n_atoms) if k not in rows}
+        walked = {tuple(sorted((int(self.order[k]), int(self.bond[k])))) for k in range(1, self.n_atoms)
+                  if k not in rows}
+        return {tuple(sorted(pair)) for pair in np.asarray(bonds).tolist()} - walked
+
+    def _parents(self) -> np.ndarray:
+        """(N,) each atom's bond partner in the placement tree, ``-1`` for the root."""
+        parent = np.full(self.n_atoms, -1)
+        parent[self.order[1:]] = self.bond[1:]
+        return parent
 
     def rings(self, closures: set[tuple[int, int]]) -> list[np.ndarray]:
         """The atoms of the ring each closure bond ``(i, j)`` outside the tree closes: the tree path from ``i`` to
         ``j``."""
-        parent = np.full(self.n_atoms, -1)
-        parent[self.order[1:]] = self.bond[1:]
+        parent = self._parents()
 
         def up(atom: int) -> list[int]:
             path = [atom]
@@ -163,8 +170,7 @@ class ZMatrix:
 
     def ring_neighbourhood(self, closures: set[tuple[int, int]]) -> np.ndarray:
         """(N,) bool: the atoms of every ring :meth:`rings` and the atoms bonded to them in the tree."""
-        parent = np.full(self.n_atoms, -1)
-        parent[self.order[1:]] = self.bond[1:]
+        parent = self._parents()
         ring = np.zeros(self.n_atoms, dtype=bool)
         for atoms in self.rings(closures):
             ring[atoms] = True

@@ -249,7 +249,7 @@ class InternalCoordinates:
         floors = np.concatenate([np.full(learned.size, _STD_FLOOR["bond"]),
                                  np.full(angles.shape[-1], _STD_FLOOR["angle"]),
                                  np.full(dihedrals.shape[-1], _STD_FLOOR["dihedral"])])
-        closures = {tuple(sorted(pair)) for pair in bond_pairs(topology).tolist()} - zmatrix.tree_bonds()
+        closures = zmatrix.closures(bond_pairs(topology))
         rings = RingClosures.fit(topology, frames, closures=closures,
                                  movable=zmatrix.ring_neighbourhood(closures)) if closures else None
         return cls(zmatrix=zmatrix, cuts=cuts, mean=q.mean(axis=0), std=np.maximum(q.std(axis=0), floors),
@@ -331,7 +331,7 @@ def resolve_representation(representation: Representation, topology: mdtraj.Topo
         zmatrix = ZMatrix.from_topology(topology)
     except ValueError:
         return "modes"
-    closures = {tuple(sorted(pair)) for pair in bond_pairs(topology).tolist()} - zmatrix.tree_bonds()
+    closures = zmatrix.closures(bond_pairs(topology))
     if any(len(ring) > AUTO_INTERNAL_MAX_RING for ring in zmatrix.rings(closures)):
         return "modes"
     return "internal"

@@ -47,6 +47,7 @@ tests/benchmarks/bench_protein_kinetics.py on alanine dipeptide (2 minutes of tr
 lifetime t₁ came out 44.8, 34.1 ps (and 53.7, 51.0, 125 in an earlier trial) against the MD's 46.8 ps, and
 11.4 – 34.1 ps without it over seven trainings; t₂ and the Ramachandran JS of the rollouts were unchanged."""
 
+
 class ProteinTrainConfig(StrictModel):
     """Everything ``velocast train protein`` needs (YAML-loadable; flags override)."""
 
