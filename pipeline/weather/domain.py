@@ -100,7 +100,8 @@ DOMAIN = Domain(
                    objectives="fm (default), another core preset, or mse.",
                    flags=(Flag("--data", "data", str, "Training store from `velocast ingest weather`."),
                           Flag("--batch-size", "train.batch_size", int, "Global batch size."),
-                          Flag("--architecture", "network.architecture", str, "unet (CPU default) or transformer."),
+                          Flag("--architecture", "network.architecture", str,
+                               "unet (CPU default), transformer or sfno (global grids)."),
                           Flag("--device", "train.device", str, "auto, cpu or cuda."))),
         Verb("calibrate", "Fit the sampler noise's size λ and step-to-step memory ρ on validation init times (the "
                           "(λ, ρ) of the grid with the lowest CRPS, then λ per variable, then the spread factor per "

@@ -24,16 +24,18 @@ ObjectiveName = str | dict  # "mse" (deterministic baseline), a preset of models
 
 
 class NetworkConfig(StrictModel):
-    """The denoiser. ``unet`` (default, good on CPU) or ``transformer`` (patch transformer, GPU scale)."""
+    """The denoiser. ``unet`` (default, good on CPU), ``transformer`` (patch transformer, GPU scale) or ``sfno``
+    (spherical Fourier neural operator, global grids only)."""
 
-    architecture: Literal["unet", "transformer"] = "unet"
-    base_channels: int = Field(48, description="width of the first U-Net level / transformer width ÷ 4")
+    architecture: Literal["unet", "transformer", "sfno"] = "unet"
+    base_channels: int = Field(48, description="width of the first U-Net level / transformer width ÷ 4 / SFNO "
+                                                "width ÷ 2")
     channel_mults: list[int] = Field([1, 2, 2], description="U-Net width multipliers per level")
     blocks_per_level: int = 2
     attention: bool = Field(True, description="self-attention at the coarsest U-Net level")
     dropout: float = 0.0
     patch_size: int = Field(2, description="transformer patch size (grid cells)")
-    depth: int = Field(8, description="transformer blocks")
+    depth: int = Field(8, description="transformer / SFNO blocks")
     heads: int = Field(8, description="transformer attention heads")
 
 
@@ -53,6 +55,15 @@ def build_network(config: NetworkConfig, *, channels: int, condition_channels: i
             use_attention=config.attention, dropout=config.dropout, periodic_longitude=periodic,
             grid_shape=(len(latitude), len(longitude)),
         )
+    if config.architecture == "sfno":
+        if not periodic:
+            raise ValueError("network.architecture sfno needs a global grid (its spherical harmonics span the "
+                             "sphere); use unet for a regional one")
+        from models.networks.grid_sfno import GridSFNO
+
+        return GridSFNO(in_channels=channels, out_channels=channels, condition_channels=condition_channels,
+                        global_features=GLOBAL_FEATURES, latitude=latitude, longitude=longitude,
+                        width=2 * config.base_channels, depth=config.depth)
     from models.networks.grid_transformer import GridTransformer
 
     return GridTransformer(
